@@ -1,0 +1,152 @@
+//! The `ironpoll` command line. Option names follow the tools operators
+//! already know: net-snmp for `get`/`walk`, snmpsim for `sim`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+mod sim_cmd;
+mod snmp_args;
+mod snmp_cmd;
+
+pub use snmp_args::SnmpArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ironpoll",
+    version,
+    about = "A native poller engine for LibreNMS",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// SNMP GET of one or more OIDs, like snmpget.
+    Get(snmp_cmd::GetArgs),
+    /// Walk an agent (GETBULK, or GETNEXT for v1), like snmpbulkwalk; or many
+    /// agents at once with --targets.
+    Walk(snmp_cmd::WalkArgs),
+    /// Serve simulated SNMP agents from snmprec recordings or generated profiles.
+    Sim(sim_cmd::SimArgs),
+    /// Start a simulated fleet in this process and walk every device.
+    Demo(demo::DemoArgs),
+}
+
+/// Process exit code for a command that ran into an error.
+const EXIT_FAILURE: u8 = 1;
+/// Process exit code for a command line that could not be parsed.
+const EXIT_USAGE: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let default_level = match cli.command {
+        Command::Sim(_) => "info",
+        _ => "warn",
+    };
+    crate::telemetry::init(default_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ironpoll: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Get(args) => snmp_cmd::get(args).await,
+            Command::Walk(args) => snmp_cmd::walk(args).await,
+            Command::Sim(args) => sim_cmd::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    // Do not wait for tasks still parked on sockets or timers.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("ironpoll: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// clap's errors span several lines (usage, hint); an operator gets the first
+/// one and a pointer to `--help`. Help and version requests print in full.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("invalid command line")
+        .trim_start_matches("error: ");
+    eprintln!("ironpoll: {first} (see ironpoll --help)");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn net_snmp_spellings_parse() {
+        let cli = Cli::try_parse_from([
+            "ironpoll",
+            "walk",
+            "-v2c",
+            "-cpublic",
+            "-Cr25",
+            "-Cc",
+            "-On",
+            "-t",
+            "0.5",
+            "-r",
+            "2",
+            "udp:127.0.0.1:1161",
+            ".1.3.6.1.2.1.2",
+        ])
+        .unwrap();
+        let Command::Walk(w) = cli.command else {
+            panic!("not a walk");
+        };
+        assert_eq!(w.snmp_args().version.as_deref(), Some("2c"));
+        assert_eq!(w.snmp_args().community.as_deref(), Some("public"));
+        assert_eq!(w.snmp_args().app_options, vec!["r25", "c"]);
+    }
+}

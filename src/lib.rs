@@ -1,0 +1,12 @@
+//! ironpoll: a native poller engine for LibreNMS.
+//!
+//! Layout (see ARCHITECTURE.md for the whole map):
+//! * `snmp`: the SNMP codec and the shared-socket async client.
+//! * `sim`: simulated agents serving recordings and generated device profiles.
+//! * `cli`: the `ironpoll` command line.
+
+pub mod cli;
+pub mod secret;
+pub mod sim;
+pub mod snmp;
+pub mod telemetry;

@@ -1,0 +1,300 @@
+//! The snmprec format of snmpsim: one `OID|TAG|VALUE` per line, OIDs numeric
+//! without a leading dot.
+//!
+//! Tags: 2 Integer32, 4 OCTET STRING, 5 NULL, 6 OBJECT IDENTIFIER, 64 IpAddress,
+//! 65 Counter32, 66 Gauge32, 67 TimeTicks, 68 Opaque, 70 Counter64. A suffix
+//! `x` means the value is hex (`4x|00215e1898a1`), `e` means backslash escapes.
+//!
+//! Parsing is byte-based: recordings carry non-UTF-8 strings, CRLF line ends
+//! and `|` inside values (only the first two `|` split a line).
+
+use std::path::Path;
+
+use crate::snmp::display::is_printable;
+use crate::snmp::{Oid, Value, VarBind};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {reason}")]
+pub struct SnmprecError {
+    pub file: String,
+    pub line: usize,
+    pub reason: String,
+}
+
+fn hex_decode(text: &[u8]) -> Option<Vec<u8>> {
+    let text: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    text.chunks(2)
+        .map(|pair| {
+            let s = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(s, 16).ok()
+        })
+        .collect()
+}
+
+/// Python-style backslash escapes, as snmpsim writes `e` values.
+fn unescape(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let next = *text.get(i + 1)?;
+        i += 2;
+        match next {
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'0' => out.push(0),
+            b'\\' | b'\'' | b'"' => out.push(next),
+            b'x' => {
+                let hex = text.get(i..i + 2)?;
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 2;
+            }
+            other => {
+                out.push(b'\\');
+                out.push(other);
+            }
+        }
+    }
+    Some(out)
+}
+
+fn parse_text<T: std::str::FromStr>(raw: &[u8]) -> Option<T> {
+    std::str::from_utf8(raw).ok()?.trim().parse().ok()
+}
+
+/// Parses one value of a line.
+pub fn parse_value(tag: &[u8], raw: &[u8]) -> Result<Value, String> {
+    let (base, mode) = match tag.last() {
+        Some(b'x') => (&tag[..tag.len() - 1], Some(b'x')),
+        Some(b'e') => (&tag[..tag.len() - 1], Some(b'e')),
+        _ => (tag, None),
+    };
+    let bytes = || -> Result<Vec<u8>, String> {
+        match mode {
+            Some(b'x') => hex_decode(raw).ok_or_else(|| "bad hex value".to_string()),
+            Some(b'e') => unescape(raw).ok_or_else(|| "bad escaped value".to_string()),
+            _ => Ok(raw.to_vec()),
+        }
+    };
+    let number = |what: &str| format!("bad {what} value {:?}", String::from_utf8_lossy(raw));
+    let tag_text = std::str::from_utf8(base).map_err(|_| "non-ASCII tag".to_string())?;
+    Ok(match tag_text {
+        "2" => Value::Integer(parse_text(raw).ok_or_else(|| number("Integer32"))?),
+        "4" => Value::OctetString(bytes()?),
+        "5" => Value::Null,
+        "6" => {
+            let text = String::from_utf8(bytes()?).map_err(|_| "non-ASCII OID".to_string())?;
+            Value::ObjectId(
+                text.trim()
+                    .parse()
+                    .map_err(|e: crate::snmp::oid::ParseOidError| e.to_string())?,
+            )
+        }
+        "64" => {
+            let b = if mode == Some(b'x') {
+                bytes()?
+            } else {
+                let text = std::str::from_utf8(raw).map_err(|_| number("IpAddress"))?;
+                let ip: std::net::Ipv4Addr =
+                    text.trim().parse().map_err(|_| number("IpAddress"))?;
+                ip.octets().to_vec()
+            };
+            let a: [u8; 4] = b.try_into().map_err(|_| number("IpAddress"))?;
+            Value::IpAddress(a)
+        }
+        "65" => Value::Counter32(parse_text(raw).ok_or_else(|| number("Counter32"))?),
+        "66" => Value::Gauge32(parse_text(raw).ok_or_else(|| number("Gauge32"))?),
+        "67" => Value::TimeTicks(parse_text(raw).ok_or_else(|| number("TimeTicks"))?),
+        "68" => Value::Opaque(bytes()?),
+        "70" => Value::Counter64(parse_text(raw).ok_or_else(|| number("Counter64"))?),
+        other => return Err(format!("unsupported tag {other:?}")),
+    })
+}
+
+/// Parses a whole recording into varbinds sorted by OID. A repeated OID keeps
+/// its last value.
+pub fn parse(file: &str, data: &[u8]) -> Result<Vec<VarBind>, SnmprecError> {
+    let mut out = Vec::new();
+    for (i, raw_line) in data.split(|&b| b == b'\n').enumerate() {
+        let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
+        if line.iter().all(|b| b.is_ascii_whitespace()) || line.first() == Some(&b'#') {
+            continue;
+        }
+        let err = |reason: String| SnmprecError {
+            file: file.to_string(),
+            line: i + 1,
+            reason,
+        };
+        let mut parts = line.splitn(3, |&b| b == b'|');
+        let (Some(oid_raw), Some(tag), Some(value)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(err("expected OID|TAG|VALUE".into()));
+        };
+        let oid_text = std::str::from_utf8(oid_raw).map_err(|_| err("non-ASCII OID".into()))?;
+        let oid: Oid = oid_text
+            .trim()
+            .parse()
+            .map_err(|e: crate::snmp::oid::ParseOidError| err(e.to_string()))?;
+        let value = parse_value(tag, value).map_err(err)?;
+        out.push(VarBind::new(oid, value));
+    }
+    out.sort_by(|a, b| a.oid.cmp(&b.oid));
+    // Keep the last of duplicates, as a later line overrides an earlier one.
+    let mut dedup: Vec<VarBind> = Vec::with_capacity(out.len());
+    for vb in out {
+        match dedup.last_mut() {
+            Some(last) if last.oid == vb.oid => *last = vb,
+            _ => dedup.push(vb),
+        }
+    }
+    Ok(dedup)
+}
+
+pub fn parse_file(path: &Path) -> Result<Vec<VarBind>, SnmprecError> {
+    let name = path.display().to_string();
+    let data = std::fs::read(path).map_err(|e| SnmprecError {
+        file: name.clone(),
+        line: 0,
+        reason: e.to_string(),
+    })?;
+    parse(&name, &data)
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// One snmprec line (without the newline) for a varbind, or `None` for the
+/// exceptions, which a recording does not hold.
+pub fn format_line(vb: &VarBind) -> Option<Vec<u8>> {
+    let mut line = format!("{}|", vb.oid).into_bytes();
+    let rest = match &vb.value {
+        Value::Integer(v) => format!("2|{v}"),
+        // Text is kept readable; anything a line could not carry (line ends,
+        // non-printable bytes) goes as hex.
+        Value::OctetString(b)
+            if is_printable(b) && !b.iter().any(|&c| matches!(c, b'\n' | b'\r' | 0x0b | 0x0c)) =>
+        {
+            line.extend_from_slice(b"4|");
+            line.extend_from_slice(b);
+            return Some(line);
+        }
+        Value::OctetString(b) => format!("4x|{}", hex_encode(b)),
+        Value::Null => "5|".to_string(),
+        Value::ObjectId(o) => format!("6|{o}"),
+        Value::IpAddress(a) => format!("64|{}.{}.{}.{}", a[0], a[1], a[2], a[3]),
+        Value::Counter32(v) => format!("65|{v}"),
+        Value::Gauge32(v) => format!("66|{v}"),
+        Value::TimeTicks(v) => format!("67|{v}"),
+        Value::Opaque(b) => format!("68x|{}", hex_encode(b)),
+        Value::Counter64(v) => format!("70|{v}"),
+        Value::NoSuchObject | Value::NoSuchInstance | Value::EndOfMibView | Value::Other { .. } => {
+            return None;
+        }
+    };
+    line.extend_from_slice(rest.as_bytes());
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snmp::oid;
+
+    #[test]
+    fn parses_every_tag_and_the_quirks_of_real_recordings() {
+        let data = b"1.3.6.1.2.1.1.1.0|4|Linux box|with pipe\r\n\
+1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.8072.3.2.10\r\n\
+\r\n\
+1.3.6.1.2.1.1.3.0|67|646753272\n\
+1.3.6.1.2.1.2.2.1.6.1|4x|00215E1898A1\n\
+1.3.6.1.2.1.2.2.1.6.2|4|\n\
+1.3.6.1.2.1.4.20.1.1.10.0.0.1|64x|0a000001\n\
+1.3.6.1.2.1.4.20.1.2.10.0.0.1|64|10.0.0.1\n\
+1.3.6.1.2.1.2.2.1.10.1|65|4294967295\n\
+1.3.6.1.2.1.2.2.1.5.1|66|1000000000\n\
+1.3.6.1.2.1.31.1.1.1.6.1|70|18446744073709551615\n\
+1.3.6.1.2.1.2.2.1.1.1|2|-5\n\
+1.3.6.1.4.1.1.1|4e|a\\nb\\x00\n\
+1.3.6.1.4.1.1.2|5|\n";
+        let vbs = parse("t", data).unwrap();
+        let get = |o: &str| vbs.iter().find(|v| v.oid == oid(o)).unwrap().value.clone();
+        assert_eq!(
+            get("1.3.6.1.2.1.1.1.0"),
+            Value::OctetString(b"Linux box|with pipe".to_vec())
+        );
+        assert_eq!(get("1.3.6.1.2.1.1.3.0"), Value::TimeTicks(646753272));
+        assert_eq!(
+            get("1.3.6.1.2.1.2.2.1.6.1"),
+            Value::OctetString(vec![0, 0x21, 0x5e, 0x18, 0x98, 0xa1])
+        );
+        assert_eq!(get("1.3.6.1.2.1.2.2.1.6.2"), Value::OctetString(vec![]));
+        assert_eq!(
+            get("1.3.6.1.2.1.4.20.1.1.10.0.0.1"),
+            Value::IpAddress([10, 0, 0, 1])
+        );
+        assert_eq!(
+            get("1.3.6.1.2.1.4.20.1.2.10.0.0.1"),
+            Value::IpAddress([10, 0, 0, 1])
+        );
+        assert_eq!(get("1.3.6.1.2.1.31.1.1.1.6.1"), Value::Counter64(u64::MAX));
+        assert_eq!(
+            get("1.3.6.1.4.1.1.1"),
+            Value::OctetString(b"a\nb\0".to_vec())
+        );
+        assert_eq!(get("1.3.6.1.4.1.1.2"), Value::Null);
+        assert!(vbs.windows(2).all(|w| w[0].oid < w[1].oid));
+    }
+
+    #[test]
+    fn reports_the_line_of_a_bad_record() {
+        let err = parse("f.snmprec", b"1.3.6.1.2.1.1.1.0|4|ok\n1.3.6.1|65|-1\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.to_string().starts_with("f.snmprec:2:"));
+        assert!(parse("f", b"1.3.6.1.2.1|99|x\n").is_err());
+        assert!(parse("f", b"nonsense\n").is_err());
+    }
+
+    #[test]
+    fn formatted_lines_parse_back_to_the_same_varbind() {
+        for value in [
+            Value::Integer(-7),
+            Value::OctetString(b"plain text".to_vec()),
+            Value::OctetString(b"line\nbreak".to_vec()),
+            Value::OctetString(vec![0xff, 0x00]),
+            Value::OctetString(vec![]),
+            Value::Null,
+            Value::ObjectId(oid("1.3.6.1.4.1.9")),
+            Value::IpAddress([192, 0, 2, 1]),
+            Value::Counter32(7),
+            Value::Gauge32(8),
+            Value::TimeTicks(9),
+            Value::Opaque(vec![0x9f, 0x78, 0x04, 0x3f, 0xc0, 0x00, 0x00]),
+            Value::Counter64(u64::MAX),
+        ] {
+            let vb = VarBind::new(oid("1.3.6.1.4.1.1.0"), value);
+            let line = format_line(&vb).unwrap();
+            let back = parse("t", &line).unwrap();
+            assert_eq!(back, vec![vb]);
+        }
+        assert!(format_line(&VarBind::new(oid("1.3"), Value::NoSuchObject)).is_none());
+    }
+}

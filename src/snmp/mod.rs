@@ -1,0 +1,21 @@
+//! SNMP: a sans-IO codec (`ber`, `oid`, `value`, `pdu`, `usm`) under an async
+//! client (`transport`, `client`) that keeps thousands of requests in flight on
+//! a few shared UDP sockets.
+
+pub mod ber;
+pub mod client;
+pub mod display;
+pub mod error;
+pub mod oid;
+pub mod pdu;
+pub mod target;
+pub mod transport;
+pub mod usm;
+pub mod value;
+
+pub use client::{ClientOptions, Session, SessionOptions, SnmpClient};
+pub use error::{Error, ErrorKind};
+pub use oid::{Oid, oid};
+pub use pdu::Version;
+pub use target::{Credentials, Target};
+pub use value::{Value, VarBind};

@@ -1,0 +1,409 @@
+//! The one UDP transport every SNMP request in the process goes through.
+//!
+//! A handful of unconnected sockets (IPv4 and IPv6) serve all agents. Each
+//! request registers its request-id (msgID for v3) with the agent's address in
+//! a sharded table; a receive task per socket reads the id from each datagram
+//! and hands the bytes to the waiting request. What cannot be matched (unknown
+//! or late id, wrong source address, unparsable header) is dropped and counted.
+//!
+//! A request waits per attempt for `timeout`, resends the same bytes up to
+//! `retries` times, and may look at several replies: one that fails its
+//! check (bad digest, garbage) is set aside and the wait goes on, so a forged or
+//! broken datagram cannot cancel a request that a good reply would answer.
+//!
+//! Unlike snmp2's session, nothing here holds a socket per agent or breaks after
+//! a timeout: a late reply simply finds no waiter.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use super::pdu::peek_request_id;
+
+const SHARDS: usize = 16;
+/// Replies a request can hold before further ones for it are dropped.
+const REPLY_QUEUE: usize = 4;
+/// Largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65_507;
+
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// IPv4 sockets; requests are spread over them by agent address.
+    pub sockets_v4: usize,
+    /// IPv6 sockets; none are opened when the host has no IPv6.
+    pub sockets_v6: usize,
+    /// Receive buffer per socket. Bursts of replies from thousands of agents
+    /// overflow the kernel default (about 200 KB) and are lost.
+    pub receive_buffer: usize,
+    pub bind_v4: IpAddr,
+    pub bind_v6: IpAddr,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            sockets_v4: 2,
+            sockets_v6: 1,
+            receive_buffer: 8 << 20,
+            bind_v4: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind_v6: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        }
+    }
+}
+
+/// Counters of what the transport did; read with [`Transport::stats`].
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    retransmitted: AtomicU64,
+    received: AtomicU64,
+    timed_out: AtomicU64,
+    dropped_unknown_id: AtomicU64,
+    dropped_wrong_source: AtomicU64,
+    dropped_unparsable: AtomicU64,
+    dropped_queue_full: AtomicU64,
+    receive_errors: AtomicU64,
+}
+
+/// A snapshot of the transport counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TransportStats {
+    pub sent: u64,
+    pub retransmitted: u64,
+    pub received: u64,
+    pub timed_out: u64,
+    pub dropped_unknown_id: u64,
+    pub dropped_wrong_source: u64,
+    pub dropped_unparsable: u64,
+    pub dropped_queue_full: u64,
+    pub receive_errors: u64,
+}
+
+struct Waiter {
+    peer: SocketAddr,
+    replies: mpsc::Sender<Vec<u8>>,
+}
+
+struct PendingTable {
+    shards: [Mutex<FxHashMap<i32, Waiter>>; SHARDS],
+}
+
+impl PendingTable {
+    fn shard(&self, id: i32) -> &Mutex<FxHashMap<i32, Waiter>> {
+        &self.shards[(id as usize) % SHARDS]
+    }
+
+    fn deliver(&self, datagram: &[u8], from: SocketAddr, counters: &Counters) {
+        let Some(id) = peek_request_id(datagram) else {
+            counters.dropped_unparsable.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let shard = self.shard(id).lock();
+        match shard.get(&id) {
+            None => {
+                counters.dropped_unknown_id.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(w) if w.peer != from => {
+                counters
+                    .dropped_wrong_source
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Some(w) => match w.replies.try_send(datagram.to_vec()) {
+                Ok(()) => {
+                    counters.received.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        }
+    }
+}
+
+/// Why an exchange produced no accepted reply.
+#[derive(Debug)]
+pub enum ExchangeError<E> {
+    /// No reply passed the check within all attempts.
+    Timeout,
+    /// Replies came, but none passed the check; this is the last reason.
+    Rejected(E),
+    /// The request could not be sent.
+    Send(io::Error),
+    /// No socket for the agent's address family.
+    NoSocket(&'static str),
+}
+
+/// A request-id reserved in the pending table; dropping it frees the id, so a
+/// cancelled request leaves nothing behind.
+pub struct Registration {
+    id: i32,
+    peer: SocketAddr,
+    replies: mpsc::Receiver<Vec<u8>>,
+    table: Arc<PendingTable>,
+}
+
+impl Registration {
+    /// The request-id (v1/v2c) or msgID (v3) to put in the request.
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.table.shard(self.id).lock().remove(&self.id);
+    }
+}
+
+pub struct Transport {
+    v4: Vec<Arc<UdpSocket>>,
+    v6: Vec<Arc<UdpSocket>>,
+    table: Arc<PendingTable>,
+    next_id: AtomicU32,
+    counters: Arc<Counters>,
+    receivers: Vec<AbortHandle>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("sockets_v4", &self.v4.len())
+            .field("sockets_v6", &self.v6.len())
+            .finish()
+    }
+}
+
+fn open_socket(addr: SocketAddr, receive_buffer: usize) -> io::Result<UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    set_receive_buffer(&socket, receive_buffer);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Raises the receive buffer, past `net.core.rmem_max` when the process may.
+pub(crate) fn set_receive_buffer(socket: &socket2::Socket, bytes: usize) {
+    if socket.set_recv_buffer_size(bytes).is_ok() && socket.recv_buffer_size().unwrap_or(0) >= bytes
+    {
+        return;
+    }
+    // SO_RCVBUFFORCE ignores rmem_max; it needs CAP_NET_ADMIN and is simply
+    // refused otherwise, leaving the capped size in place.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let value = bytes.min(i32::MAX as usize) as libc::c_int;
+        // SAFETY: a valid fd and a correctly sized option value.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &value as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+impl Transport {
+    /// Opens the sockets and starts their receive tasks on the current runtime.
+    pub fn bind(options: &TransportOptions) -> io::Result<Transport> {
+        let table = Arc::new(PendingTable {
+            shards: std::array::from_fn(|_| Mutex::new(FxHashMap::default())),
+        });
+        let counters = Arc::new(Counters::default());
+        let mut v4 = Vec::new();
+        for _ in 0..options.sockets_v4.max(1) {
+            v4.push(Arc::new(open_socket(
+                SocketAddr::new(options.bind_v4, 0),
+                options.receive_buffer,
+            )?));
+        }
+        let mut v6 = Vec::new();
+        for _ in 0..options.sockets_v6 {
+            // A host without IPv6 still polls IPv4 agents; IPv6 targets then
+            // fail with a clear error instead of the whole client.
+            match open_socket(SocketAddr::new(options.bind_v6, 0), options.receive_buffer) {
+                Ok(s) => v6.push(Arc::new(s)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "IPv6 SNMP socket unavailable; IPv6 agents cannot be polled.");
+                    break;
+                }
+            }
+        }
+        let mut receivers = Vec::new();
+        for socket in v4.iter().chain(v6.iter()) {
+            let task = tokio::spawn(receive_loop(
+                socket.clone(),
+                table.clone(),
+                counters.clone(),
+            ));
+            receivers.push(task.abort_handle());
+        }
+        Ok(Transport {
+            v4,
+            v6,
+            table,
+            next_id: AtomicU32::new(rand::random::<u32>() & 0x7fff_ffff),
+            counters,
+            receivers,
+        })
+    }
+
+    /// Reserves a request-id that no pending request uses.
+    pub fn register(&self, peer: SocketAddr) -> Registration {
+        let (tx, rx) = mpsc::channel(REPLY_QUEUE);
+        loop {
+            // Ids are positive 31-bit numbers: some agents mishandle negative ones.
+            let id = (self.next_id.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i32;
+            if id == 0 {
+                continue;
+            }
+            let mut shard = self.table.shard(id).lock();
+            if shard.contains_key(&id) {
+                continue;
+            }
+            shard.insert(
+                id,
+                Waiter {
+                    peer,
+                    replies: tx.clone(),
+                },
+            );
+            return Registration {
+                id,
+                peer,
+                replies: rx,
+                table: self.table.clone(),
+            };
+        }
+    }
+
+    fn socket_for(&self, peer: SocketAddr) -> Option<&Arc<UdpSocket>> {
+        let sockets = if peer.is_ipv4() { &self.v4 } else { &self.v6 };
+        if sockets.is_empty() {
+            return None;
+        }
+        // Spread agents over the sockets; one agent always uses the same one.
+        let h = match peer.ip() {
+            IpAddr::V4(a) => u32::from(a) as usize,
+            IpAddr::V6(a) => a.segments()[7] as usize,
+        } ^ peer.port() as usize;
+        Some(&sockets[h % sockets.len()])
+    }
+
+    /// Sends `packet` and waits for a reply that `accept` takes, resending
+    /// after each `timeout` up to `retries` times.
+    pub async fn exchange<T, E>(
+        &self,
+        reg: &mut Registration,
+        packet: &[u8],
+        timeout: Duration,
+        retries: u32,
+        mut accept: impl FnMut(&[u8]) -> Result<T, E>,
+    ) -> Result<T, ExchangeError<E>> {
+        let socket =
+            self.socket_for(reg.peer)
+                .ok_or(ExchangeError::NoSocket(if reg.peer.is_ipv4() {
+                    "IPv4"
+                } else {
+                    "IPv6"
+                }))?;
+        let mut rejected = None;
+        for attempt in 0..=retries {
+            if attempt > 0 {
+                self.counters.retransmitted.fetch_add(1, Ordering::Relaxed);
+            }
+            socket
+                .send_to(packet, reg.peer)
+                .await
+                .map_err(ExchangeError::Send)?;
+            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                match tokio::time::timeout_at(deadline, reg.replies.recv()).await {
+                    Ok(Some(reply)) => match accept(&reply) {
+                        Ok(v) => return Ok(v),
+                        Err(e) => rejected = Some(e),
+                    },
+                    // The sender lives in the table until this registration
+                    // drops, so the channel cannot close first.
+                    Ok(None) => break,
+                    Err(_) => break,
+                }
+            }
+        }
+        self.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+        Err(match rejected {
+            Some(e) => ExchangeError::Rejected(e),
+            None => ExchangeError::Timeout,
+        })
+    }
+
+    pub fn stats(&self) -> TransportStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TransportStats {
+            sent: get(&c.sent),
+            retransmitted: get(&c.retransmitted),
+            received: get(&c.received),
+            timed_out: get(&c.timed_out),
+            dropped_unknown_id: get(&c.dropped_unknown_id),
+            dropped_wrong_source: get(&c.dropped_wrong_source),
+            dropped_unparsable: get(&c.dropped_unparsable),
+            dropped_queue_full: get(&c.dropped_queue_full),
+            receive_errors: get(&c.receive_errors),
+        }
+    }
+
+    /// Local addresses of the sockets, for tests that send forged replies.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.v4
+            .iter()
+            .chain(self.v6.iter())
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        for r in &self.receivers {
+            r.abort();
+        }
+    }
+}
+
+async fn receive_loop(socket: Arc<UdpSocket>, table: Arc<PendingTable>, counters: Arc<Counters>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, from)) => table.deliver(&buf[..n], from, &counters),
+            Err(e) => {
+                counters.receive_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "SNMP socket receive error.");
+                // Errors on an unconnected UDP socket are transient (an ICMP
+                // error queued by the kernel); a short pause keeps a persistent
+                // one from spinning a core.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
