@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::snmp_args::SnmpArgs;
 use crate::sim::snmprec;
 use crate::snmp::display::netsnmp_line;
-use crate::snmp::{ClientOptions, Credentials, Oid, SnmpClient, Target, VarBind};
+use crate::snmp::{ClientOptions, Credentials, EndOfMib, Oid, SnmpClient, Target, Value, VarBind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -149,7 +149,7 @@ pub async fn walk(args: WalkArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut write_error = None;
-    let mut count = session
+    let summary = session
         .walk_with(&root, |vb| {
             if write_error.is_none()
                 && let Err(e) = print_varbind(&mut out, &vb, args.format)
@@ -160,6 +160,19 @@ pub async fn walk(args: WalkArgs) -> anyhow::Result<ExitCode> {
         .await?;
     if let Some(e) = write_error {
         return Err(e.into());
+    }
+    let mut count = summary.varbinds;
+    // net-snmp shows where the agent's MIB ended.
+    if args.format == OutputFormat::Netsnmp {
+        match summary.end_of_mib {
+            Some(EndOfMib::View(oid)) => print_varbind(
+                &mut out,
+                &VarBind::new(oid, Value::EndOfMibView),
+                args.format,
+            )?,
+            Some(EndOfMib::NoSuchName) => writeln!(out, "End of MIB")?,
+            None => {}
+        }
     }
     if count == 0 && root_fallback {
         for vb in session.get(std::slice::from_ref(&root)).await? {

@@ -22,10 +22,9 @@ use super::fault::Faults;
 use super::image::{DeviceContext, Image};
 use crate::snmp::ber::{Writer, tag};
 use crate::snmp::pdu::{
-    self, ErrorStatus, Message, Pdu, PduHeader, PduType, ScopedData, UsmParams, V3Message, Version,
-    flags,
+    self, ErrorStatus, Message, Pdu, PduHeader, PduType, ScopedData, V3Message, Version, flags,
 };
-use crate::snmp::usm::{KeyCache, SecurityLevel, UsmError, UsmUser};
+use crate::snmp::usm::{self, Envelope, KeyCache, SecurityLevel, UsmError, UsmUser};
 use crate::snmp::{Oid, Value, VarBind};
 
 /// snmpUnknownContexts.0 (SNMP-TARGET... RFC 3413 snmpUnknownContexts).
@@ -632,48 +631,21 @@ impl Agent {
         keys: Option<&crate::snmp::usm::LocalizedKeys>,
         private: bool,
     ) -> Vec<u8> {
-        let zeros = [0u8; 48];
-        let mut msg_flags = 0u8;
-        let auth_params: &[u8] = match keys.and_then(|k| k.auth.as_ref()) {
-            Some((proto, _)) => {
-                msg_flags |= flags::AUTH;
-                &zeros[..proto.mac_len()]
-            }
-            None => &[],
-        };
-        let encrypted = match (private, keys) {
-            (true, Some(k)) => {
-                msg_flags |= flags::PRIV;
-                k.encrypt(scoped, boots, time, self.keys.next_salt())
-            }
-            _ => None,
-        };
-        let (data, priv_params): (&[u8], &[u8]) = match &encrypted {
-            Some((ct, pp)) => (ct, pp),
-            None => (scoped, &[]),
-        };
-        let usm = UsmParams {
-            engine_id,
-            engine_boots: boots,
-            engine_time: time,
-            user_name,
-            auth_params,
-            priv_params,
-        };
-        let mut w = Writer::with_capacity(data.len() + 128);
-        let offset = pdu::encode_v3_message(
-            &mut w,
-            msg_id,
-            MAX_RESPONSE as i32,
-            msg_flags,
-            &usm,
-            data,
-            encrypted.is_some(),
-        );
-        if let Some(k) = keys {
-            k.sign(w.as_mut_slice(), offset);
-        }
-        w.into_vec()
+        usm::seal_message(
+            scoped,
+            &Envelope {
+                msg_id,
+                max_size: MAX_RESPONSE as i32,
+                reportable: false,
+                engine_id,
+                engine_boots: boots,
+                engine_time: time,
+                user_name,
+                keys,
+                encrypt: private,
+                salt: self.keys.next_salt(),
+            },
+        )
     }
 
     /// A Report-PDU carrying the counter of `error` (or of `oid`).

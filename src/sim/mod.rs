@@ -211,7 +211,15 @@ impl Simulator {
             .par_iter()
             .map(|f| {
                 let name = recording_name(f);
-                let varbinds = snmprec::parse_file(f)?;
+                let snmprec::Recording { varbinds, skipped } = snmprec::parse_file(f)?;
+                if let Some(first) = skipped.first() {
+                    tracing::warn!(
+                        file = %f.display(),
+                        skipped = skipped.len(),
+                        first = %first,
+                        "skipping unreadable snmprec records"
+                    );
+                }
                 let img = Arc::new(Image::from_recording(
                     name.clone(),
                     varbinds.clone(),

@@ -22,13 +22,15 @@ pub struct SnmprecError {
 }
 
 fn hex_decode(text: &[u8]) -> Option<Vec<u8>> {
-    let text: Vec<u8> = text
+    let mut text: Vec<u8> = text
         .iter()
         .copied()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
+    // An odd digit count is read as if a trailing 0 completed the last byte,
+    // as pyasn1 (and so snmpsim) reads it; real recordings have such values.
     if text.len() % 2 != 0 {
-        return None;
+        text.push(b'0');
     }
     text.chunks(2)
         .map(|pair| {
@@ -124,53 +126,66 @@ pub fn parse_value(tag: &[u8], raw: &[u8]) -> Result<Value, String> {
     })
 }
 
-/// Parses a whole recording into varbinds sorted by OID. A repeated OID keeps
-/// its last value.
-pub fn parse(file: &str, data: &[u8]) -> Result<Vec<VarBind>, SnmprecError> {
+/// A parsed recording: its varbinds sorted by OID, and the lines that could
+/// not be read (skipped, so one bad record does not cost the others).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recording {
+    pub varbinds: Vec<VarBind>,
+    pub skipped: Vec<SnmprecError>,
+}
+
+/// Parses a whole recording. A repeated OID keeps its last value.
+pub fn parse(file: &str, data: &[u8]) -> Recording {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     for (i, raw_line) in data.split(|&b| b == b'\n').enumerate() {
         let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
         if line.iter().all(|b| b.is_ascii_whitespace()) || line.first() == Some(&b'#') {
             continue;
         }
-        let err = |reason: String| SnmprecError {
-            file: file.to_string(),
-            line: i + 1,
-            reason,
-        };
-        let mut parts = line.splitn(3, |&b| b == b'|');
-        let (Some(oid_raw), Some(tag), Some(value)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(err("expected OID|TAG|VALUE".into()));
-        };
-        let oid_text = std::str::from_utf8(oid_raw).map_err(|_| err("non-ASCII OID".into()))?;
-        let oid: Oid = oid_text
-            .trim()
-            .parse()
-            .map_err(|e: crate::snmp::oid::ParseOidError| err(e.to_string()))?;
-        let value = parse_value(tag, value).map_err(err)?;
-        out.push(VarBind::new(oid, value));
+        match parse_line(line) {
+            Ok(vb) => out.push(vb),
+            Err(reason) => skipped.push(SnmprecError {
+                file: file.to_string(),
+                line: i + 1,
+                reason,
+            }),
+        }
     }
     out.sort_by(|a, b| a.oid.cmp(&b.oid));
     // Keep the last of duplicates, as a later line overrides an earlier one.
-    let mut dedup: Vec<VarBind> = Vec::with_capacity(out.len());
+    let mut varbinds: Vec<VarBind> = Vec::with_capacity(out.len());
     for vb in out {
-        match dedup.last_mut() {
+        match varbinds.last_mut() {
             Some(last) if last.oid == vb.oid => *last = vb,
-            _ => dedup.push(vb),
+            _ => varbinds.push(vb),
         }
     }
-    Ok(dedup)
+    Recording { varbinds, skipped }
 }
 
-pub fn parse_file(path: &Path) -> Result<Vec<VarBind>, SnmprecError> {
+fn parse_line(line: &[u8]) -> Result<VarBind, String> {
+    let mut parts = line.splitn(3, |&b| b == b'|');
+    let (Some(oid_raw), Some(tag), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("expected OID|TAG|VALUE".into());
+    };
+    let oid_text = std::str::from_utf8(oid_raw).map_err(|_| "non-ASCII OID".to_string())?;
+    let oid: Oid = oid_text
+        .trim()
+        .parse()
+        .map_err(|e: crate::snmp::oid::ParseOidError| e.to_string())?;
+    Ok(VarBind::new(oid, parse_value(tag, value)?))
+}
+
+/// Reads and parses a recording file; only an unreadable file is an error.
+pub fn parse_file(path: &Path) -> Result<Recording, SnmprecError> {
     let name = path.display().to_string();
     let data = std::fs::read(path).map_err(|e| SnmprecError {
         file: name.clone(),
         line: 0,
         reason: e.to_string(),
     })?;
-    parse(&name, &data)
+    Ok(parse(&name, &data))
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
@@ -226,6 +241,7 @@ mod tests {
 \r\n\
 1.3.6.1.2.1.1.3.0|67|646753272\n\
 1.3.6.1.2.1.2.2.1.6.1|4x|00215E1898A1\n\
+1.3.6.1.2.1.2.2.1.6.3|4x|4000000\n\
 1.3.6.1.2.1.2.2.1.6.2|4|\n\
 1.3.6.1.2.1.4.20.1.1.10.0.0.1|64x|0a000001\n\
 1.3.6.1.2.1.4.20.1.2.10.0.0.1|64|10.0.0.1\n\
@@ -235,7 +251,9 @@ mod tests {
 1.3.6.1.2.1.2.2.1.1.1|2|-5\n\
 1.3.6.1.4.1.1.1|4e|a\\nb\\x00\n\
 1.3.6.1.4.1.1.2|5|\n";
-        let vbs = parse("t", data).unwrap();
+        let rec = parse("t", data);
+        assert_eq!(rec.skipped, vec![]);
+        let vbs = rec.varbinds;
         let get = |o: &str| vbs.iter().find(|v| v.oid == oid(o)).unwrap().value.clone();
         assert_eq!(
             get("1.3.6.1.2.1.1.1.0"),
@@ -247,6 +265,10 @@ mod tests {
             Value::OctetString(vec![0, 0x21, 0x5e, 0x18, 0x98, 0xa1])
         );
         assert_eq!(get("1.3.6.1.2.1.2.2.1.6.2"), Value::OctetString(vec![]));
+        assert_eq!(
+            get("1.3.6.1.2.1.2.2.1.6.3"),
+            Value::OctetString(vec![0x40, 0, 0, 0])
+        );
         assert_eq!(
             get("1.3.6.1.2.1.4.20.1.1.10.0.0.1"),
             Value::IpAddress([10, 0, 0, 1])
@@ -265,12 +287,19 @@ mod tests {
     }
 
     #[test]
-    fn reports_the_line_of_a_bad_record() {
-        let err = parse("f.snmprec", b"1.3.6.1.2.1.1.1.0|4|ok\n1.3.6.1|65|-1\n").unwrap_err();
-        assert_eq!(err.line, 2);
-        assert!(err.to_string().starts_with("f.snmprec:2:"));
-        assert!(parse("f", b"1.3.6.1.2.1|99|x\n").is_err());
-        assert!(parse("f", b"nonsense\n").is_err());
+    fn skips_and_reports_bad_records_keeping_the_rest() {
+        let rec = parse(
+            "f.snmprec",
+            b"1.3.6.1.2.1.1.1.0|4|ok\n1.3.6.1.2.1.1.3.0|67|<private>\n1.3.6.1.2.1|99|x\nnonsense\n1.3.6.1.2.1.1.5.0|4|name\n",
+        );
+        assert_eq!(rec.varbinds.len(), 2);
+        let lines: Vec<usize> = rec.skipped.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 3, 4]);
+        assert!(
+            rec.skipped[0]
+                .to_string()
+                .starts_with("f.snmprec:2: bad TimeTicks")
+        );
     }
 
     #[test]
@@ -292,8 +321,8 @@ mod tests {
         ] {
             let vb = VarBind::new(oid("1.3.6.1.4.1.1.0"), value);
             let line = format_line(&vb).unwrap();
-            let back = parse("t", &line).unwrap();
-            assert_eq!(back, vec![vb]);
+            let back = parse("t", &line);
+            assert_eq!(back.varbinds, vec![vb]);
         }
         assert!(format_line(&VarBind::new(oid("1.3"), Value::NoSuchObject)).is_none());
     }

@@ -19,12 +19,10 @@ use tokio::time::Instant;
 use super::ber::Writer;
 use super::error::{Error, Rejection};
 use super::oid::Oid;
-use super::pdu::{
-    self, ErrorStatus, Message, Pdu, PduHeader, PduType, ScopedData, UsmParams, Version, flags,
-};
+use super::pdu::{self, ErrorStatus, Message, Pdu, PduHeader, PduType, ScopedData, Version, flags};
 use super::target::{Credentials, Target};
 use super::transport::{ExchangeError, Transport, TransportOptions, TransportStats};
-use super::usm::{KeyCache, LocalizedKeys, SecurityLevel, UsmError, UsmUser};
+use super::usm::{self, Envelope, KeyCache, LocalizedKeys, SecurityLevel, UsmError, UsmUser};
 use super::value::{Value, VarBind};
 
 /// msgMaxSize we announce in v3: the largest UDP payload we can take.
@@ -263,6 +261,24 @@ impl Engine {
     }
 }
 
+/// How a walk ended, beyond the varbinds it delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WalkSummary {
+    pub varbinds: usize,
+    /// The walk ran into the end of the agent's MIB while still in the subtree.
+    pub end_of_mib: Option<EndOfMib>,
+    /// Nothing lay below the root, and the root's own value was delivered.
+    pub root_fallback: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndOfMib {
+    /// v2c/v3: endOfMibView at this OID.
+    View(Oid),
+    /// v1: noSuchName to the last GETNEXT.
+    NoSuchName,
+}
+
 enum V3Reply {
     Response(Pdu),
     Report {
@@ -354,20 +370,25 @@ impl Session {
         Ok(pdu.varbinds)
     }
 
-    /// Every varbind below `root`, in agent order.
+    /// Every varbind below `root`, in agent order (or the root itself, when
+    /// nothing lies below it and the root fallback is on).
     pub async fn walk(&self, root: &Oid) -> Result<Vec<VarBind>, Error> {
         let mut out = Vec::new();
         self.walk_with(root, |vb| out.push(vb)).await?;
         Ok(out)
     }
 
-    /// Walks below `root`, handing each varbind to `f` as it arrives. Returns
-    /// the number of varbinds.
-    pub async fn walk_with(&self, root: &Oid, mut f: impl FnMut(VarBind)) -> Result<usize, Error> {
+    /// Walks below `root`, handing each varbind to `f` as it arrives.
+    pub async fn walk_with(
+        &self,
+        root: &Oid,
+        mut f: impl FnMut(VarBind),
+    ) -> Result<WalkSummary, Error> {
         let opts = &self.inner.options;
         let bulk = self.version() != Version::V1;
         let mut last = root.clone();
         let mut count = 0usize;
+        let mut end_of_mib = None;
         loop {
             let asked = self.inner.sizer.lock().current();
             let header = if bulk {
@@ -380,7 +401,10 @@ impl Session {
             match pdu.error_status() {
                 ErrorStatus::NoError => {}
                 // v1 agents end a walk with noSuchName.
-                ErrorStatus::NoSuchName if !bulk => break,
+                ErrorStatus::NoSuchName if !bulk => {
+                    end_of_mib = Some(EndOfMib::NoSuchName);
+                    break;
+                }
                 ErrorStatus::TooBig if bulk && self.inner.sizer.lock().on_too_big(asked) => {
                     continue;
                 }
@@ -394,6 +418,11 @@ impl Session {
             let got = pdu.varbinds.len() as u32;
             let mut left_subtree = false;
             for vb in pdu.varbinds {
+                if vb.value == Value::EndOfMibView && vb.oid.is_descendant_of(root) {
+                    end_of_mib = Some(EndOfMib::View(vb.oid));
+                    left_subtree = true;
+                    break;
+                }
                 if vb.value == Value::EndOfMibView || !vb.oid.is_descendant_of(root) {
                     left_subtree = true;
                     break;
@@ -427,6 +456,7 @@ impl Session {
                 break;
             }
         }
+        let mut root_fallback = false;
         if count == 0 && opts.walk_root_fallback {
             let pdu = self
                 .request(
@@ -440,9 +470,14 @@ impl Session {
             {
                 f(vb);
                 count = 1;
+                root_fallback = true;
             }
         }
-        Ok(count)
+        Ok(WalkSummary {
+            varbinds: count,
+            end_of_mib,
+            root_fallback,
+        })
     }
 
     fn check_status(&self, pdu: &Pdu, oids: &[Oid]) -> Result<(), Error> {
@@ -625,50 +660,21 @@ impl Session {
             pdu::write_request_varbinds(w, oids)
         });
         let (boots, time) = engine.now();
-        let mut msg_flags = flags::REPORTABLE;
-        let zeros = [0u8; 48];
-        let auth_params: &[u8] = match &engine.keys.auth {
-            Some((proto, _)) => {
-                msg_flags |= flags::AUTH;
-                &zeros[..proto.mac_len()]
-            }
-            None => &[],
-        };
-        let encrypted = if engine.keys.privacy.is_some() {
-            msg_flags |= flags::PRIV;
-            engine.keys.encrypt(
-                scoped.as_slice(),
-                boots,
-                time,
-                self.inner.client.keys.next_salt(),
-            )
-        } else {
-            None
-        };
-        let (data, priv_params): (&[u8], &[u8]) = match &encrypted {
-            Some((ct, pp)) => (ct, pp),
-            None => (scoped.as_slice(), &[]),
-        };
-        let usm = UsmParams {
-            engine_id: &engine.id,
-            engine_boots: boots,
-            engine_time: time,
-            user_name: &user.name,
-            auth_params,
-            priv_params,
-        };
-        let mut w = Writer::with_capacity(data.len() + 96 + user.name.len() + engine.id.len());
-        let auth_offset = pdu::encode_v3_message(
-            &mut w,
-            msg_id,
-            V3_MAX_MESSAGE_SIZE,
-            msg_flags,
-            &usm,
-            data,
-            encrypted.is_some(),
-        );
-        engine.keys.sign(w.as_mut_slice(), auth_offset);
-        w.into_vec()
+        usm::seal_message(
+            scoped.as_slice(),
+            &Envelope {
+                msg_id,
+                max_size: V3_MAX_MESSAGE_SIZE,
+                reportable: true,
+                engine_id: &engine.id,
+                engine_boots: boots,
+                engine_time: time,
+                user_name: &user.name,
+                keys: Some(&engine.keys),
+                encrypt: engine.keys.privacy.is_some(),
+                salt: self.inner.client.keys.next_salt(),
+            },
+        )
     }
 
     fn accept_v3_reply(
@@ -765,20 +771,7 @@ impl Session {
         let transport = &self.inner.client.transport;
         let opts = &self.inner.options;
         let mut reg = transport.register(self.inner.addr);
-        let header = PduHeader::request(PduType::GetRequest, reg.id());
-        let mut scoped = Writer::with_capacity(64);
-        pdu::encode_scoped_pdu(&mut scoped, &[], &[], &header, |_| {});
-        let mut w = Writer::with_capacity(128);
-        pdu::encode_v3_message(
-            &mut w,
-            reg.id(),
-            V3_MAX_MESSAGE_SIZE,
-            flags::REPORTABLE,
-            &UsmParams::default(),
-            scoped.as_slice(),
-            false,
-        );
-        let packet = w.into_vec();
+        let packet = encode_discovery(reg.id(), reg.id());
         let (engine_id, boots, time) = transport
             .exchange(&mut reg, &packet, opts.timeout, opts.retries, |bytes| {
                 match pdu::decode_message(bytes)? {
@@ -815,6 +808,34 @@ impl Session {
         *self.inner.engine.lock() = Some(engine.clone());
         Ok(engine)
     }
+}
+
+/// The engine-ID discovery request of RFC 3414 section 4: an empty,
+/// unauthenticated, reportable GET with no engine ID and no user.
+pub(crate) fn encode_discovery(msg_id: i32, request_id: i32) -> Vec<u8> {
+    let mut scoped = Writer::with_capacity(64);
+    pdu::encode_scoped_pdu(
+        &mut scoped,
+        &[],
+        &[],
+        &PduHeader::request(PduType::GetRequest, request_id),
+        |_| {},
+    );
+    usm::seal_message(
+        scoped.as_slice(),
+        &Envelope {
+            msg_id,
+            max_size: V3_MAX_MESSAGE_SIZE,
+            reportable: true,
+            engine_id: &[],
+            engine_boots: 0,
+            engine_time: 0,
+            user_name: &[],
+            keys: None,
+            encrypt: false,
+            salt: 0,
+        },
+    )
 }
 
 fn accept_community_reply(bytes: &[u8], version: Version, id: i32) -> Result<Pdu, Rejection> {

@@ -115,9 +115,11 @@ mod tests {
             line(Value::TimeTicks(105)),
             ".1.3.6.1.2.1.1.3.0 = Timeticks: (105) 0:00:01.05"
         );
+        // snmpd 5.9.3 with `syslocation "Rack \"7\" \\ back"` answers these bytes,
+        // and snmpwalk prints them so.
         assert_eq!(
-            line(Value::OctetString(br#""Rack \"7\""#.to_vec())),
-            r#".1.3.6.1.2.1.1.3.0 = STRING: "\"Rack \\\"7\\\"\"""#
+            line(Value::OctetString(br#""Rack \"7\" \\ back""#.to_vec())),
+            r#".1.3.6.1.2.1.1.3.0 = STRING: "\"Rack \\\"7\\\" \\\\ back\"""#
         );
         assert_eq!(
             line(Value::OctetString(vec![0x92, 0xb3, 0x7f, 0x4d, 0x5c, 0xf9])),

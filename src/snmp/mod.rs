@@ -13,7 +13,10 @@ pub mod transport;
 pub mod usm;
 pub mod value;
 
-pub use client::{ClientOptions, Session, SessionOptions, SnmpClient};
+#[cfg(test)]
+mod tests;
+
+pub use client::{ClientOptions, EndOfMib, Session, SessionOptions, SnmpClient, WalkSummary};
 pub use error::{Error, ErrorKind};
 pub use oid::{Oid, oid};
 pub use pdu::Version;

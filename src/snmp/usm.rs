@@ -460,8 +460,11 @@ impl LocalizedKeys {
                 for i in 0..8 {
                     iv[i] = key[8 + i] ^ priv_params[i];
                 }
+                // Pad to the block size with bytes holding the pad length,
+                // as net-snmp does (the receiver ignores them either way).
                 let padded_len = plaintext.len().div_ceil(8) * 8;
-                let mut buf = vec![0u8; padded_len];
+                let pad = (padded_len - plaintext.len()) as u8;
+                let mut buf = vec![pad; padded_len];
                 buf[..plaintext.len()].copy_from_slice(plaintext);
                 let enc = cbc::Encryptor::<des::Des>::new_from_slices(&key[..8], &iv).ok()?;
                 enc.encrypt_padded_mut::<cipher::block_padding::NoPadding>(&mut buf, padded_len)
@@ -558,6 +561,74 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What goes around a ScopedPDU to make an SNMPv3 message.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    pub msg_id: i32,
+    /// msgMaxSize: the largest message the sender can take.
+    pub max_size: i32,
+    pub reportable: bool,
+    pub engine_id: &'a [u8],
+    pub engine_boots: u32,
+    pub engine_time: u32,
+    pub user_name: &'a [u8],
+    /// Signs the message when the keys have authentication.
+    pub keys: Option<&'a LocalizedKeys>,
+    /// Encrypts the ScopedPDU (needs keys with privacy).
+    pub encrypt: bool,
+    /// Salt for msgPrivacyParameters (see [`KeyCache::next_salt`]).
+    pub salt: u64,
+}
+
+/// Wraps an encoded ScopedPDU into a v3 message, encrypting and signing it
+/// as the envelope says. Shared by the manager and the simulated agents.
+pub fn seal_message(scoped: &[u8], env: &Envelope<'_>) -> Vec<u8> {
+    use super::ber::Writer;
+    use super::pdu::{UsmParams, encode_v3_message, flags};
+    let zeros = [0u8; 48];
+    let mut msg_flags = if env.reportable { flags::REPORTABLE } else { 0 };
+    let auth_params: &[u8] = match env.keys.and_then(|k| k.auth.as_ref()) {
+        Some((proto, _)) => {
+            msg_flags |= flags::AUTH;
+            &zeros[..proto.mac_len()]
+        }
+        None => &[],
+    };
+    let encrypted = match env.keys {
+        Some(k) if env.encrypt => {
+            msg_flags |= flags::PRIV;
+            k.encrypt(scoped, env.engine_boots, env.engine_time, env.salt)
+        }
+        _ => None,
+    };
+    let (data, priv_params): (&[u8], &[u8]) = match &encrypted {
+        Some((ct, pp)) => (ct, pp),
+        None => (scoped, &[]),
+    };
+    let usm = UsmParams {
+        engine_id: env.engine_id,
+        engine_boots: env.engine_boots,
+        engine_time: env.engine_time,
+        user_name: env.user_name,
+        auth_params,
+        priv_params,
+    };
+    let mut w = Writer::with_capacity(data.len() + 96 + env.user_name.len() + env.engine_id.len());
+    let auth_offset = encode_v3_message(
+        &mut w,
+        env.msg_id,
+        env.max_size,
+        msg_flags,
+        &usm,
+        data,
+        encrypted.is_some(),
+    );
+    if let Some(k) = env.keys {
+        k.sign(w.as_mut_slice(), auth_offset);
+    }
+    w.into_vec()
 }
 
 /// Caches master keys per passphrase and localized keys per engine.
