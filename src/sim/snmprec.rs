@@ -22,15 +22,13 @@ pub struct SnmprecError {
 }
 
 fn hex_decode(text: &[u8]) -> Option<Vec<u8>> {
-    let mut text: Vec<u8> = text
+    let text: Vec<u8> = text
         .iter()
         .copied()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    // An odd digit count is read as if a trailing 0 completed the last byte,
-    // as pyasn1 (and so snmpsim) reads it; real recordings have such values.
     if text.len() % 2 != 0 {
-        text.push(b'0');
+        return None;
     }
     text.chunks(2)
         .map(|pair| {
@@ -77,6 +75,25 @@ fn parse_text<T: std::str::FromStr>(raw: &[u8]) -> Option<T> {
     std::str::from_utf8(raw).ok()?.trim().parse().ok()
 }
 
+/// Whitespace as snmpsim sees it: it decodes a line as ISO-8859-1 and
+/// Python's `str.strip()` removes these from both ends, so a recorded value
+/// never keeps trailing blanks (nor the CR of a CRLF file).
+fn is_snmpsim_whitespace(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x20 | 0x85 | 0xa0)
+}
+
+fn trim(line: &[u8]) -> &[u8] {
+    let start = line
+        .iter()
+        .position(|&b| !is_snmpsim_whitespace(b))
+        .unwrap_or(line.len());
+    let end = line
+        .iter()
+        .rposition(|&b| !is_snmpsim_whitespace(b))
+        .map_or(start, |i| i + 1);
+    &line[start..end]
+}
+
 /// Parses one value of a line.
 pub fn parse_value(tag: &[u8], raw: &[u8]) -> Result<Value, String> {
     let (base, mode) = match tag.last() {
@@ -99,11 +116,15 @@ pub fn parse_value(tag: &[u8], raw: &[u8]) -> Result<Value, String> {
         "5" => Value::Null,
         "6" => {
             let text = String::from_utf8(bytes()?).map_err(|_| "non-ASCII OID".to_string())?;
-            Value::ObjectId(
-                text.trim()
-                    .parse()
-                    .map_err(|e: crate::snmp::oid::ParseOidError| e.to_string())?,
-            )
+            let oid: Oid = text
+                .trim()
+                .parse()
+                .map_err(|e: crate::snmp::oid::ParseOidError| e.to_string())?;
+            // BER has no one-arc OID value; "0" would go out as 0.0.
+            if oid.len() < 2 {
+                return Err(format!("OID value {text:?} has fewer than two arcs"));
+            }
+            Value::ObjectId(oid)
         }
         "64" => {
             let b = if mode == Some(b'x') {
@@ -139,8 +160,8 @@ pub fn parse(file: &str, data: &[u8]) -> Recording {
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     for (i, raw_line) in data.split(|&b| b == b'\n').enumerate() {
-        let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
-        if line.iter().all(|b| b.is_ascii_whitespace()) || line.first() == Some(&b'#') {
+        let line = trim(raw_line);
+        if line.is_empty() || line.first() == Some(&b'#') {
             continue;
         }
         match parse_line(line) {
@@ -206,7 +227,9 @@ pub fn format_line(vb: &VarBind) -> Option<Vec<u8>> {
         // Text is kept readable; anything a line could not carry (line ends,
         // non-printable bytes) goes as hex.
         Value::OctetString(b)
-            if is_printable(b) && !b.iter().any(|&c| matches!(c, b'\n' | b'\r' | 0x0b | 0x0c)) =>
+            if is_printable(b)
+                && !b.iter().any(|&c| matches!(c, b'\n' | b'\r' | 0x0b | 0x0c))
+                && !b.last().is_some_and(|&c| is_snmpsim_whitespace(c)) =>
         {
             line.extend_from_slice(b"4|");
             line.extend_from_slice(b);
@@ -241,7 +264,6 @@ mod tests {
 \r\n\
 1.3.6.1.2.1.1.3.0|67|646753272\n\
 1.3.6.1.2.1.2.2.1.6.1|4x|00215E1898A1\n\
-1.3.6.1.2.1.2.2.1.6.3|4x|4000000\n\
 1.3.6.1.2.1.2.2.1.6.2|4|\n\
 1.3.6.1.2.1.4.20.1.1.10.0.0.1|64x|0a000001\n\
 1.3.6.1.2.1.4.20.1.2.10.0.0.1|64|10.0.0.1\n\
@@ -250,7 +272,8 @@ mod tests {
 1.3.6.1.2.1.31.1.1.1.6.1|70|18446744073709551615\n\
 1.3.6.1.2.1.2.2.1.1.1|2|-5\n\
 1.3.6.1.4.1.1.1|4e|a\\nb\\x00\n\
-1.3.6.1.4.1.1.2|5|\n";
+1.3.6.1.4.1.1.2|5|\n\
+1.3.6.1.4.1.1.3|4| padded \xa0\t\r\n";
         let rec = parse("t", data);
         assert_eq!(rec.skipped, vec![]);
         let vbs = rec.varbinds;
@@ -266,10 +289,6 @@ mod tests {
         );
         assert_eq!(get("1.3.6.1.2.1.2.2.1.6.2"), Value::OctetString(vec![]));
         assert_eq!(
-            get("1.3.6.1.2.1.2.2.1.6.3"),
-            Value::OctetString(vec![0x40, 0, 0, 0])
-        );
-        assert_eq!(
             get("1.3.6.1.2.1.4.20.1.1.10.0.0.1"),
             Value::IpAddress([10, 0, 0, 1])
         );
@@ -283,6 +302,7 @@ mod tests {
             Value::OctetString(b"a\nb\0".to_vec())
         );
         assert_eq!(get("1.3.6.1.4.1.1.2"), Value::Null);
+        assert_eq!(get("1.3.6.1.4.1.1.3"), Value::OctetString(b" padded".to_vec()));
         assert!(vbs.windows(2).all(|w| w[0].oid < w[1].oid));
     }
 
@@ -295,6 +315,8 @@ mod tests {
         assert_eq!(rec.varbinds.len(), 2);
         let lines: Vec<usize> = rec.skipped.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![2, 3, 4]);
+        let one_arc = parse("f", b"1.3.6.1.2.1.2.2.1.22.1|6|0\n");
+        assert_eq!((one_arc.varbinds.len(), one_arc.skipped.len()), (0, 1));
         assert!(
             rec.skipped[0]
                 .to_string()
@@ -308,6 +330,8 @@ mod tests {
             Value::Integer(-7),
             Value::OctetString(b"plain text".to_vec()),
             Value::OctetString(b"line\nbreak".to_vec()),
+            Value::OctetString(b"trailing blank ".to_vec()),
+            Value::OctetString(b" leading blank".to_vec()),
             Value::OctetString(vec![0xff, 0x00]),
             Value::OctetString(vec![]),
             Value::Null,
