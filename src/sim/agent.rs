@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
@@ -39,12 +39,45 @@ pub struct Device {
     pub name: String,
     pub image: Arc<Image>,
     pub seed: u64,
-    /// Seconds the device had been up when the simulator started.
-    pub uptime_at_start: f64,
+    pub clock: BootClock,
     pub faults: Faults,
     /// The community (v1/v2c) the device answers.
     pub community: Vec<u8>,
     pub engine_id: Vec<u8>,
+}
+
+/// A device's uptime and snmpEngineBoots, which a reboot changes.
+#[derive(Debug)]
+pub struct BootClock {
+    boots: AtomicU32,
+    /// Uptime in seconds at simulator time 0, as f64 bits (negative after a
+    /// reboot during the run).
+    uptime_at_zero: AtomicU64,
+}
+
+impl BootClock {
+    pub fn new(uptime_at_start: f64) -> BootClock {
+        BootClock {
+            boots: AtomicU32::new(1),
+            uptime_at_zero: AtomicU64::new(uptime_at_start.to_bits()),
+        }
+    }
+
+    /// Seconds up at simulator time `now`.
+    pub fn uptime_secs(&self, now: f64) -> f64 {
+        (f64::from_bits(self.uptime_at_zero.load(Ordering::Relaxed)) + now).max(0.0)
+    }
+
+    pub fn boots(&self) -> u32 {
+        self.boots.load(Ordering::Relaxed)
+    }
+
+    /// Restarts the uptime at simulator time `now` and counts a boot.
+    pub fn reboot(&self, now: f64) {
+        self.uptime_at_zero
+            .store((-now).to_bits(), Ordering::Relaxed);
+        self.boots.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Recordings served on one address, chosen by community or v3 context, as
@@ -53,6 +86,7 @@ pub struct Device {
 pub struct Catalog {
     pub by_name: HashMap<Vec<u8>, Arc<Device>>,
     pub engine_id: Vec<u8>,
+    pub clock: BootClock,
 }
 
 /// Who answers on a socket.
@@ -188,7 +222,8 @@ impl Agent {
         }
     }
 
-    fn elapsed_secs(&self) -> f64 {
+    /// Seconds since the simulator started: the clock devices keep time by.
+    pub fn elapsed_secs(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
 
@@ -196,8 +231,9 @@ impl Agent {
         DeviceContext {
             name: &device.name,
             seed: device.seed,
-            uptime_secs: device.uptime_at_start + self.elapsed_secs(),
+            uptime_secs: device.clock.uptime_secs(self.elapsed_secs()),
             engine_id: &device.engine_id,
+            engine_boots: device.clock.boots(),
         }
     }
 
@@ -464,10 +500,6 @@ impl Agent {
         Some(Plan { header, items })
     }
 
-    fn engine_time(&self, device_uptime_at_start: f64) -> u32 {
-        (device_uptime_at_start + self.elapsed_secs()).min(i32::MAX as f64) as u32
-    }
-
     fn handle_v3(
         &self,
         responder: &Responder,
@@ -476,9 +508,9 @@ impl Agent {
         rng: &mut Rng,
     ) -> Option<Reply> {
         // The engine answering: the device itself, or the catalog's address.
-        let (engine_id, uptime0, fixed) = match responder {
-            Responder::Device(d) => (&d.engine_id[..], d.uptime_at_start, Some(d)),
-            Responder::Catalog(c) => (&c.engine_id[..], 0.0, None),
+        let (engine_id, clock, fixed) = match responder {
+            Responder::Device(d) => (&d.engine_id[..], &d.clock, Some(d)),
+            Responder::Catalog(c) => (&c.engine_id[..], &c.clock, None),
             Responder::ByAddress(_) => return None,
         };
         if let Some(d) = fixed
@@ -486,8 +518,8 @@ impl Agent {
         {
             return None;
         }
-        let boots = 1u32;
-        let time = self.engine_time(uptime0);
+        let boots = clock.boots();
+        let time = clock.uptime_secs(self.elapsed_secs()).min(i32::MAX as f64) as u32;
         let reportable = m.flags & flags::REPORTABLE != 0;
         let plain_request_id = || match m.data {
             ScopedData::Plain(b) => pdu::decode_scoped_pdu(b)
@@ -684,16 +716,30 @@ impl Agent {
     }
 }
 
-/// noSuchInstance when the object exists (something lives under the OID's
-/// parent), else noSuchObject.
+/// noSuchInstance when the object exists but not this instance, else
+/// noSuchObject. Without MIBs the object is taken to exist when an instance
+/// of the same length sits under the same parent (another row of a column
+/// indexed by one arc, or the `.0` of a scalar).
 fn missing_tag(img: &Image, oid: &Oid) -> u8 {
     let arcs = oid.arcs();
     if arcs.len() > 1 {
         let parent = &arcs[..arcs.len() - 1];
-        if let Some(i) = img.next_after(parent)
-            && img.entries()[i].oid.arcs().starts_with(parent)
-        {
-            return tag::NO_SUCH_INSTANCE;
+        let mut i = img.next_after(parent);
+        // Bounded, so a GET of many missing OIDs costs little.
+        let mut budget = 64;
+        while let Some(idx) = i {
+            budget -= 1;
+            if budget == 0 {
+                break;
+            }
+            let e = img.entries()[idx].oid.arcs();
+            if !e.starts_with(parent) {
+                break;
+            }
+            if e.len() == arcs.len() {
+                return tag::NO_SUCH_INSTANCE;
+            }
+            i = img.next_after(e);
         }
     }
     tag::NO_SUCH_OBJECT

@@ -54,6 +54,8 @@ pub enum Source {
     },
     /// The device's SNMP engine ID (snmpEngineID).
     EngineId,
+    /// How often the device has booted (snmpEngineBoots).
+    EngineBoots,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +114,7 @@ pub struct DeviceContext<'a> {
     /// Seconds since the device booted.
     pub uptime_secs: f64,
     pub engine_id: &'a [u8],
+    pub engine_boots: u32,
 }
 
 /// SplitMix64: a cheap, well-mixed hash of a seed and a salt.
@@ -317,6 +320,7 @@ fn compute(source: &Source, salt: u64, ctx: &DeviceContext<'_>) -> Value {
             Value::OctetString(vec![0x02, b[3], b[4], b[5], b[6], b[7]])
         }
         Source::EngineId => Value::OctetString(ctx.engine_id.to_vec()),
+        Source::EngineBoots => Value::Integer(ctx.engine_boots as i64),
     }
 }
 
@@ -334,6 +338,7 @@ mod tests {
             seed: 7,
             uptime_secs: secs,
             engine_id: b"e",
+            engine_boots: 1,
         }
     }
 

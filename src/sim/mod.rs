@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 pub use agent::{Agent, SimStats};
-use agent::{Catalog, Device, Responder};
+use agent::{BootClock, Catalog, Device, Responder};
 use fault::{FaultRule, Faults};
 use image::{Image, mix, name_hash, unit};
 use profile::Profile;
@@ -133,6 +133,7 @@ pub struct Simulator {
     pub endpoints: Vec<SocketAddr>,
     pub fleet: Vec<FleetDevice>,
     pub recordings: Vec<String>,
+    devices: HashMap<String, Arc<Device>>,
     agent: Arc<Agent>,
     tasks: Vec<tokio::task::AbortHandle>,
 }
@@ -239,6 +240,7 @@ impl Simulator {
             endpoints: Vec::new(),
             fleet: Vec::new(),
             recordings: loaded.iter().map(|(n, _, _)| n.clone()).collect(),
+            devices: HashMap::new(),
             agent: agent.clone(),
             tasks: Vec::new(),
         };
@@ -247,14 +249,14 @@ impl Simulator {
                 bail!("endpoints need recordings to serve (--data)");
             }
             let catalog_engine = engine_id("catalog", config.seed);
-            let by_name = loaded
+            let by_name: HashMap<Vec<u8>, Arc<Device>> = loaded
                 .iter()
                 .map(|(name, _, img)| {
                     let device = Device {
                         name: name.clone(),
                         image: img.clone(),
                         seed: mix(config.seed, name_hash(name)),
-                        uptime_at_start: recorded_uptime(img),
+                        clock: BootClock::new(recorded_uptime(img)),
                         faults: Faults::for_device(&config.faults, name, config.seed),
                         community: name.clone().into_bytes(),
                         engine_id: catalog_engine.clone(),
@@ -262,9 +264,13 @@ impl Simulator {
                     (name.clone().into_bytes(), Arc::new(device))
                 })
                 .collect();
+            for device in by_name.values() {
+                sim.devices.insert(device.name.clone(), Arc::clone(device));
+            }
             let responder = Responder::Catalog(Arc::new(Catalog {
                 by_name,
                 engine_id: catalog_engine,
+                clock: BootClock::new(0.0),
             }));
             for ep in &config.endpoints {
                 let (addr, task) = server::spawn_socket(
@@ -362,7 +368,7 @@ impl Simulator {
                 image: member_images[&member].clone(),
                 seed,
                 // Up between one hour and sixty days.
-                uptime_at_start: 3600.0 + unit(seed, 0x0b007) * 60.0 * 86_400.0,
+                clock: BootClock::new(3600.0 + unit(seed, 0x0b007) * 60.0 * 86_400.0),
                 faults: faults.clone(),
                 community: fleet.community.clone().into_bytes(),
                 engine_id: engine_id(&name, config.seed),
@@ -375,6 +381,7 @@ impl Simulator {
                 faults,
             });
             addresses.push(addr);
+            self.devices.insert(device.name.clone(), device.clone());
             devices.push(device);
         }
         match fleet.layout {
@@ -425,6 +432,18 @@ impl Simulator {
             }
         }
         Ok(())
+    }
+
+    /// Reboots a device: its uptime starts again from zero and, for a fleet
+    /// device, its snmpEngineBoots goes up by one. False for an unknown name.
+    pub fn reboot(&self, name: &str) -> bool {
+        match self.devices.get(name) {
+            Some(d) => {
+                d.clock.reboot(self.agent.elapsed_secs());
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn stats(&self) -> SimStats {

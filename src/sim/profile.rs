@@ -95,7 +95,7 @@ fn system_group(b: &mut Builder, descr: &str, object_id: &str, location: &str, s
     b.fixed(oid("1.3.6.1.2.1.1.8.0"), Value::TimeTicks(0));
     // SNMP-FRAMEWORK-MIB snmpEngine group, which LibreNMS's core module reads.
     b.source(oid("1.3.6.1.6.3.10.2.1.1.0"), Source::EngineId);
-    b.int("1.3.6.1.6.3.10.2.1.2.0", 1);
+    b.source(oid("1.3.6.1.6.3.10.2.1.2.0"), Source::EngineBoots);
     b.source(
         oid("1.3.6.1.6.3.10.2.1.3.0"),
         Source::Uptime { ticks: false },

@@ -79,7 +79,10 @@ fn parse_text<T: std::str::FromStr>(raw: &[u8]) -> Option<T> {
 /// Python's `str.strip()` removes these from both ends, so a recorded value
 /// never keeps trailing blanks (nor the CR of a CRLF file).
 fn is_snmpsim_whitespace(b: u8) -> bool {
-    matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x20 | 0x85 | 0xa0)
+    matches!(
+        b,
+        b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x20 | 0x85 | 0xa0
+    )
 }
 
 fn trim(line: &[u8]) -> &[u8] {
@@ -302,7 +305,10 @@ mod tests {
             Value::OctetString(b"a\nb\0".to_vec())
         );
         assert_eq!(get("1.3.6.1.4.1.1.2"), Value::Null);
-        assert_eq!(get("1.3.6.1.4.1.1.3"), Value::OctetString(b" padded".to_vec()));
+        assert_eq!(
+            get("1.3.6.1.4.1.1.3"),
+            Value::OctetString(b" padded".to_vec())
+        );
         assert!(vbs.windows(2).all(|w| w[0].oid < w[1].oid));
     }
 

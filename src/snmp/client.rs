@@ -151,6 +151,11 @@ impl SnmpClient {
         self.inner.transport.stats()
     }
 
+    /// Requests waiting for a reply right now, across all agents.
+    pub fn pending_requests(&self) -> usize {
+        self.inner.transport.pending()
+    }
+
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.inner.transport.local_addrs()
     }

@@ -357,6 +357,11 @@ impl Transport {
         })
     }
 
+    /// Requests waiting for a reply right now.
+    pub fn pending(&self) -> usize {
+        self.table.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
     pub fn stats(&self) -> TransportStats {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);

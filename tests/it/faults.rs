@@ -1,0 +1,428 @@
+//! Every fault the simulator can inject, seen by ironpoll's client and by
+//! net-snmp's tools: a fault is an error for that device, a counted drop, or
+//! something the client works around; never a panic, a hang, or another
+//! device's loss.
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ironpoll::sim::profile::Profile;
+use ironpoll::sim::{FleetConfig, FleetLayout, Member, SimConfig, Simulator};
+use ironpoll::snmp::pdu::ErrorStatus;
+use ironpoll::snmp::{Credentials, Error, Oid, SessionOptions, oid};
+
+use crate::support::*;
+use crate::within;
+
+/// One Linux-profile device with `faults`, on a port of its own.
+async fn device_with(faults: &[&str]) -> (Simulator, SocketAddr) {
+    let sim = Simulator::start(SimConfig {
+        fleet: Some(FleetConfig {
+            size: 1,
+            mix: vec![(Member::Profile(Profile::Linux), 1)],
+            layout: FleetLayout::Ports {
+                addr: "127.0.0.1".parse().unwrap(),
+                first_port: free_udp_port(),
+            },
+            community: "public".into(),
+        }),
+        faults: faults.iter().map(|f| f.parse().unwrap()).collect(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let addr = sim.fleet[0].addr;
+    (sim, addr)
+}
+
+async fn net_snmp(tool_name: &'static str, addr: SocketAddr, extra: &[&str], root: &str) -> Output {
+    let mut args: Vec<String> = ["-v2c", "-c", "public", "-m", "", "-On"]
+        .map(String::from)
+        .to_vec();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(addr.to_string());
+    args.push(root.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(tool(tool_name));
+        cmd.args(&args);
+        run(cmd, Duration::from_secs(60))
+    })
+    .await
+    .unwrap()
+}
+
+fn opts(timeout_ms: u64, retries: u32) -> SessionOptions {
+    SessionOptions {
+        timeout: Duration::from_millis(timeout_ms),
+        retries,
+        max_repetitions: 25,
+        ..SessionOptions::default()
+    }
+}
+
+fn if_table() -> Oid {
+    oid("1.3.6.1.2.1.2.2")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_is_a_timeout_after_every_retry() {
+    within(60, async {
+        let (_sim, addr) = device_with(&["silence"]).await;
+        let client = client();
+        let s = session(&client, addr, Credentials::v2c("public"), opts(100, 2));
+        let e = s.get(&[oid("1.3.6.1.2.1.1.5.0")]).await.unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        assert_eq!(e.to_string(), format!("Timeout: No Response from {addr}"));
+        assert_eq!(client.stats().sent, 3, "first try and two retries");
+        let out = net_snmp(
+            "snmpget",
+            addr,
+            &["-t", "0.1", "-r", "1"],
+            ".1.3.6.1.2.1.1.5.0",
+        )
+        .await;
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("Timeout: No Response"),
+            "{}",
+            stderr(&out)
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_is_recovered_by_retries() {
+    within(120, async {
+        let (_sim, clean_addr) = device_with(&[]).await;
+        let (_lossy, addr) = device_with(&["loss=40%"]).await;
+        let client = client();
+        let want: Vec<Oid> = session(
+            &client,
+            clean_addr,
+            Credentials::v2c("public"),
+            opts(200, 0),
+        )
+        .walk(&if_table())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|vb| vb.oid)
+        .collect();
+        let s = session(
+            &client,
+            addr,
+            Credentials::v2c("public"),
+            SessionOptions {
+                max_repetitions: 5,
+                ..opts(60, 12)
+            },
+        );
+        let got: Vec<Oid> = s
+            .walk(&if_table())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|vb| vb.oid)
+            .collect();
+        assert_eq!(got, want);
+        assert!(client.stats().retransmitted > 0, "{:?}", client.stats());
+        let out = net_snmp(
+            "snmpbulkwalk",
+            addr,
+            &["-t", "0.06", "-r", "12", "-Cr5"],
+            "1.3.6.1.2.1.2.2",
+        )
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out).lines().count(), want.len());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_beyond_the_timeout_times_out_and_within_it_answers() {
+    within(60, async {
+        let (_sim, addr) = device_with(&["latency=150ms..200ms"]).await;
+        let client = client();
+        let name = [oid("1.3.6.1.2.1.1.5.0")];
+        let short = session(&client, addr, Credentials::v2c("public"), opts(40, 0));
+        assert!(matches!(short.get(&name).await, Err(Error::Timeout { .. })));
+        let long = session(&client, addr, Credentials::v2c("public"), opts(1000, 0));
+        assert_eq!(long.get(&name).await.unwrap().len(), 1);
+        // The late reply to the short request found no one waiting: counted.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(
+            client.stats().dropped_unknown_id >= 1,
+            "{:?}",
+            client.stats()
+        );
+        assert!(
+            !net_snmp(
+                "snmpget",
+                addr,
+                &["-t", "0.04", "-r", "0"],
+                ".1.3.6.1.2.1.1.5.0"
+            )
+            .await
+            .status
+            .success()
+        );
+        assert!(
+            net_snmp(
+                "snmpget",
+                addr,
+                &["-t", "1", "-r", "0"],
+                ".1.3.6.1.2.1.1.5.0"
+            )
+            .await
+            .status
+            .success()
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_with_a_wrong_request_id_are_dropped_and_counted() {
+    within(60, async {
+        let (_sim, addr) = device_with(&["wrong-id"]).await;
+        let client = client();
+        let s = session(&client, addr, Credentials::v2c("public"), opts(100, 1));
+        assert!(matches!(
+            s.get(&[oid("1.3.6.1.2.1.1.5.0")]).await,
+            Err(Error::Timeout { .. })
+        ));
+        assert_eq!(client.stats().dropped_unknown_id, 2, "{:?}", client.stats());
+        let out = net_snmp(
+            "snmpget",
+            addr,
+            &["-t", "0.1", "-r", "1"],
+            ".1.3.6.1.2.1.1.5.0",
+        )
+        .await;
+        assert!(stderr(&out).contains("Timeout"), "{}", stderr(&out));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_replies_are_dropped_and_counted() {
+    within(60, async {
+        let (_sim, addr) = device_with(&["truncate"]).await;
+        let client = client();
+        let s = session(&client, addr, Credentials::v2c("public"), opts(100, 1));
+        assert!(matches!(
+            s.walk(&if_table()).await,
+            Err(Error::Timeout { .. })
+        ));
+        assert_eq!(client.stats().dropped_unparsable, 2, "{:?}", client.stats());
+        let out = net_snmp(
+            "snmpbulkwalk",
+            addr,
+            &["-t", "0.1", "-r", "1"],
+            "1.3.6.1.2.1.2.2",
+        )
+        .await;
+        assert!(stderr(&out).contains("Timeout"), "{}", stderr(&out));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_replies_are_a_named_error_for_that_device() {
+    within(60, async {
+        let (_sim, addr) = device_with(&["malformed"]).await;
+        let client = client();
+        let s = session(&client, addr, Credentials::v2c("public"), opts(100, 1));
+        let e = s.get(&[oid("1.3.6.1.2.1.1.5.0")]).await.unwrap_err();
+        assert!(matches!(e, Error::BadResponse { .. }), "{e}");
+        assert!(e.to_string().contains("malformed object identifier"), "{e}");
+        // net-snmp drops what it cannot parse and times out.
+        let out = net_snmp(
+            "snmpget",
+            addr,
+            &["-t", "0.1", "-r", "0"],
+            ".1.3.6.1.2.1.1.5.0",
+        )
+        .await;
+        assert!(stderr(&out).contains("Timeout"), "{}", stderr(&out));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_increasing_oids_stop_the_walk_and_an_endless_walk_is_bounded() {
+    within(60, async {
+        let (_sim, addr) = device_with(&["non-increasing"]).await;
+        let client = client();
+        let s = session(&client, addr, Credentials::v2c("public"), opts(200, 0));
+        let e = s.walk(&if_table()).await.unwrap_err();
+        assert!(matches!(e, Error::NotIncreasing { .. }), "{e}");
+        // Without the check (net-snmp's -Cc) the agent would loop forever;
+        // the varbind limit ends it.
+        let unchecked = SessionOptions {
+            check_increasing: false,
+            max_walk_varbinds: 500,
+            ..opts(200, 0)
+        };
+        let s = session(&client, addr, Credentials::v2c("public"), unchecked);
+        let e = s.walk(&if_table()).await.unwrap_err();
+        assert!(matches!(e, Error::WalkLimit { limit: 500, .. }), "{e}");
+        for tool_name in ["snmpwalk", "snmpbulkwalk"] {
+            let out = net_snmp(
+                tool_name,
+                addr,
+                &["-t", "0.2", "-r", "0"],
+                "1.3.6.1.2.1.2.2",
+            )
+            .await;
+            assert!(
+                stderr(&out).contains("OID not increasing"),
+                "{tool_name}: {}",
+                stderr(&out)
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_big_halves_max_repetitions_until_the_walk_fits() {
+    within(60, async {
+        let (_sim, clean_addr) = device_with(&[]).await;
+        let (_sim2, addr) = device_with(&["toobig=700"]).await;
+        let client = client();
+        let want: Vec<Oid> = session(
+            &client,
+            clean_addr,
+            Credentials::v2c("public"),
+            opts(200, 0),
+        )
+        .walk(&if_table())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|vb| vb.oid)
+        .collect();
+        let s = session(
+            &client,
+            addr,
+            Credentials::v2c("public"),
+            SessionOptions {
+                max_repetitions: 50,
+                ..opts(200, 0)
+            },
+        );
+        let got: Vec<Oid> = s
+            .walk(&if_table())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|vb| vb.oid)
+            .collect();
+        assert_eq!(got, want);
+        assert!(
+            s.current_max_repetitions() < 50,
+            "{}",
+            s.current_max_repetitions()
+        );
+        // A GET too large for the agent is its error to report.
+        let many: Vec<Oid> = want.iter().take(40).cloned().collect();
+        let big = session(
+            &client,
+            addr,
+            Credentials::v2c("public"),
+            SessionOptions {
+                max_oids_per_pdu: 40,
+                ..opts(200, 0)
+            },
+        );
+        let e = big.get(&many).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::ErrorStatus {
+                    status: ErrorStatus::TooBig,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // net-snmp's bulk walk gives up on tooBig; its GETNEXT walk fits.
+        let out = net_snmp(
+            "snmpbulkwalk",
+            addr,
+            &["-t", "0.2", "-r", "0", "-Cr50"],
+            "1.3.6.1.2.1.2.2",
+        )
+        .await;
+        assert!(stderr(&out).contains("tooBig"), "{}", stderr(&out));
+        let out = net_snmp(
+            "snmpwalk",
+            addr,
+            &["-t", "0.2", "-r", "0"],
+            "1.3.6.1.2.1.2.2",
+        )
+        .await;
+        assert_eq!(stdout(&out).lines().count(), want.len());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_devices_cost_the_healthy_ones_nothing() {
+    within(120, async {
+        let faults = [
+            "switch48-00001:silence",
+            "switch48-00002:loss=100%",
+            "switch48-00003:wrong-id",
+            "switch48-00004:truncate",
+            "switch48-00005:malformed",
+            "switch48-00006:non-increasing",
+            "switch48-00007:toobig=400",
+            "switch48-00008:latency=80ms",
+        ];
+        let sim = Simulator::start(SimConfig {
+            fleet: Some(FleetConfig {
+                size: 60,
+                mix: vec![(Member::Profile(Profile::Switch48), 1)],
+                layout: FleetLayout::Addresses {
+                    first: "127.80.0.1".parse().unwrap(),
+                    port: 0,
+                },
+                community: "public".into(),
+            }),
+            faults: faults.iter().map(|f| f.parse().unwrap()).collect(),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let client = client();
+        let mut tasks = tokio::task::JoinSet::new();
+        for d in sim.fleet.clone() {
+            let s = session(&client, d.addr, Credentials::v2c("public"), opts(150, 1));
+            tasks
+                .spawn(async move { (d.name.clone(), s.walk(&oid("1.3.6.1.2.1.31.1.1.1")).await) });
+        }
+        let mut healthy = 0;
+        while let Some(done) = tasks.join_next().await {
+            let (name, result) = done.unwrap();
+            let faulty = ["00001", "00002", "00003", "00004", "00005", "00006"]
+                .iter()
+                .any(|n| name.ends_with(n));
+            match result {
+                Ok(v) => {
+                    assert!(!faulty, "{name} should have failed");
+                    assert_eq!(v.len(), 53 * 19, "{name}");
+                    healthy += 1;
+                }
+                Err(e) => assert!(faulty, "{name} failed: {e}"),
+            }
+        }
+        // toobig and latency devices still deliver everything.
+        assert_eq!(healthy, 54);
+    })
+    .await;
+}

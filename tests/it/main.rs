@@ -1,0 +1,24 @@
+//! ironpoll's integration tests: one binary, one module per area.
+//!
+//! They talk to real peers on loopback (net-snmp's snmpd, snmpsim, ironpoll's
+//! own simulator) and run the `ironpoll` binary. `./misc/test.sh` installs
+//! what they need; a missing peer fails with that hint.
+
+mod cli;
+mod engine;
+mod faults;
+mod sim;
+mod snmpd;
+mod snmpsim;
+mod support;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Runs a test body with a deadline: a hang is a failure, not a stuck run.
+pub async fn within<T>(secs: u64, body: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), body).await {
+        Ok(v) => v,
+        Err(_) => panic!("test did not finish within {secs} s"),
+    }
+}
