@@ -10,3 +10,4 @@ pub mod secret;
 pub mod sim;
 pub mod snmp;
 pub mod telemetry;
+pub mod udp;

@@ -52,10 +52,18 @@ pub fn main() -> ExitCode {
         _ => "warn",
     };
     crate::telemetry::init(default_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The simulator serves each socket from one task: with one thread it
+    // runs best on a current-thread runtime, free of cross-thread wake-ups.
+    let mut builder = match &cli.command {
+        Command::Sim(args) if args.threads <= 1 => tokio::runtime::Builder::new_current_thread(),
+        Command::Sim(args) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(args.threads);
+            b
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ironpoll: cannot start the async runtime: {e}");

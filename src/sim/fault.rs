@@ -57,7 +57,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" | "" => n,
         _ => return Err(format!("bad duration unit in {text:?} (us, ms or s)")),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 3600.0 {
+    if !secs.is_finite() || !(0.0..=3600.0).contains(&secs) {
         return Err(format!("duration {text:?} out of range"));
     }
     Ok(Duration::from_secs_f64(secs))

@@ -15,8 +15,8 @@ pub mod fault;
 pub mod image;
 pub mod profile;
 mod server;
+use server::{ServerHandle, SocketOptions};
 pub mod snmprec;
-pub mod udp;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -135,7 +135,7 @@ pub struct Simulator {
     pub recordings: Vec<String>,
     devices: HashMap<String, Arc<Device>>,
     agent: Arc<Agent>,
-    tasks: Vec<tokio::task::AbortHandle>,
+    servers: Vec<ServerHandle>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -150,8 +150,8 @@ impl std::fmt::Debug for Simulator {
 
 impl Drop for Simulator {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        for s in &self.servers {
+            s.stop();
         }
     }
 }
@@ -242,7 +242,7 @@ impl Simulator {
             recordings: loaded.iter().map(|(n, _, _)| n.clone()).collect(),
             devices: HashMap::new(),
             agent: agent.clone(),
-            tasks: Vec::new(),
+            servers: Vec::new(),
         };
         if !config.endpoints.is_empty() {
             if loaded.is_empty() {
@@ -273,17 +273,21 @@ impl Simulator {
                 clock: BootClock::new(0.0),
             }));
             for ep in &config.endpoints {
+                let options = SocketOptions {
+                    packet_info: false,
+                    reuse_port: false,
+                    threaded: true,
+                };
                 let (addr, task) = server::spawn_socket(
                     *ep,
-                    false,
-                    false,
+                    options,
                     responder.clone(),
                     agent.clone(),
                     config.seed,
                 )
                 .with_context(|| format!("cannot serve on {ep}"))?;
                 sim.endpoints.push(addr);
-                sim.tasks.push(task);
+                sim.servers.push(task);
             }
         }
         if let Some(fleet) = &config.fleet {
@@ -397,10 +401,14 @@ impl Simulator {
                 let mut bound_port = port;
                 for s in 0..sockets {
                     let at = SocketAddr::new(bind.ip(), bound_port);
+                    let options = SocketOptions {
+                        packet_info: true,
+                        reuse_port: sockets > 1,
+                        threaded: true,
+                    };
                     let (addr, task) = server::spawn_socket(
                         at,
-                        true,
-                        sockets > 1,
+                        options,
                         responder.clone(),
                         self.agent.clone(),
                         mix(config.seed, s as u64),
@@ -408,7 +416,7 @@ impl Simulator {
                     .with_context(|| format!("cannot serve the fleet on {at}"))?;
                     // Port 0 asks for any port: every socket then shares the first one's.
                     bound_port = addr.port();
-                    self.tasks.push(task);
+                    self.servers.push(task);
                 }
                 if port == 0 {
                     for d in &mut self.fleet {
@@ -418,16 +426,21 @@ impl Simulator {
             }
             FleetLayout::Ports { .. } => {
                 for (i, (addr, device)) in addresses.iter().zip(devices).enumerate() {
+                    // Thousands of sockets: tasks, not threads.
+                    let options = SocketOptions {
+                        packet_info: false,
+                        reuse_port: false,
+                        threaded: false,
+                    };
                     let (_, task) = server::spawn_socket(
                         *addr,
-                        false,
-                        false,
+                        options,
                         Responder::Device(device),
                         self.agent.clone(),
                         mix(config.seed, i as u64),
                     )
                     .with_context(|| format!("cannot serve fleet device on {addr}"))?;
-                    self.tasks.push(task);
+                    self.servers.push(task);
                 }
             }
         }

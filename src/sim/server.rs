@@ -1,24 +1,102 @@
-//! One task per socket: receive a batch, answer each datagram, send the
-//! answers as a batch. Answers with a latency fault wait in a time-ordered
-//! queue of the same task, so a slow device never holds up a fast one.
+//! Serving sockets. Datagrams are read and answered in batches; answers with
+//! a latency fault wait in a time-ordered queue, so a slow device never
+//! holds up a fast one.
+//!
+//! Two ways to wait, one way to answer:
+//! * a thread per socket that blocks in `recvmmsg` (MSG_WAITFORONE) and
+//!   needs no event loop at all: two system calls per batch. For the few
+//!   sockets of recording endpoints and wildcard fleets;
+//! * a tokio task per socket, for fleets with a port per device (thousands
+//!   of sockets).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
-use tokio::task::AbortHandle;
-use tokio::time::Instant;
+use tokio::io::unix::AsyncFd;
 
 use super::agent::{Agent, Responder, Rng};
-use super::udp::{self, BATCH, Batcher, Outgoing};
+use crate::udp::{self, BATCH, Batcher, Outgoing};
 
 /// Batches read per wake-up before due answers get their turn.
 const READS_PER_TURN: usize = 16;
+/// How long a serving thread blocks before it checks whether to stop.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// How a socket is served.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SocketOptions {
+    /// A wildcard socket that learns each datagram's destination.
+    pub packet_info: bool,
+    /// Several sockets (one per thread) share the port.
+    pub reuse_port: bool,
+    /// Serve from a thread of its own rather than a task of the runtime.
+    pub threaded: bool,
+}
+
+/// Stops what [`spawn_socket`] started.
+pub(super) enum ServerHandle {
+    Task(tokio::task::AbortHandle),
+    Thread(Arc<AtomicBool>),
+}
+
+impl ServerHandle {
+    pub(super) fn stop(&self) {
+        match self {
+            ServerHandle::Task(t) => t.abort(),
+            ServerHandle::Thread(stop) => stop.store(true, Ordering::Relaxed),
+        }
+    }
+}
+
+/// Binds `addr` and serves it.
+pub(super) fn spawn_socket(
+    addr: SocketAddr,
+    options: SocketOptions,
+    responder: Responder,
+    agent: Arc<Agent>,
+    seed: u64,
+) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if options.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    crate::snmp::transport::set_receive_buffer(&socket, 8 << 20);
+    socket.set_send_buffer_size(4 << 20)?;
+    socket.bind(&addr.into())?;
+    if options.packet_info {
+        udp::enable_packet_info(socket.as_raw_fd(), addr.is_ipv6())?;
+    }
+    let served = Served::new(responder, agent, seed);
+    if options.threaded {
+        socket.set_read_timeout(Some(STOP_CHECK))?;
+        let socket: std::net::UdpSocket = socket.into();
+        let local = socket.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        std::thread::Builder::new()
+            .name(format!("sim {local}"))
+            .spawn(move || serve_blocking(socket, served, &thread_stop))?;
+        return Ok((local, ServerHandle::Thread(stop)));
+    }
+    socket.set_nonblocking(true)?;
+    let socket: std::net::UdpSocket = socket.into();
+    let local = socket.local_addr()?;
+    // SAFETY: the UdpSocket owns its descriptor and keeps it open, unchanged,
+    // for as long as the AsyncFd that owns the socket lives.
+    let fd = unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)?;
+    let task = tokio::spawn(serve_task(fd, served));
+    Ok((local, ServerHandle::Task(task.abort_handle())))
+}
 
 struct Pending {
     bytes: Vec<u8>,
@@ -26,120 +104,88 @@ struct Pending {
     from: Option<IpAddr>,
 }
 
-/// Binds `addr` and serves it. With `packet_info` the socket is a wildcard
-/// that learns each datagram's destination; `reuse_port` lets several
-/// sockets (one per thread) share a port.
-pub(super) fn spawn_socket(
-    addr: SocketAddr,
-    packet_info: bool,
-    reuse_port: bool,
+/// The state of one served socket, whichever way it waits.
+struct Served {
     responder: Responder,
     agent: Arc<Agent>,
-    seed: u64,
-) -> anyhow::Result<(SocketAddr, AbortHandle)> {
-    let domain = socket2::Domain::for_address(addr);
-    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    crate::snmp::transport::set_receive_buffer(&socket, 8 << 20);
-    socket.set_send_buffer_size(4 << 20)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    if packet_info {
-        udp::enable_packet_info(socket.as_raw_fd(), addr.is_ipv6())?;
-    }
-    let socket = UdpSocket::from_std(socket.into())?;
-    let local = socket.local_addr()?;
-    let task = tokio::spawn(serve(socket, responder, agent, seed));
-    Ok((local, task.abort_handle()))
+    rng: Rng,
+    batch: Batcher,
+    /// Answers to send now.
+    out: Vec<Pending>,
+    /// Answers held back by a latency fault, by due time.
+    due: BinaryHeap<Reverse<(Instant, u64)>>,
+    parked: HashMap<u64, Pending>,
+    next_park: u64,
 }
 
-async fn serve(socket: UdpSocket, responder: Responder, agent: Arc<Agent>, seed: u64) {
-    let fd = socket.as_raw_fd();
-    let mut batch = Batcher::new();
-    let mut rng = Rng::new(seed);
-    let mut out: Vec<Pending> = Vec::with_capacity(BATCH);
-    let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut parked: HashMap<u64, Pending> = HashMap::new();
-    let mut next_park = 0u64;
-    loop {
-        let next_due = due.peek().map(|Reverse((t, _))| *t);
-        tokio::select! {
-            ready = socket.readable() => {
-                if ready.is_err() {
-                    return;
-                }
-            }
-            _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {}
+impl Served {
+    fn new(responder: Responder, agent: Arc<Agent>, seed: u64) -> Served {
+        Served {
+            responder,
+            agent,
+            rng: Rng::new(seed),
+            batch: Batcher::new(BATCH, udp::MAX_REQUEST),
+            out: Vec::with_capacity(BATCH),
+            due: BinaryHeap::new(),
+            parked: HashMap::new(),
+            next_park: 0,
         }
-        for _ in 0..READS_PER_TURN {
-            let n = match socket.try_io(Interest::READABLE, || batch.recv(fd)) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::debug!(error = %e, "simulator receive error");
-                    break;
-                }
+    }
+
+    /// Answers the `n` datagrams just read into `out` or the latency queue.
+    fn answer(&mut self, n: usize) {
+        for i in 0..n {
+            let r = self.batch.received[i];
+            if r.truncated {
+                self.agent
+                    .counters
+                    .dropped_malformed
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let Some(reply) =
+                self.agent
+                    .handle(&self.responder, r.to, self.batch.datagram(i), &mut self.rng)
+            else {
+                continue;
             };
-            for i in 0..n {
-                let r = batch.received[i];
-                if r.truncated {
-                    agent
-                        .counters
-                        .dropped_malformed
-                        .fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                let Some(reply) = agent.handle(&responder, r.to, batch.datagram(i), &mut rng)
-                else {
-                    continue;
-                };
-                let pending = Pending {
-                    bytes: reply.bytes,
-                    to: r.from,
-                    from: r.to,
-                };
-                if reply.delay.is_zero() {
-                    out.push(pending);
-                    if out.len() == BATCH {
-                        flush(&socket, &mut out).await;
-                    }
-                } else {
-                    next_park += 1;
-                    due.push(Reverse((Instant::now() + reply.delay, next_park)));
-                    parked.insert(next_park, pending);
-                }
-            }
-            if n < BATCH {
-                break;
+            let pending = Pending {
+                bytes: reply.bytes,
+                to: r.from,
+                from: r.to,
+            };
+            if reply.delay.is_zero() {
+                self.out.push(pending);
+            } else {
+                self.next_park += 1;
+                self.due
+                    .push(Reverse((Instant::now() + reply.delay, self.next_park)));
+                self.parked.insert(self.next_park, pending);
             }
         }
+    }
+
+    /// Moves answers whose delay has passed to `out`.
+    fn release_due(&mut self) {
         let now = Instant::now();
-        while let Some(Reverse((t, id))) = due.peek().copied() {
+        while let Some(Reverse((t, id))) = self.due.peek().copied() {
             if t > now {
                 break;
             }
-            due.pop();
-            if let Some(p) = parked.remove(&id) {
-                out.push(p);
-                if out.len() == BATCH {
-                    flush(&socket, &mut out).await;
-                }
+            self.due.pop();
+            if let Some(p) = self.parked.remove(&id) {
+                self.out.push(p);
             }
         }
-        flush(&socket, &mut out).await;
     }
-}
 
-async fn flush(socket: &UdpSocket, out: &mut Vec<Pending>) {
-    let fd = socket.as_raw_fd();
-    let mut start = 0;
-    while start < out.len() {
-        let items: Vec<Outgoing<'_>> = out[start..]
+    fn next_due(&self) -> Option<Instant> {
+        self.due.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// The next batch of `out` to send, from `start`.
+    fn batch_from(&self, start: usize) -> Vec<Outgoing<'_>> {
+        self.out[start..]
             .iter()
             .take(BATCH)
             .map(|p| Outgoing {
@@ -147,19 +193,106 @@ async fn flush(socket: &UdpSocket, out: &mut Vec<Pending>) {
                 to: p.to,
                 from: p.from,
             })
-            .collect();
-        match socket
-            .async_io(Interest::WRITABLE, || udp::send(fd, &items))
-            .await
-        {
-            Ok(n) => start += n.max(1),
-            Err(e) => {
-                // One datagram the kernel will not take (a vanished address):
-                // skip it, keep the rest.
-                tracing::debug!(error = %e, "simulator send error");
-                start += 1;
-            }
+            .collect()
+    }
+}
+
+/// Where to continue in `out` after a send returned `result`.
+fn advance(start: usize, result: std::io::Result<usize>) -> usize {
+    match result {
+        Ok(n) => start + n.max(1),
+        Err(e) => {
+            // One datagram the kernel will not take (a vanished address):
+            // skip it, keep the rest.
+            tracing::debug!(error = %e, "simulator send error");
+            start + 1
         }
     }
-    out.clear();
+}
+
+fn serve_blocking(socket: std::net::UdpSocket, mut served: Served, stop: &AtomicBool) {
+    let fd = socket.as_raw_fd();
+    let mut timeout = STOP_CHECK;
+    while !stop.load(Ordering::Relaxed) {
+        // Wake for the next delayed answer, or to look at the stop flag.
+        let wanted = served.next_due().map_or(STOP_CHECK, |t| {
+            t.saturating_duration_since(Instant::now())
+                .clamp(Duration::from_micros(100), STOP_CHECK)
+        });
+        if wanted != timeout {
+            timeout = wanted;
+            let _ = socket.set_read_timeout(Some(timeout));
+        }
+        match served.batch.recv_wait(fd) {
+            Ok(n) => served.answer(n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "simulator receive error");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        served.release_due();
+        let mut start = 0;
+        while start < served.out.len() {
+            start = advance(start, udp::send_wait(fd, &served.batch_from(start)));
+        }
+        served.out.clear();
+    }
+}
+
+async fn serve_task(socket: AsyncFd<std::net::UdpSocket>, mut served: Served) {
+    loop {
+        let next_due = served.next_due().map(tokio::time::Instant::from_std);
+        let mut guard = tokio::select! {
+            ready = socket.readable() => match ready {
+                Ok(g) => Some(g),
+                Err(_) => return,
+            },
+            _ = tokio::time::sleep_until(next_due.unwrap_or_else(tokio::time::Instant::now)), if next_due.is_some() => None,
+        };
+        if let Some(guard) = guard.as_mut() {
+            for _ in 0..READS_PER_TURN {
+                let n = match guard.try_io(|s| served.batch.recv(s.as_raw_fd())) {
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "simulator receive error");
+                        break;
+                    }
+                    // WouldBlock: readiness is cleared; wait for the next datagram.
+                    Err(_) => break,
+                };
+                served.answer(n);
+                if served.out.len() >= BATCH {
+                    flush_async(&socket, &mut served).await;
+                }
+                if n < BATCH {
+                    // This read drained the queue: skip the read that would
+                    // only say so. tokio keeps the readiness if a datagram
+                    // arrived meanwhile, so none is missed.
+                    guard.clear_ready();
+                    break;
+                }
+            }
+        }
+        served.release_due();
+        flush_async(&socket, &mut served).await;
+    }
+}
+
+async fn flush_async(socket: &AsyncFd<std::net::UdpSocket>, served: &mut Served) {
+    let mut start = 0;
+    while start < served.out.len() {
+        let items = served.batch_from(start);
+        let sent = socket
+            .async_io(Interest::WRITABLE, |s| udp::send(s.as_raw_fd(), &items))
+            .await;
+        start = advance(start, sent);
+    }
+    served.out.clear();
 }

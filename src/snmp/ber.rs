@@ -122,6 +122,11 @@ impl<'a> Reader<'a> {
         self.pos >= self.end
     }
 
+    /// Bytes not read yet in this reader's region.
+    pub fn remaining(&self) -> usize {
+        self.end.saturating_sub(self.pos)
+    }
+
     /// Offset of the next unread byte in the whole datagram.
     pub fn offset(&self) -> usize {
         self.pos

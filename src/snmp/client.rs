@@ -435,16 +435,16 @@ impl Session {
                 if opts.check_increasing && vb.oid <= last {
                     return Err(Error::NotIncreasing {
                         agent: self.inner.agent.clone(),
-                        root: root.clone(),
-                        previous: last,
-                        oid: vb.oid,
+                        root: Box::new(root.clone()),
+                        previous: Box::new(last),
+                        oid: Box::new(vb.oid),
                     });
                 }
                 count += 1;
                 if count > opts.max_walk_varbinds {
                     return Err(Error::WalkLimit {
                         agent: self.inner.agent.clone(),
-                        root: root.clone(),
+                        root: Box::new(root.clone()),
                         limit: opts.max_walk_varbinds,
                     });
                 }
@@ -494,7 +494,7 @@ impl Session {
         let oid = (index as usize)
             .checked_sub(1)
             .and_then(|i| oids.get(i))
-            .cloned();
+            .map(|o| Box::new(o.clone()));
         Err(Error::ErrorStatus {
             agent: self.inner.agent.clone(),
             status,

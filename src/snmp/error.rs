@@ -22,7 +22,7 @@ pub enum Error {
         agent: String,
         status: ErrorStatus,
         index: u32,
-        oid: Option<Oid>,
+        oid: Option<Box<Oid>>,
     },
     /// A USM report the request cannot recover from.
     #[error("{agent}: {error}")]
@@ -30,14 +30,14 @@ pub enum Error {
     #[error("walk of {root} on {agent} stopped: OID not increasing ({previous} then {oid})")]
     NotIncreasing {
         agent: String,
-        root: Oid,
-        previous: Oid,
-        oid: Oid,
+        root: Box<Oid>,
+        previous: Box<Oid>,
+        oid: Box<Oid>,
     },
     #[error("walk of {root} on {agent} stopped after {limit} varbinds")]
     WalkLimit {
         agent: String,
-        root: Oid,
+        root: Box<Oid>,
         limit: usize,
     },
     #[error(transparent)]
@@ -46,7 +46,7 @@ pub enum Error {
     User(#[from] UserError),
 }
 
-fn failed_oid(oid: &Option<Oid>) -> String {
+fn failed_oid(oid: &Option<Box<Oid>>) -> String {
     match oid {
         Some(o) => format!(" ({o})"),
         None => String::new(),

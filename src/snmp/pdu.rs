@@ -254,7 +254,9 @@ impl Pdu {
         let error_index = body.read_i32()?;
         let mut list = body.read_constructed(tag::SEQUENCE)?;
         body.expect_end()?;
-        let mut varbinds = Vec::new();
+        // A varbind takes at least 14 bytes on the wire (about 25 for an
+        // interface counter): size the list once instead of growing it.
+        let mut varbinds = Vec::with_capacity(list.remaining() / 14 + 1);
         while !list.is_empty() {
             varbinds.push(VarBind::decode(&mut list)?);
         }

@@ -14,25 +14,33 @@
 //! Unlike snmp2's session, nothing here holds a socket per agent or breaks after
 //! a timeout: a late reply simply finds no waiter.
 
+use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use smallvec::SmallVec;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::task::AbortHandle;
 
 use super::pdu::peek_request_id;
+use crate::udp::{Batcher, MAX_DATAGRAM};
 
 const SHARDS: usize = 16;
 /// Replies a request can hold before further ones for it are dropped.
 const REPLY_QUEUE: usize = 4;
-/// Largest UDP payload over IPv4.
-pub const MAX_DATAGRAM: usize = 65_507;
+/// Replies read per system call.
+const RECEIVE_BATCH: usize = 16;
+
+type Socket = AsyncFd<std::net::UdpSocket>;
 
 #[derive(Debug, Clone)]
 pub struct TransportOptions {
@@ -87,9 +95,45 @@ pub struct TransportStats {
     pub receive_errors: u64,
 }
 
+/// Where replies for one request wait to be taken.
+#[derive(Default)]
+struct Mailbox {
+    replies: Mutex<SmallVec<[Vec<u8>; 1]>>,
+    waker: AtomicWaker,
+}
+
+impl Mailbox {
+    /// Leaves a reply; false when the mailbox is full.
+    fn put(&self, reply: &[u8]) -> bool {
+        {
+            let mut replies = self.replies.lock();
+            if replies.len() >= REPLY_QUEUE {
+                return false;
+            }
+            replies.push(reply.to_vec());
+        }
+        self.waker.wake();
+        true
+    }
+
+    /// Waits for the next reply.
+    async fn take(&self) -> Vec<u8> {
+        poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            let mut replies = self.replies.lock();
+            if replies.is_empty() {
+                Poll::Pending
+            } else {
+                Poll::Ready(replies.remove(0))
+            }
+        })
+        .await
+    }
+}
+
 struct Waiter {
     peer: SocketAddr,
-    replies: mpsc::Sender<Vec<u8>>,
+    mailbox: Arc<Mailbox>,
 }
 
 struct PendingTable {
@@ -116,14 +160,13 @@ impl PendingTable {
                     .dropped_wrong_source
                     .fetch_add(1, Ordering::Relaxed);
             }
-            Some(w) => match w.replies.try_send(datagram.to_vec()) {
-                Ok(()) => {
+            Some(w) => {
+                if w.mailbox.put(datagram) {
                     counters.received.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => {
+                } else {
                     counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
                 }
-            },
+            }
         }
     }
 }
@@ -146,7 +189,7 @@ pub enum ExchangeError<E> {
 pub struct Registration {
     id: i32,
     peer: SocketAddr,
-    replies: mpsc::Receiver<Vec<u8>>,
+    mailbox: Arc<Mailbox>,
     table: Arc<PendingTable>,
 }
 
@@ -168,8 +211,8 @@ impl Drop for Registration {
 }
 
 pub struct Transport {
-    v4: Vec<Arc<UdpSocket>>,
-    v6: Vec<Arc<UdpSocket>>,
+    v4: Vec<Arc<Socket>>,
+    v6: Vec<Arc<Socket>>,
     table: Arc<PendingTable>,
     next_id: AtomicU32,
     counters: Arc<Counters>,
@@ -185,7 +228,7 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-fn open_socket(addr: SocketAddr, receive_buffer: usize) -> io::Result<UdpSocket> {
+fn open_socket(addr: SocketAddr, receive_buffer: usize) -> io::Result<Socket> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -194,7 +237,10 @@ fn open_socket(addr: SocketAddr, receive_buffer: usize) -> io::Result<UdpSocket>
     set_receive_buffer(&socket, receive_buffer);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    let socket: std::net::UdpSocket = socket.into();
+    // SAFETY: the UdpSocket owns its descriptor and keeps it open, unchanged,
+    // for as long as the AsyncFd that owns the socket lives.
+    unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)
 }
 
 /// Raises the receive buffer, past `net.core.rmem_max` when the process may.
@@ -269,7 +315,7 @@ impl Transport {
 
     /// Reserves a request-id that no pending request uses.
     pub fn register(&self, peer: SocketAddr) -> Registration {
-        let (tx, rx) = mpsc::channel(REPLY_QUEUE);
+        let mailbox = Arc::new(Mailbox::default());
         loop {
             // Ids are positive 31-bit numbers: some agents mishandle negative ones.
             let id = (self.next_id.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i32;
@@ -284,19 +330,19 @@ impl Transport {
                 id,
                 Waiter {
                     peer,
-                    replies: tx.clone(),
+                    mailbox: mailbox.clone(),
                 },
             );
             return Registration {
                 id,
                 peer,
-                replies: rx,
+                mailbox,
                 table: self.table.clone(),
             };
         }
     }
 
-    fn socket_for(&self, peer: SocketAddr) -> Option<&Arc<UdpSocket>> {
+    fn socket_for(&self, peer: SocketAddr) -> Option<&Arc<Socket>> {
         let sockets = if peer.is_ipv4() { &self.v4 } else { &self.v6 };
         if sockets.is_empty() {
             return None;
@@ -332,21 +378,15 @@ impl Transport {
                 self.counters.retransmitted.fetch_add(1, Ordering::Relaxed);
             }
             socket
-                .send_to(packet, reg.peer)
+                .async_io(Interest::WRITABLE, |s| s.send_to(packet, reg.peer))
                 .await
                 .map_err(ExchangeError::Send)?;
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
             let deadline = tokio::time::Instant::now() + timeout;
-            loop {
-                match tokio::time::timeout_at(deadline, reg.replies.recv()).await {
-                    Ok(Some(reply)) => match accept(&reply) {
-                        Ok(v) => return Ok(v),
-                        Err(e) => rejected = Some(e),
-                    },
-                    // The sender lives in the table until this registration
-                    // drops, so the channel cannot close first.
-                    Ok(None) => break,
-                    Err(_) => break,
+            while let Ok(reply) = tokio::time::timeout_at(deadline, reg.mailbox.take()).await {
+                match accept(&reply) {
+                    Ok(v) => return Ok(v),
+                    Err(e) => rejected = Some(e),
                 }
             }
         }
@@ -383,7 +423,7 @@ impl Transport {
         self.v4
             .iter()
             .chain(self.v6.iter())
-            .filter_map(|s| s.local_addr().ok())
+            .filter_map(|s| s.get_ref().local_addr().ok())
             .collect()
     }
 }
@@ -396,19 +436,38 @@ impl Drop for Transport {
     }
 }
 
-async fn receive_loop(socket: Arc<UdpSocket>, table: Arc<PendingTable>, counters: Arc<Counters>) {
-    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+async fn receive_loop(socket: Arc<Socket>, table: Arc<PendingTable>, counters: Arc<Counters>) {
+    let mut batch = Batcher::new(RECEIVE_BATCH, MAX_DATAGRAM + 1);
     loop {
-        match socket.recv_from(&mut buf).await {
-            Ok((n, from)) => table.deliver(&buf[..n], from, &counters),
-            Err(e) => {
+        let Ok(mut guard) = socket.readable().await else {
+            return;
+        };
+        match guard.try_io(|s| batch.recv(s.as_raw_fd())) {
+            Ok(Ok(n)) => {
+                for i in 0..n {
+                    let r = batch.received[i];
+                    if r.truncated {
+                        counters.dropped_unparsable.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    table.deliver(batch.datagram(i), r.from, &counters);
+                }
+                if n < batch.capacity() {
+                    // The queue is drained: skip the read that would only say
+                    // so. tokio keeps the readiness if a reply arrived meanwhile.
+                    guard.clear_ready();
+                }
+            }
+            Ok(Err(e)) => {
                 counters.receive_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(error = %e, "SNMP socket receive error.");
                 // Errors on an unconnected UDP socket are transient (an ICMP
-                // error queued by the kernel); a short pause keeps a persistent
-                // one from spinning a core.
+                // error queued by the kernel); a short pause keeps a
+                // persistent one from spinning a core.
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
+            // WouldBlock: readiness cleared, wait again.
+            Err(_) => {}
         }
     }
 }

@@ -495,7 +495,7 @@ impl LocalizedKeys {
         }
         match proto {
             PrivProtocol::Des => {
-                if ciphertext.len() % 8 != 0 || ciphertext.is_empty() {
+                if !ciphertext.len().is_multiple_of(8) || ciphertext.is_empty() {
                     return Err(UsmError::DecryptionError);
                 }
                 let mut iv = [0u8; 8];
@@ -631,11 +631,16 @@ pub fn seal_message(scoped: &[u8], env: &Envelope<'_>) -> Vec<u8> {
     w.into_vec()
 }
 
+/// Master keys by hash algorithm and passphrase.
+type MasterKeys = HashMap<(AuthProtocol, Secret), Arc<Vec<u8>>>;
+/// Localized keys by engine ID and user.
+type EngineKeys = HashMap<(Vec<u8>, UsmUser), Arc<LocalizedKeys>>;
+
 /// Caches master keys per passphrase and localized keys per engine.
 #[derive(Default)]
 pub struct KeyCache {
-    master: Mutex<HashMap<(AuthProtocol, Secret), Arc<Vec<u8>>>>,
-    localized: Mutex<HashMap<(Vec<u8>, UsmUser), Arc<LocalizedKeys>>>,
+    master: Mutex<MasterKeys>,
+    localized: Mutex<EngineKeys>,
     salt: AtomicU64,
 }
 

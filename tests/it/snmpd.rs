@@ -299,7 +299,7 @@ async fn v1_get_of_a_missing_object_is_a_no_such_name_error() {
             } => {
                 assert_eq!(status, ironpoll::snmp::pdu::ErrorStatus::NoSuchName);
                 assert_eq!(index, 2);
-                assert_eq!(o, oid("1.3.6.1.2.1.1.99.0"));
+                assert_eq!(*o, oid("1.3.6.1.2.1.1.99.0"));
             }
             other => panic!("{other}"),
         }

@@ -1,7 +1,8 @@
-//! Batched UDP for the simulator: `recvmmsg`/`sendmmsg` move up to
+//! Batched UDP: `recvmmsg`/`sendmmsg` move up to
 //! [`BATCH`] datagrams per system call, and IP_PKTINFO / IPV6_PKTINFO tell
 //! which local address a datagram was sent to and set the source of the
-//! reply, so one wildcard socket can be thousands of loopback agents.
+//! reply, so one wildcard socket can be thousands of loopback agents. The
+//! SNMP transport reads its replies with it too.
 //!
 //! This is the only place with raw socket calls; everything is checked
 //! against the lengths the kernel returns.
@@ -15,6 +16,8 @@ use std::os::fd::RawFd;
 pub const BATCH: usize = 32;
 /// Largest request the simulator reads; longer ones are dropped as truncated.
 pub const MAX_REQUEST: usize = 16 * 1024;
+/// Largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65_507;
 /// Room for one in6_pktinfo control message (the larger of the two).
 const CONTROL_LEN: usize = 64;
 
@@ -43,23 +46,25 @@ pub struct Batcher {
 // another thread carries only its own buffers.
 unsafe impl Send for Batcher {}
 
-impl Default for Batcher {
-    fn default() -> Self {
-        Batcher::new()
-    }
-}
-
 impl Batcher {
-    pub fn new() -> Batcher {
+    /// Room for `slots` datagrams (at most [`BATCH`]) of up to `slot_size`
+    /// bytes; a longer datagram is reported truncated.
+    pub fn new(slots: usize, slot_size: usize) -> Batcher {
+        let slots = slots.clamp(1, BATCH);
         Batcher {
-            bufs: (0..BATCH).map(|_| vec![0u8; MAX_REQUEST]).collect(),
-            received: Vec::with_capacity(BATCH),
+            bufs: (0..slots).map(|_| vec![0u8; slot_size]).collect(),
+            received: Vec::with_capacity(slots),
             // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
-            names: vec![unsafe { zeroed() }; BATCH],
-            controls: vec![[0u8; CONTROL_LEN]; BATCH],
-            iovecs: Vec::with_capacity(BATCH),
-            headers: Vec::with_capacity(BATCH),
+            names: vec![unsafe { zeroed() }; slots],
+            controls: vec![[0u8; CONTROL_LEN]; slots],
+            iovecs: Vec::with_capacity(slots),
+            headers: Vec::with_capacity(slots),
         }
+    }
+
+    /// How many datagrams one [`recv`](Batcher::recv) can return.
+    pub fn capacity(&self) -> usize {
+        self.bufs.len()
     }
 
     /// The bytes of received datagram `i`.
@@ -67,19 +72,30 @@ impl Batcher {
         &self.bufs[i][..self.received[i].len]
     }
 
-    /// Receives up to [`BATCH`] datagrams without blocking; `WouldBlock`
-    /// when none is waiting.
+    /// Receives up to [`capacity`](Batcher::capacity) datagrams without
+    /// blocking; `WouldBlock` when none is waiting.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.recv_flags(fd, libc::MSG_DONTWAIT)
+    }
+
+    /// On a blocking socket: waits for one datagram (up to the socket's
+    /// SO_RCVTIMEO, then `WouldBlock`) and takes whatever else is queued.
+    pub fn recv_wait(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.recv_flags(fd, libc::MSG_WAITFORONE)
+    }
+
+    fn recv_flags(&mut self, fd: RawFd, flags: libc::c_int) -> io::Result<usize> {
+        let slots = self.bufs.len();
         self.received.clear();
         self.iovecs.clear();
         self.headers.clear();
-        for i in 0..BATCH {
+        for i in 0..slots {
             self.iovecs.push(libc::iovec {
                 iov_base: self.bufs[i].as_mut_ptr().cast(),
                 iov_len: self.bufs[i].len(),
             });
         }
-        for i in 0..BATCH {
+        for i in 0..slots {
             // SAFETY: mmsghdr is plain data; every pointer is set below.
             let mut h: libc::mmsghdr = unsafe { zeroed() };
             h.msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
@@ -90,14 +106,14 @@ impl Batcher {
             h.msg_hdr.msg_controllen = CONTROL_LEN as _;
             self.headers.push(h);
         }
-        // SAFETY: `headers` holds BATCH valid mmsghdr whose buffers live in
-        // `self` for the duration of the call.
+        // SAFETY: `headers` holds `slots` valid mmsghdr whose buffers live
+        // in `self` for the duration of the call.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
                 self.headers.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                slots as libc::c_uint,
+                flags,
                 std::ptr::null_mut(),
             )
         };
@@ -107,7 +123,7 @@ impl Batcher {
         let n = n as usize;
         for i in 0..n {
             let h = &self.headers[i];
-            let len = (h.msg_len as usize).min(MAX_REQUEST);
+            let len = (h.msg_len as usize).min(self.bufs[i].len());
             let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             let from = sockaddr_to_std(&self.names[i])
                 .unwrap_or(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)));
@@ -131,8 +147,18 @@ pub struct Outgoing<'a> {
     pub from: Option<IpAddr>,
 }
 
-/// Sends a batch; returns how many were sent (the rest had `WouldBlock`).
+/// Sends a batch without blocking; returns how many were sent (the rest had
+/// `WouldBlock`).
 pub fn send(fd: RawFd, items: &[Outgoing<'_>]) -> io::Result<usize> {
+    send_flags(fd, items, libc::MSG_DONTWAIT)
+}
+
+/// Sends a batch on a blocking socket, waiting for buffer space.
+pub fn send_wait(fd: RawFd, items: &[Outgoing<'_>]) -> io::Result<usize> {
+    send_flags(fd, items, 0)
+}
+
+fn send_flags(fd: RawFd, items: &[Outgoing<'_>], flags: libc::c_int) -> io::Result<usize> {
     let n = items.len().min(BATCH);
     if n == 0 {
         return Ok(0);
@@ -162,14 +188,7 @@ pub fn send(fd: RawFd, items: &[Outgoing<'_>]) -> io::Result<usize> {
         }
     }
     // SAFETY: the first n headers point at buffers alive until the call returns.
-    let sent = unsafe {
-        libc::sendmmsg(
-            fd,
-            headers.as_mut_ptr(),
-            n as libc::c_uint,
-            libc::MSG_DONTWAIT,
-        )
-    };
+    let sent = unsafe { libc::sendmmsg(fd, headers.as_mut_ptr(), n as libc::c_uint, flags) };
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -201,7 +220,7 @@ pub fn enable_packet_info(fd: RawFd, ipv6: bool) -> io::Result<()> {
 }
 
 fn packet_destination(h: &libc::msghdr) -> Option<IpAddr> {
-    if h.msg_control.is_null() || (h.msg_controllen as usize) < size_of::<libc::cmsghdr>() {
+    if h.msg_control.is_null() || h.msg_controllen < size_of::<libc::cmsghdr>() {
         return None;
     }
     // SAFETY: the kernel filled msg_control with msg_controllen bytes of
@@ -348,7 +367,7 @@ mod tests {
             .unwrap();
         let agent: SocketAddr = format!("127.3.4.5:{port}").parse().unwrap();
         client.send_to(b"ping", agent).unwrap();
-        let mut batch = Batcher::new();
+        let mut batch = Batcher::new(BATCH, MAX_REQUEST);
         let mut n = 0;
         for _ in 0..200 {
             match batch.recv(server.as_raw_fd()) {

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the tests need (on Debian/Ubuntu; idempotent) and runs them.
+#   net-snmp's snmpd and command-line tools, the reference SNMP peer
+#   snmpsim (in .work/snmpsim-venv), an independent simulator
+# The tests start their own private snmpd and snmpsim instances on free
+# loopback ports and stop them when they finish.
+# Extra arguments go to `cargo test`, e.g. ./misc/test.sh faults::
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+ensure_build_deps
+ensure_packages snmpd snmp
+ensure_snmpsim
+
+export IRONPOLL_SNMPSIM="$work_dir/snmpsim-venv/bin/snmpsim-command-responder"
+# LibreNMS's recordings live beside the project, never inside it.
+export IRONPOLL_LIBRENMS_FIXTURES="${IRONPOLL_LIBRENMS_FIXTURES:-$repo_root/../shared/fixtures/librenms}"
+
+cd "$repo_root"
+log "running the tests"
+cargo test --locked "$@"
