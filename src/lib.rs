@@ -11,3 +11,6 @@ pub mod sim;
 pub mod snmp;
 pub mod telemetry;
 pub mod udp;
+
+#[cfg(test)]
+mod tidy;

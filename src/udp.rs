@@ -195,6 +195,31 @@ fn send_flags(fd: RawFd, items: &[Outgoing<'_>], flags: libc::c_int) -> io::Resu
     Ok(sent as usize)
 }
 
+/// Raises the receive buffer, past `net.core.rmem_max` when the process may.
+pub fn set_receive_buffer(socket: &socket2::Socket, bytes: usize) {
+    if socket.set_recv_buffer_size(bytes).is_ok() && socket.recv_buffer_size().unwrap_or(0) >= bytes
+    {
+        return;
+    }
+    // SO_RCVBUFFORCE ignores rmem_max; it needs CAP_NET_ADMIN and is simply
+    // refused otherwise, leaving the capped size in place.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let value = bytes.min(i32::MAX as usize) as libc::c_int;
+        // SAFETY: a valid fd and a correctly sized option value.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &value as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
 /// Asks the kernel to report each datagram's destination address.
 pub fn enable_packet_info(fd: RawFd, ipv6: bool) -> io::Result<()> {
     let one: libc::c_int = 1;

@@ -34,7 +34,7 @@ pub struct DemoArgs {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let mut faults = vec!["latency=1ms..20ms".parse().map_err(anyhow::Error::msg)?];
+    let mut faults = vec!["latency=1ms..10ms".parse().map_err(anyhow::Error::msg)?];
     if args.dead_percent > 0.0 {
         faults.push(
             format!("{}%:silence", args.dead_percent)
@@ -60,7 +60,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     writeln!(
         stdout.lock(),
-        "simulating {} devices on {} .. {} (3 profiles, latency 1-20 ms, {}% dead)",
+        "simulating {} devices on {} .. {} (3 profiles, latency 1-10 ms, {}% dead)",
         sim.fleet.len(),
         sim.fleet[0].addr,
         sim.fleet[sim.fleet.len() - 1].addr,

@@ -26,6 +26,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use rayon::prelude::*;
+
+pub use crate::telemetry::process_cpu_seconds;
 use rustc_hash::FxHashMap;
 
 pub use agent::{Agent, SimStats};
@@ -476,16 +478,4 @@ impl Simulator {
         }
         s
     }
-}
-
-/// CPU seconds (user + system) this process has used so far.
-pub fn process_cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    if r != 0 {
-        return 0.0;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }

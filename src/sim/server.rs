@@ -70,7 +70,7 @@ pub(super) fn spawn_socket(
     if options.reuse_port {
         socket.set_reuse_port(true)?;
     }
-    crate::snmp::transport::set_receive_buffer(&socket, 8 << 20);
+    udp::set_receive_buffer(&socket, 8 << 20);
     socket.set_send_buffer_size(4 << 20)?;
     socket.bind(&addr.into())?;
     if options.packet_info {
@@ -165,9 +165,10 @@ impl Served {
         }
     }
 
-    /// Moves answers whose delay has passed to `out`.
+    /// Moves answers whose delay has passed (or passes within half a
+    /// millisecond, the precision latency faults are kept to) to `out`.
     fn release_due(&mut self) {
-        let now = Instant::now();
+        let now = Instant::now() + Duration::from_micros(500);
         while let Some(Reverse((t, id))) = self.due.peek().copied() {
             if t > now {
                 break;
@@ -214,10 +215,14 @@ fn serve_blocking(socket: std::net::UdpSocket, mut served: Served, stop: &Atomic
     let fd = socket.as_raw_fd();
     let mut timeout = STOP_CHECK;
     while !stop.load(Ordering::Relaxed) {
-        // Wake for the next delayed answer, or to look at the stop flag.
+        // Wake for the next delayed answer, or to look at the stop flag. The
+        // timeout is kept in whole milliseconds so it rarely needs resetting.
         let wanted = served.next_due().map_or(STOP_CHECK, |t| {
-            t.saturating_duration_since(Instant::now())
-                .clamp(Duration::from_micros(100), STOP_CHECK)
+            let ms = t
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .max(1);
+            Duration::from_millis(ms as u64).min(STOP_CHECK)
         });
         if wanted != timeout {
             timeout = wanted;

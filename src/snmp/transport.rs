@@ -32,7 +32,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::task::AbortHandle;
 
 use super::pdu::peek_request_id;
-use crate::udp::{Batcher, MAX_DATAGRAM};
+use crate::udp::{Batcher, MAX_DATAGRAM, set_receive_buffer};
 
 const SHARDS: usize = 16;
 /// Replies a request can hold before further ones for it are dropped.
@@ -241,31 +241,6 @@ fn open_socket(addr: SocketAddr, receive_buffer: usize) -> io::Result<Socket> {
     // SAFETY: the UdpSocket owns its descriptor and keeps it open, unchanged,
     // for as long as the AsyncFd that owns the socket lives.
     unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)
-}
-
-/// Raises the receive buffer, past `net.core.rmem_max` when the process may.
-pub(crate) fn set_receive_buffer(socket: &socket2::Socket, bytes: usize) {
-    if socket.set_recv_buffer_size(bytes).is_ok() && socket.recv_buffer_size().unwrap_or(0) >= bytes
-    {
-        return;
-    }
-    // SO_RCVBUFFORCE ignores rmem_max; it needs CAP_NET_ADMIN and is simply
-    // refused otherwise, leaving the capped size in place.
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let value = bytes.min(i32::MAX as usize) as libc::c_int;
-        // SAFETY: a valid fd and a correctly sized option value.
-        unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                &value as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
 }
 
 impl Transport {

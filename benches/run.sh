@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every benchmark and a bounded fuzzing session, keeping the raw output
+# in benches/runs/<date>/ (benches/RESULTS.md quotes it). Installs what it
+# needs (net-snmp's snmpd and tools, cargo-fuzz) like misc/test.sh does.
+#   FUZZ_SECONDS=60 ./benches/run.sh
+set -euo pipefail
+. "$(dirname "$0")/../misc/lib.sh"
+
+ensure_build_deps
+ensure_packages snmpd snmp
+cd "$repo_root"
+out=$repo_root/benches/runs/$(date -u +%Y-%m-%d)
+mkdir -p "$out"
+{
+    echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) CPUs"
+    rustc --version
+    snmpd -v 2>/dev/null | grep -m1 -i version || true
+} > "$out/machine.txt"
+
+run() {
+    local name=$1; shift
+    log "$name: $*"
+    { echo "\$ $*"; "$@"; } 2>&1 | grep -v -E '^\s+(Compiling|Finished|Running)' | tee "$out/$name.txt"
+}
+
+run codec cargo bench --locked --bench codec
+run engine cargo bench --locked --bench engine
+for c in 8 32 128; do
+    run "simulator-c$c" cargo bench --locked --bench simulator -- --requests 200000 --concurrency "$c"
+done
+
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    log "installing cargo-fuzz"
+    cargo install --locked cargo-fuzz
+fi
+# cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable compiler take them.
+( cd fuzz && run fuzz env RUSTC_BOOTSTRAP=1 cargo fuzz run decode_message -- -max_total_time="${FUZZ_SECONDS:-60}" )
+log "results in $out"
