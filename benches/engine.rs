@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ironpoll::sim::process_cpu_seconds;
-use ironpoll::snmp::{ClientOptions, Credentials, Oid, SessionOptions, SnmpClient, oid};
+use ironpoll::snmp::{ClientOptions, Credentials, SessionOptions, SnmpClient, oid};
+use ironpoll::telemetry::{cpu_seconds_of, process_cpu_seconds};
 
 struct Args {
     devices: usize,
@@ -64,20 +64,9 @@ fn args() -> Args {
     a
 }
 
-/// CPU seconds of another process, from /proc/<pid>/stat (utime + stime).
+/// CPU seconds (user + system) of the simulator process.
 fn cpu_of(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields after the command: state is 0, utime 11, stime 12.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
+    cpu_seconds_of(pid).map_or(0.0, |(user, system)| user + system)
 }
 
 fn children_cpu_seconds() -> f64 {
@@ -161,37 +150,21 @@ fn watch_in_flight(client: &SnmpClient) -> (Arc<AtomicUsize>, tokio::task::JoinH
     (peak, task)
 }
 
-async fn walk_phase(a: &Args, client: &SnmpClient, addrs: &[SocketAddr], sim_pid: u32) -> Phase {
-    let opts = SessionOptions {
-        timeout: Duration::from_secs(5),
-        retries: 2,
-        max_repetitions: a.max_repetitions,
-        ..SessionOptions::default()
-    };
-    let tables: [Oid; 2] = [oid("1.3.6.1.2.1.2.2"), oid("1.3.6.1.2.1.31.1.1")];
+/// Runs the jobs that `spawn` puts into the set, all at once, and measures
+/// them: each job returns the varbinds it got.
+async fn measure(
+    client: &SnmpClient,
+    sim_pid: u32,
+    spawn: impl FnOnce(&mut tokio::task::JoinSet<Result<u64, ironpoll::snmp::Error>>),
+) -> Phase {
     let (peak, watcher) = watch_in_flight(client);
     let (cpu0, sim0, sent0) = (process_cpu_seconds(), cpu_of(sim_pid), client.stats().sent);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for addr in addrs {
-        let s = client.session_at(
-            *addr,
-            addr.to_string(),
-            Credentials::v2c("public"),
-            opts.clone(),
-        );
-        for t in &tables {
-            let (s, t) = (s.clone(), t.clone());
-            // Count, do not keep: the walk hands each varbind over as it arrives.
-            tasks.spawn(async move {
-                let mut n = 0u64;
-                s.walk_with(&t, |_vb| n += 1).await.map(|_| n)
-            });
-        }
-    }
+    spawn(&mut tasks);
     let mut varbinds = 0;
     while let Some(r) = tasks.join_next().await {
-        varbinds += r.expect("walk task").expect("walk");
+        varbinds += r.expect("task").expect("SNMP");
     }
     let wall = started.elapsed().as_secs_f64();
     watcher.abort();
@@ -205,50 +178,63 @@ async fn walk_phase(a: &Args, client: &SnmpClient, addrs: &[SocketAddr], sim_pid
     }
 }
 
+fn sessions(
+    client: &SnmpClient,
+    addrs: &[SocketAddr],
+    opts: SessionOptions,
+) -> Vec<ironpoll::snmp::Session> {
+    addrs
+        .iter()
+        .map(|a| client.session_at(*a, a.to_string(), Credentials::v2c("public"), opts.clone()))
+        .collect()
+}
+
+async fn walk_phase(a: &Args, client: &SnmpClient, addrs: &[SocketAddr], sim_pid: u32) -> Phase {
+    let opts = SessionOptions {
+        timeout: Duration::from_secs(5),
+        retries: 2,
+        max_repetitions: a.max_repetitions,
+        ..SessionOptions::default()
+    };
+    let sessions = sessions(client, addrs, opts);
+    measure(client, sim_pid, |tasks| {
+        for s in &sessions {
+            for t in [oid("1.3.6.1.2.1.2.2"), oid("1.3.6.1.2.1.31.1.1")] {
+                let s = s.clone();
+                // Count, do not keep: the walk hands each varbind over as it arrives.
+                tasks.spawn(async move {
+                    let mut n = 0u64;
+                    s.walk_with(&t, |_vb| n += 1).await.map(|_| n)
+                });
+            }
+        }
+    })
+    .await
+}
+
 async fn get_phase(a: &Args, client: &SnmpClient, addrs: &[SocketAddr], sim_pid: u32) -> Phase {
     let opts = SessionOptions {
         timeout: Duration::from_secs(5),
         retries: 2,
         ..SessionOptions::default()
     };
-    let (peak, watcher) = watch_in_flight(client);
-    let (cpu0, sim0, sent0) = (process_cpu_seconds(), cpu_of(sim_pid), client.stats().sent);
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for addr in addrs {
-        let s = client.session_at(
-            *addr,
-            addr.to_string(),
-            Credentials::v2c("public"),
-            opts.clone(),
-        );
-        // Two GET loops per device: the per-agent limit of two, all used.
-        for column in [3u32, 5] {
-            let s = s.clone();
-            let rounds = a.rounds;
-            tasks.spawn(async move {
-                let name = [oid("1.3.6.1.2.1.1").join(&[column, 0])];
-                for _ in 0..rounds {
-                    s.get(&name).await?;
-                }
-                Ok::<u64, ironpoll::snmp::Error>(rounds as u64)
-            });
+    let sessions = sessions(client, addrs, opts);
+    measure(client, sim_pid, |tasks| {
+        for s in &sessions {
+            // Two GET loops per device: the per-agent limit of two, all used.
+            for column in [3u32, 5] {
+                let (s, rounds) = (s.clone(), a.rounds);
+                tasks.spawn(async move {
+                    let name = [oid("1.3.6.1.2.1.1").join(&[column, 0])];
+                    for _ in 0..rounds {
+                        s.get(&name).await?;
+                    }
+                    Ok(rounds as u64)
+                });
+            }
         }
-    }
-    let mut varbinds = 0;
-    while let Some(r) = tasks.join_next().await {
-        varbinds += r.expect("get task").expect("get");
-    }
-    let wall = started.elapsed().as_secs_f64();
-    watcher.abort();
-    Phase {
-        varbinds,
-        pdus: client.stats().sent - sent0,
-        wall,
-        cpu: process_cpu_seconds() - cpu0,
-        sim_cpu: cpu_of(sim_pid) - sim0,
-        peak_in_flight: peak.load(Ordering::Relaxed),
-    }
+    })
+    .await
 }
 
 /// snmpbulkwalk once per table per device, 32 processes at a time.

@@ -37,19 +37,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// User and system CPU seconds of a process, from /proc/<pid>/stat.
+/// User and system CPU seconds of an agent process.
 fn cpu_of(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) / hz, ticks(12) / hz)
+    ironpoll::telemetry::cpu_seconds_of(pid).unwrap_or((0.0, 0.0))
 }
 
 fn wait_until_answering(rt: &tokio::runtime::Runtime, client: &SnmpClient, addr: SocketAddr) {

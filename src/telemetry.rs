@@ -13,6 +13,19 @@ pub fn init(default_level: &str) {
         .try_init();
 }
 
+/// User and system CPU seconds another process has used so far, from
+/// /proc/<pid>/stat; `None` when the process is gone.
+pub fn cpu_seconds_of(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: count from the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    // After the command: state is field 0, utime 11, stime 12.
+    Some((ticks(11)? / hz, ticks(12)? / hz))
+}
+
 /// CPU seconds (user + system) this process has used so far.
 pub fn process_cpu_seconds() -> f64 {
     // SAFETY: getrusage fills the struct it is given.

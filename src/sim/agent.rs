@@ -9,7 +9,6 @@
 //!
 //! Faults (see [`super::fault`]) are applied here, per device.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -573,18 +572,13 @@ impl Agent {
                 return report(UsmError::NotInTimeWindow, Some(k));
             }
         }
-        let plain: Cow<'_, [u8]> = match (m.data, &keys) {
-            (ScopedData::Plain(b), _) if !private => Cow::Borrowed(b),
-            (ScopedData::Encrypted(ct), Some(k)) if private => {
-                match k.decrypt(ct, m.usm.priv_params, m.usm.engine_boots, m.usm.engine_time) {
-                    Ok(p) => Cow::Owned(p),
-                    Err(_) => return report(UsmError::DecryptionError, None),
-                }
-            }
-            _ => {
-                bump(&self.counters.dropped_malformed);
-                return None;
-            }
+        // The payload must be what the flags say it is.
+        if private != matches!(m.data, ScopedData::Encrypted(_)) {
+            bump(&self.counters.dropped_malformed);
+            return None;
+        }
+        let Ok(plain) = usm::open_scoped(m, keys.as_deref()) else {
+            return report(UsmError::DecryptionError, None);
         };
         let Ok(scoped) = pdu::decode_scoped_pdu(&plain) else {
             // A wrong privacy passphrase decrypts to garbage: RFC 3414 counts

@@ -6,7 +6,6 @@
 //! concurrently within the agent's in-flight limit), GETNEXT, GETBULK and walk
 //! (GETBULK whose max-repetitions follows the agent, GETNEXT for v1).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -340,19 +339,17 @@ impl Session {
     }
 
     async fn get_pdu(&self, oids: &[Oid]) -> Result<Vec<VarBind>, Error> {
-        let pdu = self
-            .request(PduHeader::request(PduType::GetRequest, 0), oids)
-            .await?;
-        self.check_status(&pdu, oids)?;
-        self.check_count(&pdu, oids.len())?;
-        Ok(pdu.varbinds)
+        self.one_pdu(PduType::GetRequest, oids).await
     }
 
     /// One GETNEXT PDU.
     pub async fn get_next(&self, oids: &[Oid]) -> Result<Vec<VarBind>, Error> {
-        let pdu = self
-            .request(PduHeader::request(PduType::GetNextRequest, 0), oids)
-            .await?;
+        self.one_pdu(PduType::GetNextRequest, oids).await
+    }
+
+    /// One GET or GETNEXT: an answer per OID, or the agent's error.
+    async fn one_pdu(&self, pdu_type: PduType, oids: &[Oid]) -> Result<Vec<VarBind>, Error> {
+        let pdu = self.request(PduHeader::request(pdu_type, 0), oids).await?;
         self.check_status(&pdu, oids)?;
         self.check_count(&pdu, oids.len())?;
         Ok(pdu.varbinds)
@@ -712,22 +709,15 @@ impl Session {
                 ));
             }
         }
-        let scoped: Cow<'_, [u8]> = match m.data {
-            ScopedData::Plain(b) => Cow::Borrowed(b),
-            ScopedData::Encrypted(ct) => {
-                if !authenticated || m.flags & flags::PRIV == 0 {
-                    return Err(Rejection::Other(
-                        "encrypted reply without privacy flags".into(),
-                    ));
-                }
-                Cow::Owned(
-                    engine
-                        .keys
-                        .decrypt(ct, m.usm.priv_params, m.usm.engine_boots, m.usm.engine_time)
-                        .map_err(|e| Rejection::Other(e.to_string()))?,
-                )
-            }
-        };
+        if matches!(m.data, ScopedData::Encrypted(_))
+            && (!authenticated || m.flags & flags::PRIV == 0)
+        {
+            return Err(Rejection::Other(
+                "encrypted reply without privacy flags".into(),
+            ));
+        }
+        let scoped = usm::open_scoped(&m, Some(&engine.keys))
+            .map_err(|e| Rejection::Other(e.to_string()))?;
         let scoped = pdu::decode_scoped_pdu(&scoped).map_err(|e| {
             // Offsets inside decrypted data mean nothing to a reader; say what it was.
             Rejection::Other(format!(

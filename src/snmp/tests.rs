@@ -19,7 +19,8 @@ use super::pdu::{
     self, Message, PduHeader, PduType, ScopedData, Version, decode_message, decode_scoped_pdu,
 };
 use super::usm::{
-    AuthProtocol, Envelope, KeyCache, PrivProtocol, SecurityLevel, UsmError, UsmUser, seal_message,
+    AuthProtocol, Envelope, KeyCache, PrivProtocol, SecurityLevel, UsmError, UsmUser, open_scoped,
+    seal_message,
 };
 use super::value::{Value, VarBind};
 use crate::secret::Secret;
@@ -183,12 +184,7 @@ fn check_v3_exchange(vectors: [&str; 4], user: UsmUser) {
         keys.verify(&request, q.auth_params_offset, q.usm.auth_params),
         "request HMAC"
     );
-    let plain = match q.data {
-        ScopedData::Plain(b) => b.to_vec(),
-        ScopedData::Encrypted(ct) => keys
-            .decrypt(ct, q.usm.priv_params, q.usm.engine_boots, q.usm.engine_time)
-            .unwrap(),
-    };
+    let plain = open_scoped(&q, Some(&keys)).unwrap();
     let scoped = decode_scoped_pdu(&plain).unwrap();
     assert_eq!(
         scoped.pdu.varbinds,
@@ -235,12 +231,7 @@ fn check_v3_exchange(vectors: [&str; 4], user: UsmUser) {
         keys.verify(&response, a.auth_params_offset, a.usm.auth_params),
         "response HMAC"
     );
-    let plain = match a.data {
-        ScopedData::Plain(b) => b.to_vec(),
-        ScopedData::Encrypted(ct) => keys
-            .decrypt(ct, a.usm.priv_params, a.usm.engine_boots, a.usm.engine_time)
-            .unwrap(),
-    };
+    let plain = open_scoped(&a, Some(&keys)).unwrap();
     let got = decode_scoped_pdu(&plain).unwrap().pdu;
     assert_eq!(
         got.varbinds,

@@ -631,6 +631,23 @@ pub fn seal_message(scoped: &[u8], env: &Envelope<'_>) -> Vec<u8> {
     w.into_vec()
 }
 
+/// The ScopedPDU of a v3 message as bytes: the plain element as received,
+/// or the encryptedPDU decrypted with `keys`. Checking that the message's
+/// flags allow what it carries is the caller's policy.
+pub fn open_scoped<'a>(
+    m: &super::pdu::V3Message<'a>,
+    keys: Option<&LocalizedKeys>,
+) -> Result<std::borrow::Cow<'a, [u8]>, UsmError> {
+    use std::borrow::Cow;
+    match m.data {
+        super::pdu::ScopedData::Plain(b) => Ok(Cow::Borrowed(b)),
+        super::pdu::ScopedData::Encrypted(ct) => keys
+            .ok_or(UsmError::DecryptionError)?
+            .decrypt(ct, m.usm.priv_params, m.usm.engine_boots, m.usm.engine_time)
+            .map(Cow::Owned),
+    }
+}
+
 /// Master keys by hash algorithm and passphrase.
 type MasterKeys = HashMap<(AuthProtocol, Secret), Arc<Vec<u8>>>;
 /// Localized keys by engine ID and user.

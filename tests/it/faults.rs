@@ -10,7 +10,7 @@ use std::time::Duration;
 use ironpoll::sim::profile::Profile;
 use ironpoll::sim::{FleetConfig, FleetLayout, Member, SimConfig, Simulator};
 use ironpoll::snmp::pdu::ErrorStatus;
-use ironpoll::snmp::{Credentials, Error, Oid, SessionOptions, oid};
+use ironpoll::snmp::{Credentials, Error, Oid, Session, SessionOptions, SnmpClient, oid};
 
 use crate::support::*;
 use crate::within;
@@ -65,6 +65,51 @@ fn if_table() -> Oid {
     oid("1.3.6.1.2.1.2.2")
 }
 
+/// A device with a fault walked beside a clean one.
+struct Compared {
+    client: SnmpClient,
+    /// The session on the faulty device.
+    session: Session,
+    addr: SocketAddr,
+    /// The ifTable OIDs both walks returned.
+    oids: Vec<Oid>,
+    _simulators: (Simulator, Simulator),
+}
+
+/// Walks ifTable of a clean device and of one with `fault` (through
+/// `faulty_opts`), and asserts both gave the same OIDs.
+async fn walk_compared(fault: &str, faulty_opts: SessionOptions) -> Compared {
+    let (clean, clean_addr) = device_with(&[]).await;
+    let (faulty, addr) = device_with(&[fault]).await;
+    let client = client();
+    let want = if_table_oids(&session(
+        &client,
+        clean_addr,
+        Credentials::v2c("public"),
+        opts(200, 0),
+    ))
+    .await;
+    let s = session(&client, addr, Credentials::v2c("public"), faulty_opts);
+    assert_eq!(if_table_oids(&s).await, want, "walk through {fault}");
+    Compared {
+        client,
+        session: s,
+        addr,
+        oids: want,
+        _simulators: (clean, faulty),
+    }
+}
+
+/// The OIDs of a device's ifTable, walked through `s`.
+async fn if_table_oids(s: &ironpoll::snmp::Session) -> Vec<Oid> {
+    s.walk(&if_table())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|vb| vb.oid)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_is_a_timeout_after_every_retry() {
     within(60, async {
@@ -75,13 +120,7 @@ async fn silence_is_a_timeout_after_every_retry() {
         assert!(matches!(e, Error::Timeout { .. }), "{e}");
         assert_eq!(e.to_string(), format!("Timeout: No Response from {addr}"));
         assert_eq!(client.stats().sent, 3, "first try and two retries");
-        let out = net_snmp(
-            "snmpget",
-            addr,
-            &["-t", "0.1", "-r", "1"],
-            ".1.3.6.1.2.1.1.5.0",
-        )
-        .await;
+        let out = net_snmp("snmpwalk", addr, &["-t", "0.1", "-r", "1"], "1.3.6.1.2.1.1").await;
         assert!(!out.status.success());
         assert!(
             stderr(&out).contains("Timeout: No Response"),
@@ -95,38 +134,15 @@ async fn silence_is_a_timeout_after_every_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loss_is_recovered_by_retries() {
     within(120, async {
-        let (_sim, clean_addr) = device_with(&[]).await;
-        let (_lossy, addr) = device_with(&["loss=40%"]).await;
-        let client = client();
-        let want: Vec<Oid> = session(
-            &client,
-            clean_addr,
-            Credentials::v2c("public"),
-            opts(200, 0),
-        )
-        .walk(&if_table())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|vb| vb.oid)
-        .collect();
-        let s = session(
-            &client,
-            addr,
-            Credentials::v2c("public"),
+        let c = walk_compared(
+            "loss=40%",
             SessionOptions {
                 max_repetitions: 5,
                 ..opts(60, 12)
             },
-        );
-        let got: Vec<Oid> = s
-            .walk(&if_table())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|vb| vb.oid)
-            .collect();
-        assert_eq!(got, want);
+        )
+        .await;
+        let (client, addr, want) = (&c.client, c.addr, &c.oids);
         assert!(client.stats().retransmitted > 0, "{:?}", client.stats());
         let out = net_snmp(
             "snmpbulkwalk",
@@ -160,10 +176,10 @@ async fn latency_beyond_the_timeout_times_out_and_within_it_answers() {
         );
         assert!(
             !net_snmp(
-                "snmpget",
+                "snmpwalk",
                 addr,
                 &["-t", "0.04", "-r", "0"],
-                ".1.3.6.1.2.1.1.5.0"
+                "1.3.6.1.2.1.1"
             )
             .await
             .status
@@ -171,10 +187,10 @@ async fn latency_beyond_the_timeout_times_out_and_within_it_answers() {
         );
         assert!(
             net_snmp(
-                "snmpget",
+                "snmpbulkwalk",
                 addr,
                 &["-t", "1", "-r", "0"],
-                ".1.3.6.1.2.1.1.5.0"
+                "1.3.6.1.2.1.1"
             )
             .await
             .status
@@ -195,13 +211,7 @@ async fn replies_with_a_wrong_request_id_are_dropped_and_counted() {
             Err(Error::Timeout { .. })
         ));
         assert_eq!(client.stats().dropped_unknown_id, 2, "{:?}", client.stats());
-        let out = net_snmp(
-            "snmpget",
-            addr,
-            &["-t", "0.1", "-r", "1"],
-            ".1.3.6.1.2.1.1.5.0",
-        )
-        .await;
+        let out = net_snmp("snmpwalk", addr, &["-t", "0.1", "-r", "1"], "1.3.6.1.2.1.1").await;
         assert!(stderr(&out).contains("Timeout"), "{}", stderr(&out));
     })
     .await;
@@ -241,10 +251,10 @@ async fn malformed_replies_are_a_named_error_for_that_device() {
         assert!(e.to_string().contains("malformed object identifier"), "{e}");
         // net-snmp drops what it cannot parse and times out.
         let out = net_snmp(
-            "snmpget",
+            "snmpbulkwalk",
             addr,
             &["-t", "0.1", "-r", "0"],
-            ".1.3.6.1.2.1.1.5.0",
+            "1.3.6.1.2.1.1",
         )
         .await;
         assert!(stderr(&out).contains("Timeout"), "{}", stderr(&out));
@@ -291,38 +301,15 @@ async fn non_increasing_oids_stop_the_walk_and_an_endless_walk_is_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_big_halves_max_repetitions_until_the_walk_fits() {
     within(60, async {
-        let (_sim, clean_addr) = device_with(&[]).await;
-        let (_sim2, addr) = device_with(&["toobig=700"]).await;
-        let client = client();
-        let want: Vec<Oid> = session(
-            &client,
-            clean_addr,
-            Credentials::v2c("public"),
-            opts(200, 0),
-        )
-        .walk(&if_table())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|vb| vb.oid)
-        .collect();
-        let s = session(
-            &client,
-            addr,
-            Credentials::v2c("public"),
+        let c = walk_compared(
+            "toobig=700",
             SessionOptions {
                 max_repetitions: 50,
                 ..opts(200, 0)
             },
-        );
-        let got: Vec<Oid> = s
-            .walk(&if_table())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|vb| vb.oid)
-            .collect();
-        assert_eq!(got, want);
+        )
+        .await;
+        let (client, s, addr, want) = (&c.client, &c.session, c.addr, &c.oids);
         assert!(
             s.current_max_repetitions() < 50,
             "{}",
@@ -331,7 +318,7 @@ async fn too_big_halves_max_repetitions_until_the_walk_fits() {
         // A GET too large for the agent is its error to report.
         let many: Vec<Oid> = want.iter().take(40).cloned().collect();
         let big = session(
-            &client,
+            client,
             addr,
             Credentials::v2c("public"),
             SessionOptions {

@@ -111,3 +111,34 @@ async fn v3_context_selects_the_recording_in_snmpsim() {
     })
     .await;
 }
+
+/// The project's own recording (made by misc/record-fixture.sh with
+/// `ironpoll walk --format snmprec`) is clean and served back whole by both
+/// snmpsim and ironpoll's simulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projects_own_recording_is_served_back_whole_by_both_simulators() {
+    let dir = repo_root().join("fixtures/recordings");
+    let rec = snmprec::parse_file(&dir.join("linux-snmpd.snmprec")).unwrap();
+    assert!(rec.skipped.is_empty(), "{:?}", rec.skipped);
+    assert!(rec.varbinds.len() > 500, "{}", rec.varbinds.len());
+    let snmpsim = start_snmpsim(&dir);
+    within(120, async {
+        let ours = ironpoll::sim::Simulator::start(ironpoll::sim::SimConfig {
+            endpoints: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))],
+            recordings: vec![dir.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let client = client();
+        for addr in [
+            std::net::SocketAddr::from(([127, 0, 0, 1], snmpsim.port)),
+            ours.endpoints[0],
+        ] {
+            let s = session(&client, addr, Credentials::v2c("linux-snmpd"), quick());
+            let got = s.walk(&root()).await.unwrap();
+            assert_same_varbinds(&format!("linux-snmpd from {addr}"), &got, &rec.varbinds);
+        }
+    })
+    .await;
+}

@@ -372,22 +372,14 @@ pub fn as_snmprec(vbs: &[VarBind]) -> Vec<String> {
 
 /// Asserts two varbind lists are equal, showing the first difference.
 pub fn assert_same_varbinds(what: &str, got: &[VarBind], want: &[VarBind]) {
-    if got == want {
-        return;
+    if got != want {
+        assert_same_lines(
+            what,
+            &as_snmprec(got).join("\n"),
+            &as_snmprec(want).join("\n"),
+        );
+        panic!("{what}: the varbinds differ in a way their snmprec lines do not show");
     }
-    let (g, w) = (as_snmprec(got), as_snmprec(want));
-    let first = g
-        .iter()
-        .zip(w.iter())
-        .position(|(a, b)| a != b)
-        .unwrap_or(g.len().min(w.len()));
-    panic!(
-        "{what}: {} varbinds, expected {}; first difference at {first}:\n  got:  {:?}\n  want: {:?}",
-        got.len(),
-        want.len(),
-        g.get(first),
-        w.get(first)
-    );
 }
 
 /// Asserts two texts are equal line by line, showing the first difference
