@@ -26,8 +26,9 @@ run() {
 run codec cargo bench --locked --bench codec
 run engine cargo bench --locked --bench engine
 for c in 8 32 128; do
-    run "simulator-c$c" cargo bench --locked --bench simulator -- --requests 200000 --concurrency "$c"
+    run "simulator-c$c" cargo bench --locked --bench simulator -- --requests 200000 --concurrency "$c" --load batched
 done
+run simulator-client-c32 cargo bench --locked --bench simulator -- --requests 200000 --concurrency 32 --load client
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     log "installing cargo-fuzz"
