@@ -6,6 +6,12 @@
 //! * `cli`: the `ironpoll` command line.
 
 pub mod cli;
+pub mod config;
+pub mod db;
+pub mod device;
+pub mod librenms;
+pub mod mib;
+pub mod rrd;
 pub mod secret;
 pub mod sim;
 pub mod snmp;

@@ -18,6 +18,12 @@ impl Secret {
         &self.0
     }
 
+    /// The secret as text, for the few places that must hand it on (a
+    /// database password to the driver).
+    pub fn expose_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

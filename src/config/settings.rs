@@ -1,0 +1,750 @@
+//! Every setting ironpoll reads, its LibreNMS key, default and validation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::{ConfigError, Mode, Source};
+use crate::secret::Secret;
+
+/// Names after `IRONPOLL_` that are not settings (scripts and tests use them).
+pub(super) const NON_SETTING_ENV: &[&str] = &["SNMPSIM", "LIBRENMS_FIXTURES", "WORK", "CONFIG"];
+
+/// LibreNMS's default RRAs (`rrd_rra`).
+pub const DEFAULT_RRA: &str = "RRA:AVERAGE:0.5:1:2016 RRA:AVERAGE:0.5:6:1440 RRA:AVERAGE:0.5:24:1440 RRA:AVERAGE:0.5:288:1440 RRA:MIN:0.5:1:2016 RRA:MIN:0.5:6:1440 RRA:MIN:0.5:24:1440 RRA:MIN:0.5:288:1440 RRA:MAX:0.5:1:2016 RRA:MAX:0.5:6:1440 RRA:MAX:0.5:24:1440 RRA:MAX:0.5:288:1440 RRA:LAST:0.5:1:2016";
+
+/// What the defaults depend on.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub mode: Mode,
+    pub librenms_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    /// `mysql://...` or `sqlite:PATH`; when empty, built from the parts.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub username: String,
+    pub password: Secret,
+    pub socket: String,
+    /// Session time zone; empty keeps the server's.
+    pub timezone: String,
+    /// Connections ironpoll may hold open at once.
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub host: String,
+    pub port: u16,
+    pub db: i64,
+    pub username: String,
+    pub password: Secret,
+    pub scheme: String,
+    pub socket: String,
+    pub sentinel: String,
+    pub sentinel_service: String,
+    pub timeout: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RrdSettings {
+    pub enable: bool,
+    pub dir: PathBuf,
+    /// `host:port`, `unix:/path` or a socket path; empty for local files.
+    pub rrdcached: String,
+    pub step: u32,
+    pub heartbeat: u32,
+    pub rra: Vec<String>,
+    /// Updates held while rrdcached is unreachable; past this they are
+    /// dropped and counted.
+    pub buffer_limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnmpSettings {
+    pub timeout_secs: f64,
+    pub retries: u32,
+    /// 0: net-snmp's default (10).
+    pub max_repeaters: u32,
+    pub max_oid: usize,
+}
+
+/// `fping_options.*`.
+#[derive(Debug, Clone)]
+pub struct PingSettings {
+    pub count: u32,
+    pub interval_ms: u32,
+    pub timeout_ms: u32,
+    pub tos: u8,
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct PollerSettings {
+    pub frequency: u32,
+    pub workers: u32,
+    pub down_retry: u32,
+    pub groups: Vec<i64>,
+    /// Device polls in flight at once.
+    pub concurrency: usize,
+    /// A poll still running after this many seconds is abandoned.
+    pub device_deadline: u32,
+}
+
+/// `poller_modules.*` and `os.<os>.poller_modules.*` overrides.
+#[derive(Debug, Clone, Default)]
+pub struct ModuleSettings {
+    pub global: BTreeMap<String, bool>,
+    pub os: BTreeMap<String, BTreeMap<String, bool>>,
+}
+
+/// What decides which interfaces LibreNMS polls (global lists; LibreNMS
+/// adds per-OS lists from its OS definitions).
+#[derive(Debug, Clone)]
+pub struct PortSettings {
+    pub good_if: Vec<String>,
+    pub bad_if: Vec<String>,
+    pub bad_if_regexp: Vec<String>,
+    pub bad_iftype: Vec<String>,
+    pub bad_ifname_regexp: Vec<String>,
+    pub bad_ifalias_regexp: Vec<String>,
+    pub bad_ifoperstatus: Vec<String>,
+    pub empty_ifdescr: bool,
+    pub default_port_association_mode: String,
+    pub ignore_unmapable_port: bool,
+    pub rrdtool_tune: bool,
+    /// Insert every valid interface when a device has no ports yet (the
+    /// standalone store has no separate discovery; LibreNMS waits for its
+    /// discovery instead).
+    pub discover_when_empty: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AvailabilitySettings {
+    pub durations: Vec<i64>,
+    pub consider_maintenance: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub librenms_dir: PathBuf,
+    pub db: DbSettings,
+    pub node_id: String,
+    pub redis: RedisSettings,
+    pub rrd: RrdSettings,
+    pub snmp: SnmpSettings,
+    pub ping: PingSettings,
+    pub icmp_check: bool,
+    pub poller: PollerSettings,
+    pub modules: ModuleSettings,
+    pub ports: PortSettings,
+    pub availability: AvailabilitySettings,
+    pub device_stats_avg_factor: f64,
+    pub discovery_on_reboot: bool,
+    pub distributed_poller: bool,
+    pub distributed_poller_name: String,
+    sources: BTreeMap<String, Source>,
+}
+
+pub(super) enum ApplyError {
+    Unknown,
+    Invalid(String),
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Settings {
+    pub fn defaults(d: Defaults) -> Settings {
+        let standalone = d.mode == Mode::Standalone;
+        Settings {
+            mode: d.mode,
+            db: DbSettings {
+                url: if standalone {
+                    "sqlite:ironpoll.db".into()
+                } else {
+                    String::new()
+                },
+                host: "localhost".into(),
+                port: 3306,
+                database: "librenms".into(),
+                username: "librenms".into(),
+                password: Secret::from(""),
+                socket: String::new(),
+                timezone: String::new(),
+                max_connections: 4,
+            },
+            node_id: String::new(),
+            redis: RedisSettings {
+                host: "localhost".into(),
+                port: 6379,
+                db: 0,
+                username: String::new(),
+                password: Secret::from(""),
+                scheme: String::new(),
+                socket: String::new(),
+                sentinel: String::new(),
+                sentinel_service: String::new(),
+                timeout: 60,
+            },
+            rrd: RrdSettings {
+                enable: true,
+                dir: if standalone {
+                    PathBuf::from("rrd")
+                } else {
+                    d.librenms_dir.join("rrd")
+                },
+                rrdcached: String::new(),
+                step: 300,
+                heartbeat: 600,
+                rra: DEFAULT_RRA.split_whitespace().map(str::to_string).collect(),
+                buffer_limit: 1_000_000,
+            },
+            snmp: SnmpSettings {
+                timeout_secs: 1.0,
+                retries: 5,
+                max_repeaters: 0,
+                max_oid: 10,
+            },
+            ping: PingSettings {
+                count: 3,
+                interval_ms: 500,
+                timeout_ms: 500,
+                tos: 0,
+                retries: 2,
+            },
+            icmp_check: true,
+            poller: PollerSettings {
+                frequency: 300,
+                workers: 24,
+                down_retry: 60,
+                groups: vec![0],
+                concurrency: 512,
+                device_deadline: 0,
+            },
+            modules: ModuleSettings::default(),
+            ports: PortSettings {
+                good_if: Vec::new(),
+                bad_if: strings(&[
+                    "voip-null",
+                    "virtual-",
+                    "unrouted",
+                    "eobc",
+                    "lp0",
+                    "-atm",
+                    "faith0",
+                    "container",
+                    "async",
+                    "plip",
+                    "-physical",
+                    "container",
+                    "unrouted",
+                    "bluetooth",
+                    "isatap",
+                    "ras",
+                    "qos",
+                    "span rp",
+                    "span sp",
+                    "sslvpn",
+                    "pppoe-",
+                    "irtual",
+                ]),
+                bad_if_regexp: strings(&["/^ng[0-9]+$/", "/^sl[0-9]/"]),
+                bad_iftype: strings(&[
+                    "voiceEncap",
+                    "voiceFXO",
+                    "voiceFXS",
+                    "voiceOverAtm",
+                    "voiceOverFrameRelay",
+                    "voiceOverIp",
+                    "ds0",
+                    "ds1",
+                    "ds3",
+                    "sonet",
+                    "atmSubInterface",
+                    "aal5",
+                    "mpls",
+                ]),
+                bad_ifname_regexp: Vec::new(),
+                bad_ifalias_regexp: Vec::new(),
+                bad_ifoperstatus: strings(&["notPresent"]),
+                empty_ifdescr: false,
+                default_port_association_mode: "ifIndex".into(),
+                ignore_unmapable_port: false,
+                rrdtool_tune: false,
+                discover_when_empty: standalone,
+            },
+            availability: AvailabilitySettings {
+                durations: vec![86_400, 604_800, 2_592_000, 31_536_000],
+                consider_maintenance: false,
+            },
+            device_stats_avg_factor: 0.05,
+            discovery_on_reboot: false,
+            distributed_poller: false,
+            distributed_poller_name: local_hostname(),
+            librenms_dir: d.librenms_dir,
+            sources: BTreeMap::new(),
+        }
+    }
+
+    /// Where the value of `key` came from.
+    pub fn source_of(&self, key: &str) -> Source {
+        self.sources.get(key).cloned().unwrap_or(Source::Default)
+    }
+
+    pub(super) fn apply(
+        &mut self,
+        key: &str,
+        v: &Value,
+        source: &Source,
+    ) -> Result<(), ApplyError> {
+        use ApplyError::Invalid;
+        let inv = Invalid;
+        match key {
+            "db.url" => self.db.url = string(v).map_err(inv)?,
+            "db.host" => self.db.host = string(v).map_err(inv)?,
+            "db.port" => self.db.port = ranged(v, 1, 65_535).map_err(inv)? as u16,
+            "db.database" => self.db.database = string(v).map_err(inv)?,
+            "db.username" => self.db.username = string(v).map_err(inv)?,
+            "db.password" => self.db.password = Secret::from(string(v).map_err(inv)?.as_str()),
+            "db.socket" => self.db.socket = string(v).map_err(inv)?,
+            "db.timezone" => self.db.timezone = string(v).map_err(inv)?,
+            "db.max_connections" => {
+                self.db.max_connections = ranged(v, 1, 1_000).map_err(inv)? as u32
+            }
+            "node_id" => self.node_id = string(v).map_err(inv)?,
+            "redis.host" => self.redis.host = string(v).map_err(inv)?,
+            "redis.port" => self.redis.port = ranged(v, 1, 65_535).map_err(inv)? as u16,
+            "redis.db" => self.redis.db = ranged(v, 0, 1 << 20).map_err(inv)?,
+            "redis.username" => self.redis.username = string(v).map_err(inv)?,
+            "redis.password" => {
+                self.redis.password = Secret::from(string(v).map_err(inv)?.as_str())
+            }
+            "redis.scheme" => self.redis.scheme = string(v).map_err(inv)?,
+            "redis.socket" => self.redis.socket = string(v).map_err(inv)?,
+            "redis.sentinel" => self.redis.sentinel = string(v).map_err(inv)?,
+            "redis.sentinel_service" => self.redis.sentinel_service = string(v).map_err(inv)?,
+            "redis.timeout" => self.redis.timeout = ranged(v, 1, 86_400).map_err(inv)? as u32,
+            "rrd.enable" => self.rrd.enable = boolean(v).map_err(inv)?,
+            "rrd_dir" => {
+                let dir = string(v).map_err(inv)?;
+                if dir.is_empty() {
+                    return Err(Invalid("must not be empty".into()));
+                }
+                self.rrd.dir = PathBuf::from(dir);
+            }
+            "rrdcached" => self.rrd.rrdcached = string(v).map_err(inv)?.trim().to_string(),
+            "rrd.step" => self.rrd.step = ranged(v, 1, 86_400).map_err(inv)? as u32,
+            "rrd.heartbeat" => self.rrd.heartbeat = ranged(v, 1, 864_000).map_err(inv)? as u32,
+            "rrd_rra" => self.rrd.rra = rra_list(v).map_err(inv)?,
+            "rrd.buffer_limit" => {
+                self.rrd.buffer_limit = ranged(v, 0, 1 << 32).map_err(inv)? as usize
+            }
+            "snmp.timeout" => {
+                let t = float(v).map_err(inv)?;
+                if !(t > 0.0 && t <= 600.0) {
+                    return Err(Invalid("expected seconds between 0 and 600".into()));
+                }
+                self.snmp.timeout_secs = t;
+            }
+            "snmp.retries" => self.snmp.retries = ranged(v, 0, 100).map_err(inv)? as u32,
+            "snmp.max_repeaters" => {
+                self.snmp.max_repeaters = ranged(v, 0, 10_000).map_err(inv)? as u32
+            }
+            "snmp.max_oid" => self.snmp.max_oid = ranged(v, 1, 1_000).map_err(inv)? as usize,
+            "fping_options.count" => self.ping.count = ranged(v, 1, 10_000).map_err(inv)? as u32,
+            "fping_options.interval" => {
+                self.ping.interval_ms = ranged(v, 20, 3_600_000).map_err(inv)? as u32
+            }
+            "fping_options.timeout" => {
+                self.ping.timeout_ms = ranged(v, 1, 3_600_000).map_err(inv)? as u32
+            }
+            "fping_options.tos" => self.ping.tos = ranged(v, 0, 255).map_err(inv)? as u8,
+            "fping_options.retries" => self.ping.retries = ranged(v, 0, 100).map_err(inv)? as u32,
+            "icmp_check" => self.icmp_check = boolean(v).map_err(inv)?,
+            "service_poller_frequency" => {
+                self.poller.frequency = ranged(v, 1, 86_400).map_err(inv)? as u32
+            }
+            "service_poller_workers" => {
+                self.poller.workers = ranged(v, 1, 100_000).map_err(inv)? as u32
+            }
+            "service_poller_down_retry" => {
+                self.poller.down_retry = ranged(v, 1, 86_400).map_err(inv)? as u32
+            }
+            "distributed_poller_group" => self.poller.groups = int_list(v).map_err(inv)?,
+            "poller.concurrency" => {
+                self.poller.concurrency = ranged(v, 1, 1_000_000).map_err(inv)? as usize
+            }
+            "poller.device_deadline" => {
+                self.poller.device_deadline = ranged(v, 0, 86_400).map_err(inv)? as u32
+            }
+            "good_if" => self.ports.good_if = str_list(v).map_err(inv)?,
+            "bad_if" => self.ports.bad_if = str_list(v).map_err(inv)?,
+            "bad_if_regexp" => self.ports.bad_if_regexp = regex_list(v).map_err(inv)?,
+            "bad_iftype" => self.ports.bad_iftype = str_list(v).map_err(inv)?,
+            "bad_ifname_regexp" => self.ports.bad_ifname_regexp = regex_list(v).map_err(inv)?,
+            "bad_ifalias_regexp" => self.ports.bad_ifalias_regexp = regex_list(v).map_err(inv)?,
+            "bad_ifoperstatus" => self.ports.bad_ifoperstatus = str_list(v).map_err(inv)?,
+            "empty_ifdescr" => self.ports.empty_ifdescr = boolean(v).map_err(inv)?,
+            "default_port_association_mode" => {
+                let mode = string(v).map_err(inv)?;
+                if !["ifIndex", "ifName", "ifDescr", "ifAlias"].contains(&mode.as_str()) {
+                    return Err(Invalid(
+                        "expected ifIndex, ifName, ifDescr or ifAlias".into(),
+                    ));
+                }
+                self.ports.default_port_association_mode = mode;
+            }
+            "ignore_unmapable_port" => {
+                self.ports.ignore_unmapable_port = boolean(v).map_err(inv)?
+            }
+            "rrdtool_tune" => self.ports.rrdtool_tune = boolean(v).map_err(inv)?,
+            "ports.discover_when_empty" => {
+                self.ports.discover_when_empty = boolean(v).map_err(inv)?
+            }
+            "graphing.availability" => {
+                let d = int_list(v).map_err(inv)?;
+                if d.iter().any(|x| *x <= 0) {
+                    return Err(Invalid("durations must be positive seconds".into()));
+                }
+                self.availability.durations = d;
+            }
+            "graphing.availability_consider_maintenance" => {
+                self.availability.consider_maintenance = boolean(v).map_err(inv)?
+            }
+            "device_stats_avg_factor" => {
+                let f = float(v).map_err(inv)?;
+                if !(0.000_001..=0.9).contains(&f) {
+                    return Err(Invalid("expected a factor between 0.000001 and 0.9".into()));
+                }
+                self.device_stats_avg_factor = f;
+            }
+            "discovery_on_reboot" => self.discovery_on_reboot = boolean(v).map_err(inv)?,
+            "distributed_poller" => self.distributed_poller = boolean(v).map_err(inv)?,
+            "distributed_poller_name" => self.distributed_poller_name = string(v).map_err(inv)?,
+            _ => {
+                if let Some(module) = key.strip_prefix("poller_modules.") {
+                    self.modules
+                        .global
+                        .insert(module.to_string(), boolean(v).map_err(inv)?);
+                } else if let Some((os, module)) = key
+                    .strip_prefix("os.")
+                    .and_then(|r| r.split_once(".poller_modules."))
+                {
+                    self.modules
+                        .os
+                        .entry(os.to_string())
+                        .or_default()
+                        .insert(module.to_string(), boolean(v).map_err(inv)?);
+                } else {
+                    return Err(ApplyError::Unknown);
+                }
+            }
+        }
+        self.sources.insert(key.to_string(), source.clone());
+        Ok(())
+    }
+
+    /// Checks that span settings.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        if self.rrd.heartbeat < self.rrd.step {
+            return Err(ConfigError::Invalid {
+                key: "rrd.heartbeat".into(),
+                shown: self.rrd.heartbeat.to_string(),
+                origin: self.source_of("rrd.heartbeat"),
+                reason: format!("must not be below rrd.step ({})", self.rrd.step),
+            });
+        }
+        if self.mode == Mode::Librenms && self.db.url.is_empty() && self.db.database.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "db.database".into(),
+                shown: "\"\"".into(),
+                origin: self.source_of("db.database"),
+                reason: "no database name".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The seconds a device poll may take before it is abandoned.
+    pub fn device_deadline_secs(&self) -> u32 {
+        if self.poller.device_deadline == 0 {
+            self.poller.frequency
+        } else {
+            self.poller.device_deadline
+        }
+    }
+
+    /// Every setting as `(key, shown value, source)`, secrets masked.
+    pub fn entries(&self) -> Vec<(String, String, Source)> {
+        let mut out = Vec::new();
+        let mut add = |key: &str, value: String| {
+            out.push((key.to_string(), value, self.source_of(key)));
+        };
+        let q = |s: &str| format!("{s:?}");
+        let list = |v: &[String]| format!("{v:?}");
+        add("mode", self.mode.to_string());
+        add("librenms_dir", q(&self.librenms_dir.display().to_string()));
+        add("db.url", q(&mask_url(&self.db.url)));
+        add("db.host", q(&self.db.host));
+        add("db.port", self.db.port.to_string());
+        add("db.database", q(&self.db.database));
+        add("db.username", q(&self.db.username));
+        add("db.password", mask(self.db.password.is_empty()));
+        add("db.socket", q(&self.db.socket));
+        add("db.timezone", q(&self.db.timezone));
+        add("db.max_connections", self.db.max_connections.to_string());
+        add("node_id", q(&self.node_id));
+        add("redis.host", q(&self.redis.host));
+        add("redis.port", self.redis.port.to_string());
+        add("redis.db", self.redis.db.to_string());
+        add("redis.password", mask(self.redis.password.is_empty()));
+        add("rrd.enable", self.rrd.enable.to_string());
+        add("rrd_dir", q(&self.rrd.dir.display().to_string()));
+        add("rrdcached", q(&self.rrd.rrdcached));
+        add("rrd.step", self.rrd.step.to_string());
+        add("rrd.heartbeat", self.rrd.heartbeat.to_string());
+        add("rrd_rra", q(&self.rrd.rra.join(" ")));
+        add("rrd.buffer_limit", self.rrd.buffer_limit.to_string());
+        add("snmp.timeout", self.snmp.timeout_secs.to_string());
+        add("snmp.retries", self.snmp.retries.to_string());
+        add("snmp.max_repeaters", self.snmp.max_repeaters.to_string());
+        add("snmp.max_oid", self.snmp.max_oid.to_string());
+        add("fping_options.count", self.ping.count.to_string());
+        add("fping_options.interval", self.ping.interval_ms.to_string());
+        add("fping_options.timeout", self.ping.timeout_ms.to_string());
+        add("fping_options.tos", self.ping.tos.to_string());
+        add("fping_options.retries", self.ping.retries.to_string());
+        add("icmp_check", self.icmp_check.to_string());
+        add(
+            "service_poller_frequency",
+            self.poller.frequency.to_string(),
+        );
+        add("service_poller_workers", self.poller.workers.to_string());
+        add(
+            "service_poller_down_retry",
+            self.poller.down_retry.to_string(),
+        );
+        add(
+            "distributed_poller_group",
+            format!("{:?}", self.poller.groups),
+        );
+        add("poller.concurrency", self.poller.concurrency.to_string());
+        add(
+            "poller.device_deadline",
+            self.device_deadline_secs().to_string(),
+        );
+        add("distributed_poller", self.distributed_poller.to_string());
+        add("distributed_poller_name", q(&self.distributed_poller_name));
+        for (m, on) in &self.modules.global {
+            add(&format!("poller_modules.{m}"), on.to_string());
+        }
+        for (os, mods) in &self.modules.os {
+            for (m, on) in mods {
+                add(&format!("os.{os}.poller_modules.{m}"), on.to_string());
+            }
+        }
+        add("good_if", list(&self.ports.good_if));
+        add("bad_if", list(&self.ports.bad_if));
+        add("bad_if_regexp", list(&self.ports.bad_if_regexp));
+        add("bad_iftype", list(&self.ports.bad_iftype));
+        add("bad_ifname_regexp", list(&self.ports.bad_ifname_regexp));
+        add("bad_ifalias_regexp", list(&self.ports.bad_ifalias_regexp));
+        add("bad_ifoperstatus", list(&self.ports.bad_ifoperstatus));
+        add("empty_ifdescr", self.ports.empty_ifdescr.to_string());
+        add(
+            "default_port_association_mode",
+            q(&self.ports.default_port_association_mode),
+        );
+        add(
+            "ignore_unmapable_port",
+            self.ports.ignore_unmapable_port.to_string(),
+        );
+        add("rrdtool_tune", self.ports.rrdtool_tune.to_string());
+        add(
+            "ports.discover_when_empty",
+            self.ports.discover_when_empty.to_string(),
+        );
+        add(
+            "graphing.availability",
+            format!("{:?}", self.availability.durations),
+        );
+        add(
+            "graphing.availability_consider_maintenance",
+            self.availability.consider_maintenance.to_string(),
+        );
+        add(
+            "device_stats_avg_factor",
+            self.device_stats_avg_factor.to_string(),
+        );
+        add("discovery_on_reboot", self.discovery_on_reboot.to_string());
+        out
+    }
+}
+
+fn local_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn mask(empty: bool) -> String {
+    if empty {
+        "\"\"".into()
+    } else {
+        "********".into()
+    }
+}
+
+/// A database URL with its password replaced.
+pub fn mask_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((creds, host)) = rest.rsplit_once('@')
+        && let Some((user, _)) = creds.split_once(':')
+    {
+        return format!("{scheme}://{user}:********@{host}");
+    }
+    url.to_string()
+}
+
+/// A value as an error message may show it: secrets masked.
+pub(super) fn show(key: &str, v: &Value) -> String {
+    if key.contains("password") {
+        return "********".into();
+    }
+    if key == "db.url"
+        && let Value::String(s) = v
+    {
+        return format!("{:?}", mask_url(s));
+    }
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+pub(super) fn key_from_env(rest: &str) -> String {
+    let key = rest.to_ascii_lowercase().replace("__", ".");
+    match key.strip_prefix("poller_modules.") {
+        Some(module) => format!("poller_modules.{}", module.replace('_', "-")),
+        None => key,
+    }
+}
+
+pub(super) fn env_from_key(key: &str) -> String {
+    key.to_ascii_uppercase()
+        .replace('.', "__")
+        .replace('-', "_")
+}
+
+fn string(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Null => Ok(String::new()),
+        _ => Err("expected a string".into()),
+    }
+}
+
+fn ranged(v: &Value, min: i64, max: i64) -> Result<i64, String> {
+    let n = match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| "expected a whole number".to_string())?;
+    if n < min || n > max {
+        return Err(format!("expected a number from {min} to {max}"));
+    }
+    Ok(n)
+}
+
+fn float(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|f| f.is_finite())
+    .ok_or_else(|| "expected a number".into())
+}
+
+fn boolean(v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::Number(n) if n.as_i64() == Some(0) => Ok(false),
+        Value::Number(n) if n.as_i64() == Some(1) => Ok(true),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" | "" => Ok(false),
+            _ => Err("expected true or false".into()),
+        },
+        _ => Err("expected true or false".into()),
+    }
+}
+
+/// A list from a JSON/TOML array, or a comma-separated string.
+fn str_list(v: &Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::Array(items) => items.iter().map(string).collect(),
+        Value::String(s) if s.trim().is_empty() => Ok(Vec::new()),
+        Value::String(s) => Ok(s.split(',').map(|x| x.trim().to_string()).collect()),
+        Value::Null => Ok(Vec::new()),
+        _ => Err("expected a list".into()),
+    }
+}
+
+fn int_list(v: &Value) -> Result<Vec<i64>, String> {
+    let items: Vec<Value> = match v {
+        Value::Array(items) => items.clone(),
+        Value::Number(_) => vec![v.clone()],
+        Value::String(s) => s
+            .split(',')
+            .map(|x| Value::String(x.trim().to_string()))
+            .collect(),
+        _ => return Err("expected a number or a list of numbers".into()),
+    };
+    items
+        .iter()
+        .map(|i| ranged(i, i64::MIN, i64::MAX))
+        .collect::<Result<_, _>>()
+        .map_err(|_| "expected a number or a list of numbers".into())
+}
+
+/// PHP regexes (`/pattern/flags`), checked to compile.
+fn regex_list(v: &Value) -> Result<Vec<String>, String> {
+    let list = str_list(v)?;
+    for r in &list {
+        crate::librenms::php::Regex::new(r).map_err(|e| format!("{r}: {e}"))?;
+    }
+    Ok(list)
+}
+
+/// `rrd_rra`: whitespace-separated `RRA:CF:xff:steps:rows` definitions.
+fn rra_list(v: &Value) -> Result<Vec<String>, String> {
+    let text = string(v)?;
+    let list: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    if list.is_empty() {
+        return Err("no RRA definitions".into());
+    }
+    for rra in &list {
+        crate::rrd::Rra::parse(rra)?;
+    }
+    Ok(list)
+}

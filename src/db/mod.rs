@@ -1,0 +1,707 @@
+//! The database: LibreNMS's MariaDB in LibreNMS mode, SQLite for the
+//! embedded store. Only this module talks SQL.
+//!
+//! Both dialects share one small value model ([`Val`], [`Row`]) so that the
+//! queries above it are written once. Statements are assembled from the
+//! project's own table and column names only; every value travels as a bind
+//! parameter.
+
+pub mod devices;
+pub mod schema;
+pub mod state;
+pub mod writer;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::{AssertSqlSafe, Column, Row as _, TypeInfo, ValueRef};
+
+use crate::config::DbSettings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Mysql,
+    Sqlite,
+}
+
+impl Dialect {
+    /// The database's clock, now.
+    pub fn now(self) -> &'static str {
+        match self {
+            Dialect::Mysql => "NOW()",
+            Dialect::Sqlite => "datetime('now')",
+        }
+    }
+
+    /// A point-in-time column as Unix seconds.
+    pub fn unix(self, column: &str) -> String {
+        match self {
+            Dialect::Mysql => format!("UNIX_TIMESTAMP({column})"),
+            Dialect::Sqlite => format!("CAST(strftime('%s', {column}) AS INTEGER)"),
+        }
+    }
+
+    /// The database clock as Unix seconds.
+    pub fn unix_now(self) -> &'static str {
+        match self {
+            Dialect::Mysql => "UNIX_TIMESTAMP()",
+            Dialect::Sqlite => "CAST(strftime('%s', 'now') AS INTEGER)",
+        }
+    }
+}
+
+/// A value bound to, or read from, a statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+    /// The database clock at execution (written as SQL, not bound).
+    Now,
+}
+
+impl Val {
+    pub fn text(s: impl Into<String>) -> Val {
+        Val::Text(s.into())
+    }
+
+    pub fn opt_text(s: Option<impl Into<String>>) -> Val {
+        s.map_or(Val::Null, |s| Val::Text(s.into()))
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Val::Null)
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Val::Int(i) => Some(*i),
+            Val::UInt(u) => i64::try_from(*u).ok(),
+            Val::Float(f) => Some(*f as i64),
+            Val::Text(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Val::Int(i) => u64::try_from(*i).ok(),
+            Val::UInt(u) => Some(*u),
+            Val::Float(f) if *f >= 0.0 => Some(*f as u64),
+            Val::Text(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Val::Int(i) => Some(*i as f64),
+            Val::UInt(u) => Some(*u as f64),
+            Val::Float(f) => Some(*f),
+            Val::Text(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Val::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn into_string(self) -> Option<String> {
+        match self {
+            Val::Text(s) => Some(s),
+            Val::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            Val::Int(i) => Some(i.to_string()),
+            Val::UInt(u) => Some(u.to_string()),
+            Val::Float(f) => Some(f.to_string()),
+            Val::Null | Val::Now => None,
+        }
+    }
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::Int(v)
+    }
+}
+impl From<u64> for Val {
+    fn from(v: u64) -> Val {
+        Val::UInt(v)
+    }
+}
+impl From<u32> for Val {
+    fn from(v: u32) -> Val {
+        Val::Int(i64::from(v))
+    }
+}
+impl From<i32> for Val {
+    fn from(v: i32) -> Val {
+        Val::Int(i64::from(v))
+    }
+}
+impl From<f64> for Val {
+    fn from(v: f64) -> Val {
+        Val::Float(v)
+    }
+}
+impl From<bool> for Val {
+    fn from(v: bool) -> Val {
+        Val::Int(i64::from(v))
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Val {
+        Val::Text(v.to_string())
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Val {
+        Val::Text(v)
+    }
+}
+impl<T: Into<Val>> From<Option<T>> for Val {
+    fn from(v: Option<T>) -> Val {
+        v.map_or(Val::Null, Into::into)
+    }
+}
+
+/// One result row: column names shared by all rows of a result.
+#[derive(Debug, Clone)]
+pub struct Row {
+    columns: Arc<[String]>,
+    values: Vec<Val>,
+}
+
+impl Row {
+    pub fn get(&self, column: &str) -> &Val {
+        static NULL: Val = Val::Null;
+        self.columns
+            .iter()
+            .position(|c| c == column)
+            .map_or(&NULL, |i| &self.values[i])
+    }
+
+    pub fn take(&mut self, column: &str) -> Val {
+        match self.columns.iter().position(|c| c == column) {
+            Some(i) => std::mem::replace(&mut self.values[i], Val::Null),
+            None => Val::Null,
+        }
+    }
+
+    pub fn i64(&self, column: &str) -> Option<i64> {
+        self.get(column).as_i64()
+    }
+
+    pub fn u64(&self, column: &str) -> Option<u64> {
+        self.get(column).as_u64()
+    }
+
+    pub fn f64(&self, column: &str) -> Option<f64> {
+        self.get(column).as_f64()
+    }
+
+    pub fn string(&self, column: &str) -> Option<String> {
+        self.get(column).clone().into_string()
+    }
+
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    pub fn values(&self) -> &[Val] {
+        &self.values
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to the database {target}: {reason}")]
+    Connect { target: String, reason: String },
+    #[error("database error: {0}")]
+    Query(String),
+    #[error("database unreachable: {0}")]
+    Unavailable(String),
+}
+
+impl DbError {
+    fn query(e: sqlx::Error) -> DbError {
+        let text = first_line(&e.to_string());
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => DbError::Unavailable(text),
+            _ => DbError::Query(text),
+        }
+    }
+
+    /// Whether the failure is the connection's (worth retrying), not the
+    /// statement's.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Unavailable(_) | DbError::Connect { .. })
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+/// A statement ready to run: SQL text and its bind values.
+#[derive(Debug, Clone, Default)]
+pub struct Statement {
+    pub sql: String,
+    pub args: Vec<Val>,
+}
+
+impl Statement {
+    pub fn new(sql: impl Into<String>) -> Statement {
+        Statement {
+            sql: sql.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends SQL text.
+    pub fn push(&mut self, sql: &str) -> &mut Statement {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a value: a `?` placeholder, or the clock for [`Val::Now`].
+    pub fn value(&mut self, dialect: Dialect, v: Val) -> &mut Statement {
+        if v == Val::Now {
+            self.sql.push_str(dialect.now());
+        } else {
+            self.sql.push('?');
+            self.args.push(v);
+        }
+        self
+    }
+
+    /// Appends `?, ?, ?` for a list of values.
+    pub fn values(
+        &mut self,
+        dialect: Dialect,
+        vals: impl IntoIterator<Item = Val>,
+    ) -> &mut Statement {
+        for (i, v) in vals.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.value(dialect, v);
+        }
+        self
+    }
+}
+
+/// Round trips to the database, for the benchmark's per-device figure.
+#[derive(Debug, Default)]
+pub struct DbStats {
+    pub statements: AtomicU64,
+    pub rows_read: AtomicU64,
+}
+
+/// A bounded pool on one of the two databases.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    stats: Arc<DbStats>,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Mysql(MySqlPool),
+    Sqlite(SqlitePool),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Db({:?})", self.dialect())
+    }
+}
+
+/// The most bind parameters one MySQL statement may carry.
+pub const MAX_BINDS: usize = 65_535;
+
+impl Db {
+    /// Connects as the settings say: `db.url` when set, else LibreNMS's
+    /// DB_* parts (host and port, or the unix socket).
+    pub async fn connect(s: &DbSettings) -> Result<Db, DbError> {
+        let url = s.url.trim();
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            return Db::open_sqlite(path.trim_start_matches("//"), s.max_connections).await;
+        }
+        let mut opts = if url.is_empty() {
+            let mut o = MySqlConnectOptions::new()
+                .username(&s.username)
+                .password(&s.password.expose_str())
+                .database(&s.database);
+            o = if s.socket.is_empty() {
+                o.host(&s.host).port(s.port)
+            } else {
+                o.socket(&s.socket)
+            };
+            o
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            MySqlConnectOptions::from_str(&url.replacen("mariadb://", "mysql://", 1)).map_err(
+                |e| DbError::Connect {
+                    target: crate::config::mask_db_url(url),
+                    reason: first_line(&e.to_string()),
+                },
+            )?
+        } else {
+            return Err(DbError::Connect {
+                target: crate::config::mask_db_url(url),
+                reason: "expected a mysql:// or sqlite: URL".into(),
+            });
+        };
+        // Keep the server's time zone (as LibreNMS's PHP does) unless told.
+        opts = opts.timezone(if s.timezone.is_empty() {
+            None
+        } else {
+            Some(s.timezone.clone())
+        });
+        let target = if s.socket.is_empty() || !url.is_empty() {
+            if url.is_empty() {
+                format!("{}@{}:{}/{}", s.username, s.host, s.port, s.database)
+            } else {
+                crate::config::mask_db_url(url)
+            }
+        } else {
+            format!("{}@unix:{}/{}", s.username, s.socket, s.database)
+        };
+        let pool = MySqlPoolOptions::new()
+            .max_connections(s.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(|e| DbError::Connect {
+                target,
+                reason: first_line(&e.to_string()),
+            })?;
+        Ok(Db {
+            pool: Pool::Mysql(pool),
+            stats: Arc::default(),
+        })
+    }
+
+    /// Opens (creating it when missing) a SQLite database file.
+    pub async fn open_sqlite(path: &str, max_connections: u32) -> Result<Db, DbError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(opts)
+            .await
+            .map_err(|e| DbError::Connect {
+                target: format!("sqlite:{path}"),
+                reason: first_line(&e.to_string()),
+            })?;
+        Ok(Db {
+            pool: Pool::Sqlite(pool),
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.pool {
+            Pool::Mysql(_) => Dialect::Mysql,
+            Pool::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    pub fn stats(&self) -> &DbStats {
+        &self.stats
+    }
+
+    /// Creates the tables ironpoll uses when they do not exist.
+    pub async fn create_schema(&self) -> Result<(), DbError> {
+        for sql in schema::ddl(self.dialect()) {
+            self.execute(&Statement::new(sql)).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs a statement; returns the rows it changed.
+    pub async fn execute(&self, st: &Statement) -> Result<u64, DbError> {
+        self.stats.statements.fetch_add(1, Ordering::Relaxed);
+        match &self.pool {
+            Pool::Mysql(p) => mysql_query(st)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(DbError::query),
+            Pool::Sqlite(p) => sqlite_query(st)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(DbError::query),
+        }
+    }
+
+    /// Runs an INSERT and returns the id it created.
+    pub async fn insert(&self, st: &Statement) -> Result<u64, DbError> {
+        self.stats.statements.fetch_add(1, Ordering::Relaxed);
+        match &self.pool {
+            Pool::Mysql(p) => mysql_query(st)
+                .execute(p)
+                .await
+                .map(|r| r.last_insert_id())
+                .map_err(DbError::query),
+            Pool::Sqlite(p) => sqlite_query(st)
+                .execute(p)
+                .await
+                .map(|r| r.last_insert_rowid() as u64)
+                .map_err(DbError::query),
+        }
+    }
+
+    pub async fn fetch(&self, st: &Statement) -> Result<Vec<Row>, DbError> {
+        self.stats.statements.fetch_add(1, Ordering::Relaxed);
+        let rows = match &self.pool {
+            Pool::Mysql(p) => {
+                let rows = mysql_query(st).fetch_all(p).await.map_err(DbError::query)?;
+                convert_rows(&rows, mysql_value)
+            }
+            Pool::Sqlite(p) => {
+                let rows = sqlite_query(st)
+                    .fetch_all(p)
+                    .await
+                    .map_err(DbError::query)?;
+                convert_rows(&rows, sqlite_value)
+            }
+        };
+        self.stats
+            .rows_read
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        Ok(rows)
+    }
+
+    /// Runs statements in one transaction: all of them or none.
+    pub async fn transaction(&self, statements: &[Statement]) -> Result<u64, DbError> {
+        if statements.is_empty() {
+            return Ok(0);
+        }
+        // BEGIN and COMMIT are round trips too.
+        self.stats
+            .statements
+            .fetch_add(statements.len() as u64 + 2, Ordering::Relaxed);
+        let mut changed = 0;
+        match &self.pool {
+            Pool::Mysql(p) => {
+                let mut tx = p.begin().await.map_err(DbError::query)?;
+                for st in statements {
+                    changed += mysql_query(st)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(DbError::query)?
+                        .rows_affected();
+                }
+                tx.commit().await.map_err(DbError::query)?;
+            }
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin().await.map_err(DbError::query)?;
+                for st in statements {
+                    changed += sqlite_query(st)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(DbError::query)?
+                        .rows_affected();
+                }
+                tx.commit().await.map_err(DbError::query)?;
+            }
+        }
+        Ok(changed)
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Mysql(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+type MysqlQuery = sqlx::query::Query<'static, sqlx::MySql, sqlx::mysql::MySqlArguments>;
+type SqliteQuery = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+fn mysql_query(st: &Statement) -> MysqlQuery {
+    // The SQL text is assembled from this crate's own identifiers; values
+    // are bound, never spliced.
+    let mut q = sqlx::query(AssertSqlSafe(st.sql.clone()));
+    for v in &st.args {
+        q = match v {
+            Val::Null | Val::Now => q.bind(None::<i64>),
+            Val::Int(i) => q.bind(*i),
+            Val::UInt(u) => q.bind(*u),
+            Val::Float(f) => q.bind(*f),
+            Val::Text(s) => q.bind(s.clone()),
+            Val::Bytes(b) => q.bind(b.clone()),
+        };
+    }
+    q
+}
+
+fn sqlite_query(st: &Statement) -> SqliteQuery {
+    let mut q = sqlx::query(AssertSqlSafe(st.sql.clone()));
+    for v in &st.args {
+        q = match v {
+            Val::Null | Val::Now => q.bind(None::<i64>),
+            Val::Int(i) => q.bind(*i),
+            // SQLite integers are signed 64-bit; larger counters keep their
+            // magnitude as a float.
+            Val::UInt(u) => match i64::try_from(*u) {
+                Ok(i) => q.bind(i),
+                Err(_) => q.bind(*u as f64),
+            },
+            Val::Float(f) => q.bind(*f),
+            Val::Text(s) => q.bind(s.clone()),
+            Val::Bytes(b) => q.bind(b.clone()),
+        };
+    }
+    q
+}
+
+fn convert_rows<R: sqlx::Row>(rows: &[R], value: fn(&R, usize) -> Val) -> Vec<Row> {
+    let Some(first) = rows.first() else {
+        return Vec::new();
+    };
+    let columns: Arc<[String]> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    rows.iter()
+        .map(|r| Row {
+            columns: columns.clone(),
+            values: (0..columns.len()).map(|i| value(r, i)).collect(),
+        })
+        .collect()
+}
+
+fn mysql_value(row: &MySqlRow, i: usize) -> Val {
+    let Ok(raw) = row.try_get_raw(i) else {
+        return Val::Null;
+    };
+    if raw.is_null() {
+        return Val::Null;
+    }
+    let ty = raw.type_info().name().to_ascii_uppercase();
+    if ty.contains("INT") {
+        if ty.contains("UNSIGNED") {
+            return row.try_get::<u64, _>(i).map_or(Val::Null, Val::UInt);
+        }
+        return row.try_get::<i64, _>(i).map_or(Val::Null, Val::Int);
+    }
+    if ty.contains("DOUBLE") || ty.contains("FLOAT") {
+        return row.try_get::<f64, _>(i).map_or(Val::Null, Val::Float);
+    }
+    if ty.contains("BINARY") || ty.contains("BLOB") {
+        return row.try_get::<Vec<u8>, _>(i).map_or(Val::Null, Val::Bytes);
+    }
+    if let Ok(s) = row.try_get::<String, _>(i) {
+        return Val::Text(s);
+    }
+    // DECIMAL and anything else text-like arrives as text on the wire.
+    row.try_get_unchecked::<String, _>(i)
+        .map_or(Val::Null, |s| match s.parse::<f64>() {
+            Ok(f) if ty.contains("DECIMAL") || ty.contains("NEWDECIMAL") => Val::Float(f),
+            _ => Val::Text(s),
+        })
+}
+
+fn sqlite_value(row: &SqliteRow, i: usize) -> Val {
+    let Ok(raw) = row.try_get_raw(i) else {
+        return Val::Null;
+    };
+    if raw.is_null() {
+        return Val::Null;
+    }
+    match raw.type_info().name() {
+        "INTEGER" | "BOOLEAN" => row.try_get::<i64, _>(i).map_or(Val::Null, Val::Int),
+        "REAL" => row.try_get::<f64, _>(i).map_or(Val::Null, Val::Float),
+        "BLOB" => row.try_get::<Vec<u8>, _>(i).map_or(Val::Null, Val::Bytes),
+        _ => row.try_get::<String, _>(i).map_or(Val::Null, Val::Text),
+    }
+}
+
+/// Splits `n` rows into chunk sizes from a small fixed set, so that the
+/// multi-row statements built from them repeat and stay prepared on the
+/// server, and no statement exceeds `max_rows`.
+pub fn chunk_sizes(n: usize, max_rows: usize) -> Vec<usize> {
+    const SIZES: [usize; 6] = [1024, 256, 64, 16, 4, 1];
+    let mut left = n;
+    let mut out = Vec::new();
+    for size in SIZES.into_iter().filter(|s| *s <= max_rows.max(1)) {
+        while left >= size {
+            out.push(size);
+            left -= size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_come_from_a_fixed_set() {
+        assert_eq!(chunk_sizes(0, 100), Vec::<usize>::new());
+        assert_eq!(chunk_sizes(5, 100), vec![4, 1]);
+        assert_eq!(chunk_sizes(300, 1000), vec![256, 16, 16, 4, 4, 4]);
+        assert_eq!(chunk_sizes(300, 100).iter().sum::<usize>(), 300);
+        assert!(chunk_sizes(300, 100).iter().all(|s| *s <= 100));
+    }
+
+    #[tokio::test]
+    async fn sqlite_round_trips_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(dir.path().join("t.db").to_str().unwrap(), 1)
+            .await
+            .unwrap();
+        db.create_schema().await.unwrap();
+        let mut st = Statement::new(
+            "INSERT INTO `devices` (`hostname`, `community`, `status_reason`, `uptime`) VALUES (",
+        );
+        st.values(
+            db.dialect(),
+            [
+                Val::text("sw1"),
+                Val::text("public"),
+                Val::text(""),
+                Val::UInt(42),
+            ],
+        );
+        st.push(")");
+        let id = db.insert(&st).await.unwrap();
+        assert_eq!(id, 1);
+        let rows = db
+            .fetch(&Statement::new(format!(
+                "SELECT `hostname`, `uptime`, `sysName`, {} AS `inserted` FROM `devices`",
+                db.dialect().unix("`inserted`")
+            )))
+            .await
+            .unwrap();
+        assert_eq!(rows[0].string("hostname").as_deref(), Some("sw1"));
+        assert_eq!(rows[0].i64("uptime"), Some(42));
+        assert!(rows[0].get("sysName").is_null());
+        assert!(rows[0].i64("inserted").unwrap() > 1_700_000_000);
+    }
+}

@@ -1,0 +1,222 @@
+//! What a poll needs to know about a device before it starts: its
+//! attributes, its ports, its outages, its ping statistics and graphs.
+//! Loaded for many devices at once, a handful of queries per batch.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::{Db, DbError, Row, Statement, Val, schema};
+use crate::device::Attribs;
+use crate::librenms::php::Php;
+
+/// A `ports` row joined with its `ports_statistics` row, as PHP holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortRow {
+    pub port_id: u32,
+    pub device_id: u32,
+    /// Whether the `ports_statistics` row exists.
+    pub has_statistics: bool,
+    pub fields: HashMap<String, Php>,
+}
+
+impl PortRow {
+    pub fn get(&self, column: &str) -> &Php {
+        static NULL: Php = Php::Null;
+        self.fields.get(column).unwrap_or(&NULL)
+    }
+
+    pub fn int(&self, column: &str) -> Option<i64> {
+        match self.get(column) {
+            Php::Null => None,
+            v => Some(v.intval()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    pub id: u64,
+    pub going_down: i64,
+    pub up_again: Option<i64>,
+}
+
+/// The `device_stats` row (ping statistics).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceStats {
+    pub ping_rtt_last: Option<f64>,
+    pub ping_rtt_prev: Option<f64>,
+    pub ping_rtt_avg: Option<f64>,
+    pub ping_loss_last: Option<f64>,
+    pub ping_loss_prev: Option<f64>,
+    pub ping_loss_avg: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceState {
+    pub attribs: Attribs,
+    pub ports: Vec<PortRow>,
+    /// Open outages and those that ended within the longest availability
+    /// window.
+    pub outages: Vec<Outage>,
+    pub stats: Option<DeviceStats>,
+    pub graphs: BTreeSet<String>,
+}
+
+/// What to load besides attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    pub ports: bool,
+    /// Load outages that ended at or after this Unix time (and open ones).
+    pub outages_since: i64,
+}
+
+/// Loads the state of many devices.
+pub async fn load(
+    db: &Db,
+    ids: &[u32],
+    needs: Needs,
+) -> Result<HashMap<u32, DeviceState>, DbError> {
+    let mut out: HashMap<u32, DeviceState> =
+        ids.iter().map(|i| (*i, DeviceState::default())).collect();
+    for chunk in ids.chunks(1000) {
+        load_chunk(db, chunk, needs, &mut out).await?;
+    }
+    Ok(out)
+}
+
+fn ids_clause(st: &mut Statement, db: &Db, column: &str, ids: &[u32]) {
+    st.push(&format!("{column} IN ("));
+    st.values(db.dialect(), ids.iter().map(|i| Val::from(*i)));
+    st.push(")");
+}
+
+fn device_of(r: &Row) -> u32 {
+    r.u64("device_id").unwrap_or(0) as u32
+}
+
+async fn load_chunk(
+    db: &Db,
+    ids: &[u32],
+    needs: Needs,
+    out: &mut HashMap<u32, DeviceState>,
+) -> Result<(), DbError> {
+    let mut st = Statement::new(
+        "SELECT `device_id`, `attrib_type`, `attrib_value` FROM `devices_attribs` WHERE ",
+    );
+    ids_clause(&mut st, db, "`device_id`", ids);
+    for r in db.fetch(&st).await? {
+        if let (Some(state), Some(k), Some(v)) = (
+            out.get_mut(&device_of(&r)),
+            r.string("attrib_type"),
+            r.string("attrib_value"),
+        ) {
+            state.attribs.0.insert(k, v);
+        }
+    }
+
+    let mut st = Statement::new(
+        "SELECT `id`, `device_id`, `going_down`, `up_again` FROM `device_outages` WHERE ",
+    );
+    ids_clause(&mut st, db, "`device_id`", ids);
+    st.push(" AND (`up_again` IS NULL OR `up_again` >= ");
+    st.value(db.dialect(), Val::Int(needs.outages_since));
+    st.push(") ORDER BY `going_down`");
+    for r in db.fetch(&st).await? {
+        if let Some(state) = out.get_mut(&device_of(&r)) {
+            state.outages.push(Outage {
+                id: r.u64("id").unwrap_or(0),
+                going_down: r.i64("going_down").unwrap_or(0),
+                up_again: r.i64("up_again"),
+            });
+        }
+    }
+
+    let mut st = Statement::new(
+        "SELECT `device_id`, `ping_rtt_last`, `ping_rtt_prev`, `ping_rtt_avg`, `ping_loss_last`, `ping_loss_prev`, `ping_loss_avg` FROM `device_stats` WHERE ",
+    );
+    ids_clause(&mut st, db, "`device_id`", ids);
+    for r in db.fetch(&st).await? {
+        if let Some(state) = out.get_mut(&device_of(&r)) {
+            state.stats = Some(DeviceStats {
+                ping_rtt_last: r.f64("ping_rtt_last"),
+                ping_rtt_prev: r.f64("ping_rtt_prev"),
+                ping_rtt_avg: r.f64("ping_rtt_avg"),
+                ping_loss_last: r.f64("ping_loss_last"),
+                ping_loss_prev: r.f64("ping_loss_prev"),
+                ping_loss_avg: r.f64("ping_loss_avg"),
+            });
+        }
+    }
+
+    let mut st = Statement::new("SELECT `device_id`, `graph` FROM `device_graphs` WHERE ");
+    ids_clause(&mut st, db, "`device_id`", ids);
+    for r in db.fetch(&st).await? {
+        if let (Some(state), Some(g)) = (out.get_mut(&device_of(&r)), r.string("graph")) {
+            state.graphs.insert(g);
+        }
+    }
+
+    if needs.ports {
+        for (device_id, port) in load_ports(db, ids).await? {
+            if let Some(state) = out.get_mut(&device_id) {
+                state.ports.push(port);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ports of the devices with their statistics, in port_id order (the order
+/// LibreNMS builds its port maps in).
+pub async fn load_ports(db: &Db, ids: &[u32]) -> Result<Vec<(u32, PortRow)>, DbError> {
+    let ports = schema::table("ports").expect("ports table");
+    let stats = schema::table("ports_statistics").expect("ports_statistics table");
+    let mut cols: Vec<String> = ports
+        .columns
+        .iter()
+        .map(|c| format!("p.`{}`", c.name))
+        .collect();
+    cols.push("s.`port_id` AS `ports_statistics_port_id`".into());
+    cols.extend(
+        stats
+            .columns
+            .iter()
+            .filter(|c| c.name != "port_id")
+            .map(|c| format!("s.`{}`", c.name)),
+    );
+    let mut st = Statement::new(format!(
+        "SELECT {} FROM `ports` p LEFT JOIN `ports_statistics` s ON s.`port_id` = p.`port_id` WHERE ",
+        cols.join(", ")
+    ));
+    ids_clause(&mut st, db, "p.`device_id`", ids);
+    st.push(" ORDER BY p.`port_id`");
+    let rows = db.fetch(&st).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let mut fields = HashMap::with_capacity(r.columns().len());
+            for (name, v) in r.columns().iter().zip(r.values()) {
+                fields.insert(name.clone(), php_of(v));
+            }
+            let port = PortRow {
+                port_id: r.u64("port_id").unwrap_or(0) as u32,
+                device_id: device_of(r),
+                has_statistics: !r.get("ports_statistics_port_id").is_null(),
+                fields,
+            };
+            (port.device_id, port)
+        })
+        .collect())
+}
+
+/// A database value as PHP's PDO hands it over: integers as int (those
+/// beyond PHP's range as strings), text as strings.
+pub fn php_of(v: &Val) -> Php {
+    match v {
+        Val::Null | Val::Now => Php::Null,
+        Val::Int(i) => Php::Int(*i),
+        Val::UInt(u) => i64::try_from(*u).map_or_else(|_| Php::Str(u.to_string()), Php::Int),
+        Val::Float(f) => Php::Float(*f),
+        Val::Text(s) => Php::Str(s.clone()),
+        Val::Bytes(b) => Php::Str(String::from_utf8_lossy(b).into_owned()),
+    }
+}
