@@ -17,6 +17,8 @@ pub struct Device {
     pub hostname: String,
     pub sys_name: Option<String>,
     pub overwrite_ip: Option<String>,
+    /// The address the hostname resolved to last (packed, as LibreNMS stores it).
+    pub ip: Option<Vec<u8>>,
     pub community: Option<Secret>,
     pub authlevel: Option<String>,
     pub authname: Option<String>,

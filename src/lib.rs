@@ -7,11 +7,17 @@
 
 pub mod cli;
 pub mod config;
+pub mod coord;
+pub mod daemon;
 pub mod db;
 pub mod device;
+pub mod icmp;
 pub mod librenms;
 pub mod mib;
+pub mod modules;
+pub mod poller;
 pub mod rrd;
+pub mod scheduler;
 pub mod secret;
 pub mod sim;
 pub mod snmp;

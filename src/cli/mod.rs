@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod device_cmd;
+mod poll_cmd;
+pub mod setup;
 mod sim_cmd;
 mod snmp_args;
 mod snmp_cmd;
@@ -35,6 +38,14 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Start a simulated fleet in this process and walk every device.
     Demo(demo::DemoArgs),
+    /// Run the poller daemon: poll every device on LibreNMS's schedule.
+    Run(setup::ConfigArgs),
+    /// Poll devices once and write the results (like lnms device:poll).
+    Poll(poll_cmd::PollArgs),
+    /// Add, list or remove devices of the embedded store.
+    Device(device_cmd::DeviceArgs),
+    /// Print the resolved configuration and where each value came from.
+    CheckConfig(setup::ConfigArgs),
 }
 
 /// Process exit code for a command that ran into an error.
@@ -48,7 +59,7 @@ pub fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let default_level = match cli.command {
-        Command::Sim(_) => "info",
+        Command::Sim(_) | Command::Run(_) => "info",
         _ => "warn",
     };
     crate::telemetry::init(default_level);
@@ -76,6 +87,14 @@ pub fn main() -> ExitCode {
             Command::Walk(args) => snmp_cmd::walk(args).await,
             Command::Sim(args) => sim_cmd::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Run(args) => {
+                let loaded = args.load().await?;
+                crate::daemon::run(loaded.settings, loaded.db, Default::default()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Poll(args) => poll_cmd::run(args).await,
+            Command::Device(args) => device_cmd::run(args).await,
+            Command::CheckConfig(args) => setup::check_config(args).await,
         }
     });
     // Do not wait for tasks still parked on sockets or timers.

@@ -7,6 +7,7 @@
 //! parameter.
 
 pub mod devices;
+pub mod ids;
 pub mod schema;
 pub mod state;
 pub mod writer;

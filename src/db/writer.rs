@@ -263,7 +263,7 @@ fn update_group(
 fn insert_events(d: Dialect, events: &[Event], out: &mut Vec<Statement>) {
     for chunk in events.chunks(1000) {
         let mut st = Statement::new(
-            "INSERT INTO `eventlog` (`device_id`, `datetime`, `message`, `type`, `reference`, `severity`) VALUES ",
+            "INSERT INTO `eventlog` (`device_id`, `datetime`, `message`, `type`, `reference`, `username`, `severity`) VALUES ",
         );
         for (i, e) in chunk.iter().enumerate() {
             st.push(if i > 0 { ", (" } else { "(" });
@@ -275,6 +275,8 @@ fn insert_events(d: Dialect, events: &[Event], out: &mut Vec<Statement>) {
                     Val::text(&e.message),
                     Val::text(&e.kind),
                     Val::opt_text(e.reference.clone()),
+                    // LibreNMS logs '' when no user is logged in.
+                    Val::text(""),
                     Val::Int(i64::from(e.severity)),
                 ],
             );
@@ -342,10 +344,11 @@ fn upsert(
         st.value(d, v.clone());
     }
     st.push(")");
+    // `created_at` is set when the row is made and kept after.
     let updates: Vec<&str> = cols
         .iter()
         .map(|(c, _)| *c)
-        .filter(|c| !keys.contains(c))
+        .filter(|c| !keys.contains(c) && *c != "created_at")
         .collect();
     match d {
         Dialect::Mysql => {

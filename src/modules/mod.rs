@@ -1,0 +1,281 @@
+//! Poller modules, one file per LibreNMS module name, run in LibreNMS's
+//! order. A module reads SNMP through a [`SnmpSource`], reads what the
+//! database knew through the [`Poll`]'s preloaded state, and records what
+//! it found in the [`Poll`]: rows to write, RRD updates, events, graphs.
+//! Modules never do IO themselves.
+//!
+//! Adding a module is adding a file and one line to [`MODULES`].
+
+pub mod availability;
+pub mod core;
+pub mod ports;
+pub mod source;
+pub mod table;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::future::BoxFuture;
+
+use crate::config::Settings;
+use crate::db::Val;
+use crate::db::state::DeviceState;
+use crate::db::writer::{Changes, Event};
+use crate::device::Device;
+use crate::rrd::{Datum, RrdDef, RrdFile, RrdUpdate};
+use crate::snmp;
+
+pub use source::{RecordingSource, SnmpSource};
+
+/// LibreNMS eventlog severities.
+pub mod severity {
+    pub const OK: u8 = 1;
+    pub const INFO: u8 = 2;
+    pub const NOTICE: u8 = 3;
+    pub const WARNING: u8 = 4;
+    pub const ERROR: u8 = 5;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error(transparent)]
+    Snmp(#[from] snmp::Error),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Allocates rows the poll cannot do without at once: new ports need their
+/// port_id for their RRD file name.
+pub trait IdAllocator: Send + Sync {
+    /// Inserts a `ports` row (and its `ports_statistics` row); returns the
+    /// new port_id.
+    fn new_port<'a>(
+        &'a self,
+        device_id: u32,
+        if_index: i64,
+        if_name: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<u32, crate::db::DbError>>;
+}
+
+/// Hands out ids without a database (tests, dry runs).
+#[derive(Debug, Default)]
+pub struct CountingIds(pub std::sync::atomic::AtomicU32);
+
+impl IdAllocator for CountingIds {
+    fn new_port<'a>(
+        &'a self,
+        _device_id: u32,
+        _if_index: i64,
+        _if_name: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<u32, crate::db::DbError>> {
+        Box::pin(async move {
+            Ok(1_000_000 + self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        })
+    }
+}
+
+/// One device poll in progress: what modules read and what they produce.
+pub struct Poll<'a> {
+    /// The device as loaded; modules keep it current (uptime, status).
+    pub device: Device,
+    pub state: DeviceState,
+    pub settings: &'a Settings,
+    pub snmp: Option<&'a dyn SnmpSource>,
+    pub ids: &'a dyn IdAllocator,
+    /// Unix time of this poll (LibreNMS's `time()`).
+    pub now: i64,
+    /// New values of `devices` columns.
+    pub device_columns: BTreeMap<&'static str, Val>,
+    pub changes: Changes,
+    pub rrd: Vec<RrdUpdate>,
+    /// Graphs enabled by this poll.
+    pub graphs: BTreeSet<String>,
+    /// Each module's output, for `ironpoll poll --json`.
+    pub output: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'a> Poll<'a> {
+    pub fn new(
+        device: Device,
+        state: DeviceState,
+        settings: &'a Settings,
+        snmp: Option<&'a dyn SnmpSource>,
+        ids: &'a dyn IdAllocator,
+        now: i64,
+    ) -> Poll<'a> {
+        Poll {
+            device,
+            state,
+            settings,
+            snmp,
+            ids,
+            now,
+            device_columns: BTreeMap::new(),
+            changes: Changes::default(),
+            rrd: Vec::new(),
+            graphs: BTreeSet::new(),
+            output: serde_json::Map::new(),
+        }
+    }
+
+    pub fn device_id(&self) -> u32 {
+        self.device.device_id
+    }
+
+    pub fn snmp(&self) -> Result<&'a dyn SnmpSource, ModuleError> {
+        self.snmp
+            .ok_or_else(|| ModuleError::Other("SNMP is not available for this device".into()))
+    }
+
+    /// An eventlog row for this device.
+    pub fn event(
+        &mut self,
+        message: impl Into<String>,
+        kind: &str,
+        severity: u8,
+        reference: Option<String>,
+    ) {
+        self.changes.events.push(Event {
+            device_id: self.device.device_id,
+            message: message.into(),
+            kind: kind.to_string(),
+            reference,
+            severity,
+        });
+    }
+
+    /// An update of this device's RRD file named by `parts`, at this poll's
+    /// time.
+    pub fn rrd(&mut self, parts: &[&str], def: &'static RrdDef, values: Vec<Datum>) {
+        let file = RrdFile::new(&self.device.hostname, parts);
+        self.rrd.push(RrdUpdate::new(file, def, self.now, values));
+    }
+
+    pub fn set_device(&mut self, column: &'static str, value: impl Into<Val>) {
+        self.device_columns.insert(column, value.into());
+    }
+
+    pub fn enable_graph(&mut self, graph: &str) {
+        self.graphs.insert(graph.to_string());
+    }
+}
+
+/// A module's poll function.
+pub type PollFn = for<'p, 'a> fn(&'p mut Poll<'a>) -> BoxFuture<'p, Result<(), ModuleError>>;
+
+/// A poller module.
+pub struct ModuleDef {
+    /// LibreNMS's module name (`poller_modules.<name>`).
+    pub name: &'static str,
+    /// Skipped when SNMP is not available (device down, snmp disabled).
+    pub needs_snmp: bool,
+    /// LibreNMS's default for `poller_modules.<name>`.
+    pub default_enabled: bool,
+    pub poll: PollFn,
+}
+
+/// The modules ironpoll implements, in LibreNMS's execution order.
+pub static MODULES: &[ModuleDef] = &[
+    ModuleDef {
+        name: "core",
+        needs_snmp: true,
+        default_enabled: true,
+        poll: core::poll,
+    },
+    ModuleDef {
+        name: "availability",
+        needs_snmp: false,
+        default_enabled: true,
+        poll: availability::poll,
+    },
+    ModuleDef {
+        name: "ports",
+        needs_snmp: true,
+        default_enabled: true,
+        poll: ports::poll,
+    },
+];
+
+pub fn module(name: &str) -> Option<&'static ModuleDef> {
+    MODULES.iter().find(|m| m.name == name)
+}
+
+/// Which modules a poll runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// LibreNMS's rules: device attribute `poll_<module>`, then the OS
+    /// setting, then the global setting.
+    Configured,
+    /// `-m module,...`: exactly these (a manual override).
+    Only(Vec<String>),
+}
+
+impl Selection {
+    /// Parses `-m`: LibreNMS module names, `module/submodule` accepted
+    /// (submodules are not split further).
+    pub fn parse_list(list: &str) -> Result<Selection, String> {
+        let mut names = Vec::new();
+        for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let name = raw.split('/').next().unwrap_or(raw);
+            if module(name).is_none() {
+                return Err(format!(
+                    "unknown module {name:?}; ironpoll polls {}",
+                    MODULES
+                        .iter()
+                        .map(|m| m.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            names.push(name.to_string());
+        }
+        if names.is_empty() {
+            return Err("no module given".into());
+        }
+        Ok(Selection::Only(names))
+    }
+
+    pub fn is_override(&self) -> bool {
+        matches!(self, Selection::Only(_))
+    }
+
+    /// The modules to run for a device, in LibreNMS order.
+    pub fn modules(
+        &self,
+        device: &Device,
+        state: &DeviceState,
+        settings: &Settings,
+    ) -> Vec<&'static ModuleDef> {
+        MODULES
+            .iter()
+            .filter(|m| match self {
+                Selection::Only(names) => names.iter().any(|n| n == m.name),
+                Selection::Configured => enabled(m, device, state, settings),
+            })
+            .collect()
+    }
+}
+
+/// LibreNMS's precedence for a module: device attribute > OS setting >
+/// global setting > default.
+fn enabled(m: &ModuleDef, device: &Device, state: &DeviceState, settings: &Settings) -> bool {
+    if let Some(on) = state.attribs.flag(&format!("poll_{}", m.name)) {
+        return on;
+    }
+    if let Some(os) = device.os.as_deref()
+        && let Some(on) = settings
+            .modules
+            .os
+            .get(os)
+            .and_then(|mods| mods.get(m.name))
+    {
+        return *on;
+    }
+    settings
+        .modules
+        .global
+        .get(m.name)
+        .copied()
+        .unwrap_or(m.default_enabled)
+}

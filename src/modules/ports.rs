@@ -1,0 +1,1087 @@
+//! `ports`: interface counters, rates and state, the way LibreNMS's
+//! `includes/polling/ports.inc.php` computes and stores them.
+//!
+//! The comparisons below follow PHP's loose rules on purpose (see
+//! `librenms::php`): they decide which columns LibreNMS writes and which
+//! eventlog rows it adds, and ironpoll must write the same.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::future::BoxFuture;
+use serde_json::json;
+
+use super::table::{self, Rows};
+use super::{ModuleError, Poll, severity};
+use crate::db::state::PortRow;
+use crate::db::writer::RowUpdate;
+use crate::db::{Val, schema};
+use crate::librenms::format;
+use crate::librenms::php::{self, Php, loose_eq};
+use crate::mib::{DOT1Q_PORT_VLAN_ENTRY, DOT3_STATS_ENTRY, IF_ENTRY, IF_X_ENTRY};
+use crate::rrd::{Datum, PORT};
+
+/// Columns whose changes LibreNMS writes and logs.
+const DATA_OIDS: [&str; 13] = [
+    "ifName",
+    "ifDescr",
+    "ifAlias",
+    "ifAdminStatus",
+    "ifOperStatus",
+    "ifMtu",
+    "ifSpeed",
+    "ifType",
+    "ifPhysAddress",
+    "ifConnectorPresent",
+    "ifDuplex",
+    "ifTrunk",
+    "ifVlan",
+];
+
+/// Counters kept in `ports`.
+const STAT_OIDS_DB: [&str; 6] = [
+    "ifInOctets",
+    "ifOutOctets",
+    "ifInErrors",
+    "ifOutErrors",
+    "ifInUcastPkts",
+    "ifOutUcastPkts",
+];
+
+/// Counters kept in `ports_statistics`.
+const STAT_OIDS_EXTENDED: [&str; 9] = [
+    "ifInNUcastPkts",
+    "ifOutNUcastPkts",
+    "ifInDiscards",
+    "ifOutDiscards",
+    "ifInUnknownProtos",
+    "ifInBroadcastPkts",
+    "ifOutBroadcastPkts",
+    "ifInMulticastPkts",
+    "ifOutMulticastPkts",
+];
+
+/// ifEntry columns walked when the device has usable ifXEntry data.
+const IFMIB_OIDS: [&str; 11] = [
+    "ifDescr",
+    "ifAdminStatus",
+    "ifOperStatus",
+    "ifLastChange",
+    "ifType",
+    "ifPhysAddress",
+    "ifMtu",
+    "ifInErrors",
+    "ifOutErrors",
+    "ifInDiscards",
+    "ifOutDiscards",
+];
+
+/// Columns read per port by selected-port polling before deciding to poll it.
+const TABLE_BASE_OIDS: [&str; 6] = [
+    "ifName",
+    "ifAlias",
+    "ifDescr",
+    "ifHighSpeed",
+    "ifOperStatus",
+    "ifAdminStatus",
+];
+
+const HC_OIDS: [&str; 13] = [
+    "ifInMulticastPkts",
+    "ifInBroadcastPkts",
+    "ifOutMulticastPkts",
+    "ifOutBroadcastPkts",
+    "ifHCInOctets",
+    "ifHCInUcastPkts",
+    "ifHCInMulticastPkts",
+    "ifHCInBroadcastPkts",
+    "ifHCOutOctets",
+    "ifHCOutUcastPkts",
+    "ifHCOutMulticastPkts",
+    "ifHCOutBroadcastPkts",
+    "ifConnectorPresent",
+];
+
+const NON_HC_OIDS: [&str; 6] = [
+    "ifSpeed",
+    "ifInOctets",
+    "ifInUcastPkts",
+    "ifInUnknownProtos",
+    "ifOutOctets",
+    "ifOutUcastPkts",
+];
+
+const SHARED_OIDS: [&str; 10] = [
+    "ifInErrors",
+    "ifOutErrors",
+    "ifInNUcastPkts",
+    "ifOutNUcastPkts",
+    "ifInDiscards",
+    "ifOutDiscards",
+    "ifPhysAddress",
+    "ifLastChange",
+    "ifType",
+    "ifMtu",
+];
+
+/// 64-bit counters that replace their 32-bit twins when present.
+const HC_MAPPINGS: [(&str, &str); 8] = [
+    ("ifHCInOctets", "ifInOctets"),
+    ("ifHCOutOctets", "ifOutOctets"),
+    ("ifHCInUcastPkts", "ifInUcastPkts"),
+    ("ifHCOutUcastPkts", "ifOutUcastPkts"),
+    ("ifHCInBroadcastPkts", "ifInBroadcastPkts"),
+    ("ifHCOutBroadcastPkts", "ifOutBroadcastPkts"),
+    ("ifHCInMulticastPkts", "ifInMulticastPkts"),
+    ("ifHCOutMulticastPkts", "ifOutMulticastPkts"),
+];
+
+/// RRD data sources and the counters that feed them, in file order.
+const RRD_FIELDS: [&str; 15] = [
+    "ifInOctets",
+    "ifOutOctets",
+    "ifInErrors",
+    "ifOutErrors",
+    "ifInUcastPkts",
+    "ifOutUcastPkts",
+    "ifInNUcastPkts",
+    "ifOutNUcastPkts",
+    "ifInDiscards",
+    "ifOutDiscards",
+    "ifInUnknownProtos",
+    "ifInBroadcastPkts",
+    "ifOutBroadcastPkts",
+    "ifInMulticastPkts",
+    "ifOutMulticastPkts",
+];
+
+pub fn poll<'p, 'a>(p: &'p mut Poll<'a>) -> BoxFuture<'p, Result<(), ModuleError>> {
+    Box::pin(run(p))
+}
+
+/// A port as the poll holds it: the database row, changed as LibreNMS
+/// changes it in memory.
+struct Port {
+    row: PortRow,
+    skipped: bool,
+    new: bool,
+}
+
+impl Port {
+    fn get(&self, column: &str) -> Php {
+        self.row.get(column).clone()
+    }
+
+    fn set(&mut self, column: &str, v: Php) {
+        self.row.fields.insert(column.to_string(), v);
+    }
+
+    fn flag(&self, column: &str) -> bool {
+        loose_eq(&self.get(column), &Php::Int(1))
+    }
+}
+
+/// One port's polled values (`$this_port`): SNMP text, and a few computed
+/// values that PHP holds as other types.
+type PolledPort = HashMap<String, Php>;
+
+fn polled_from(row: &HashMap<&'static str, String>) -> PolledPort {
+    row.iter()
+        .map(|(k, v)| (k.to_string(), Php::Str(v.clone())))
+        .collect()
+}
+
+fn isset(p: &PolledPort, key: &str) -> bool {
+    p.get(key).is_some_and(|v| !v.is_null())
+}
+
+fn val(p: &PolledPort, key: &str) -> Php {
+    p.get(key).cloned().unwrap_or(Php::Null)
+}
+
+async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
+    let snmp = p.snmp()?;
+    let settings = p.settings;
+    let mut ports: Vec<Port> = std::mem::take(&mut p.state.ports)
+        .into_iter()
+        .map(|row| Port {
+            row,
+            skipped: false,
+            new: false,
+        })
+        .collect();
+    if ports.is_empty() && !settings.ports.discover_when_empty {
+        p.output.insert(
+            "ports".into(),
+            json!({"skipped": "no ports: discovery needs to run first"}),
+        );
+        return Ok(());
+    }
+
+    let mut stats = Rows::default();
+    let selected = match p.state.attribs.get("selected_ports") {
+        Some(v) => v == "true",
+        None => false,
+    };
+    if selected {
+        fetch_selected(p, snmp, &mut ports, &mut stats).await?;
+    } else {
+        table::walk_table(snmp, &IF_X_ENTRY, false, &mut stats).await?;
+        let usable_hc = stats.first().is_some_and(|first| {
+            first
+                .get("ifHCInOctets")
+                .is_some_and(|v| php::is_numeric(v))
+                && first.get("ifHighSpeed").is_some_and(|v| php::is_numeric(v))
+        });
+        if usable_hc {
+            table::walk_columns(snmp, &IF_ENTRY, &IFMIB_OIDS, true, &mut stats).await?;
+        } else {
+            table::walk_table(snmp, &IF_ENTRY, true, &mut stats).await?;
+        }
+        if p.device.os.as_deref() != Some("asa") {
+            table::walk_columns(
+                snmp,
+                &DOT3_STATS_ENTRY,
+                &["dot3StatsDuplexStatus"],
+                false,
+                &mut stats,
+            )
+            .await?;
+            table::walk_table(snmp, &DOT1Q_PORT_VLAN_ENTRY, false, &mut stats).await?;
+        }
+    }
+
+    let polled = p.now;
+    let mode = association_mode(
+        p.device.port_association_mode,
+        &settings.ports.default_port_association_mode,
+    );
+
+    // Maps from the association key to port_id, later ports winning.
+    let mut maps: HashMap<&'static str, HashMap<String, u32>> = HashMap::new();
+    for port in &ports {
+        for key in ["ifIndex", "ifName", "ifDescr", "ifAlias"] {
+            maps.entry(key)
+                .or_default()
+                .insert(port.get(key).to_string(), port.row.port_id);
+        }
+    }
+
+    let mut found: Vec<u32> = Vec::new();
+    let mut deleted_now: HashSet<u32> = HashSet::new();
+    let indexes: Vec<String> = stats.indexes().to_vec();
+    for if_index in &indexes {
+        let mut row = polled_from(stats.get(if_index).expect("index listed"));
+        row.insert("ifIndex".into(), Php::Str(if_index.clone()));
+        // PHP looks the value up as an array key; a missing one is "".
+        let key = val(&row, mode).to_string();
+        let port_id = maps.get(mode).and_then(|m| m.get(&key)).copied();
+        let position = port_id.and_then(|id| ports.iter().position(|x| x.row.port_id == id));
+        if is_port_valid(&row, settings) {
+            let pos = match position {
+                Some(pos) => {
+                    if ports[pos].flag("deleted") {
+                        p.changes.ports.push(RowUpdate {
+                            key: u64::from(ports[pos].row.port_id),
+                            cols: vec![("deleted", Val::Int(0))],
+                        });
+                        ports[pos].set("deleted", Php::Int(0));
+                    }
+                    pos
+                }
+                None => {
+                    if settings.ports.ignore_unmapable_port
+                        && val(&row, mode).empty()
+                        && !loose_eq(&val(&row, mode), &Php::str("0"))
+                    {
+                        continue;
+                    }
+                    let index_num = php::intval(if_index);
+                    let if_name = row.get("ifName").and_then(Php::as_str).map(str::to_string);
+                    let id = p
+                        .ids
+                        .new_port(p.device.device_id, index_num, if_name.as_deref())
+                        .await?;
+                    let mut fields = HashMap::new();
+                    fields.insert("port_id".to_string(), Php::Int(i64::from(id)));
+                    fields.insert(
+                        "device_id".to_string(),
+                        Php::Int(i64::from(p.device.device_id)),
+                    );
+                    fields.insert("ifIndex".to_string(), Php::Int(index_num));
+                    fields.insert("ifName".to_string(), if_name.map_or(Php::Null, Php::Str));
+                    for zero in ["ifLastChange", "ifVrf", "ignore", "disabled", "deleted"] {
+                        fields.insert(zero.to_string(), Php::Int(0));
+                    }
+                    ports.push(Port {
+                        row: PortRow {
+                            port_id: id,
+                            device_id: p.device.device_id,
+                            has_statistics: true,
+                            fields,
+                        },
+                        skipped: false,
+                        new: true,
+                    });
+                    ports.len() - 1
+                }
+            };
+            ports[pos].set("ifIndex", Php::Str(if_index.clone()));
+            found.push(ports[pos].row.port_id);
+        } else if let Some(pos) = position
+            && !ports[pos].skipped
+            && !ports[pos].flag("deleted")
+        {
+            deleted_now.insert(ports[pos].row.port_id);
+            ports[pos].set("deleted", Php::Int(1));
+            p.changes.ports.push(RowUpdate {
+                key: u64::from(ports[pos].row.port_id),
+                cols: vec![("deleted", Val::Int(1))],
+            });
+        }
+    }
+
+    // LibreNMS's bulk update of unchanged ports (with its poll_period quirk).
+    let max_prev = ports
+        .iter()
+        .filter(|x| x.get("poll_time").truthy())
+        .map(|x| x.get("poll_time").intval())
+        .max();
+    let global_poll_prev = max_prev.map_or(Php::Null, Php::Int);
+    let global_period: Val = match max_prev {
+        Some(_) => Val::Null,
+        None => Val::Int(polled),
+    };
+    let mut globally_updated: Vec<u64> = Vec::new();
+    let found_set: HashSet<u32> = found.iter().copied().collect();
+    let mut report = Vec::new();
+
+    for port in ports.iter_mut() {
+        let port_id = port.row.port_id;
+        if port.flag("disabled") {
+            continue;
+        }
+        if !found_set.contains(&port_id) {
+            if !port.flag("deleted") && !deleted_now.contains(&port_id) {
+                port.set("deleted", Php::Int(1));
+                p.changes.ports.push(RowUpdate {
+                    key: u64::from(port_id),
+                    cols: vec![("deleted", Val::Int(1))],
+                });
+            }
+            continue;
+        }
+        let if_index = port.get("ifIndex").to_string();
+        let Some(raw) = stats.get(&if_index) else {
+            continue;
+        };
+        if raw.is_empty() {
+            continue;
+        }
+        let mut this = polled_from(raw);
+        let outcome = poll_port(
+            p,
+            port,
+            &mut this,
+            mode,
+            polled,
+            &global_poll_prev,
+            &global_period,
+        );
+        match outcome {
+            PortWrite::Row => report.push(port_id),
+            PortWrite::Global => globally_updated.push(u64::from(port_id)),
+        }
+    }
+    if !globally_updated.is_empty() {
+        p.changes.ports_poll_times.push((
+            globally_updated,
+            vec![
+                ("poll_time", Val::Int(polled)),
+                (
+                    "poll_prev",
+                    php_to_val("ports", "poll_prev", &global_poll_prev),
+                ),
+                ("poll_period", global_period),
+            ],
+        ));
+    }
+    p.output.insert(
+        "ports".into(),
+        json!({
+            "polled": found.len(),
+            "in_database": ports.iter().filter(|x| !x.new).count(),
+            "new": ports.iter().filter(|x| x.new).map(|x| x.row.port_id).collect::<Vec<_>>(),
+            "deleted": ports.iter().filter(|x| x.flag("deleted")).map(|x| x.row.port_id).collect::<Vec<_>>(),
+            "updated": report,
+        }),
+    );
+    Ok(())
+}
+
+enum PortWrite {
+    /// The port got its own UPDATE.
+    Row,
+    /// Only the device-wide poll times changed.
+    Global,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn poll_port(
+    p: &mut Poll<'_>,
+    port: &mut Port,
+    this: &mut PolledPort,
+    mode: &str,
+    polled: i64,
+    global_poll_prev: &Php,
+    global_period: &Val,
+) -> PortWrite {
+    let port_id = port.row.port_id;
+    let if_index = port.get("ifIndex").to_string();
+    let polled_period = (polled - port.get("poll_time").intval()).max(1);
+    let mut update: Vec<(&'static str, Php)> = Vec::new();
+    let mut extended: Vec<(&'static str, Php)> = Vec::new();
+
+    if mode != "ifIndex" {
+        update.push(("ifIndex", Php::Str(if_index.clone())));
+    }
+    if isset(this, "ifPhysAddress") {
+        let mac = mac_hex(&val(this, "ifPhysAddress").to_string());
+        this.insert("ifPhysAddress".into(), Php::Str(mac));
+    }
+    for (hc, base) in HC_MAPPINGS {
+        if isset(this, hc) && val(this, hc).truthy() {
+            let v = val(this, hc);
+            this.insert(base.into(), v);
+        }
+    }
+    if isset(this, "ifHighSpeed") && val(this, "ifHighSpeed").is_numeric() {
+        let hs = val(this, "ifHighSpeed");
+        let speed = if loose_eq(&hs, &Php::str("0")) {
+            Php::Int(0)
+        } else {
+            Php::Str(format!("{hs}000000"))
+        };
+        this.insert("ifSpeed".into(), speed);
+    } else if isset(this, "ifSpeed") && val(this, "ifSpeed").is_numeric() {
+        // kept as polled
+    } else {
+        this.insert("ifSpeed".into(), Php::Int(0));
+    }
+    if isset(this, "dot3StatsDuplexStatus") {
+        let d = val(this, "dot3StatsDuplexStatus");
+        this.insert("ifDuplex".into(), d);
+    }
+    if isset(this, "ifLastChange") && val(this, "ifLastChange").is_numeric() {
+        if val(this, "ifLastChange").intval() != port.get("ifLastChange").intval() {
+            update.push(("ifLastChange", val(this, "ifLastChange")));
+        }
+    } else if !loose_eq(&port.get("ifLastChange"), &Php::Int(0)) {
+        update.push(("ifLastChange", Php::Int(0)));
+    }
+    if isset(this, "vlanTrunkPortEncapsulationOperType")
+        && !loose_eq(
+            &val(this, "vlanTrunkPortEncapsulationOperType"),
+            &Php::str("notApplicable"),
+        )
+    {
+        let t = val(this, "vlanTrunkPortEncapsulationOperType");
+        this.insert("ifTrunk".into(), t);
+        if isset(this, "vlanTrunkPortNativeVlan") {
+            let v = val(this, "vlanTrunkPortNativeVlan");
+            this.insert("ifVlan".into(), v);
+        }
+    }
+    if isset(this, "vmVlan") {
+        let v = val(this, "vmVlan");
+        this.insert("ifVlan".into(), v);
+    }
+    if !isset(this, "ifVlan") && isset(this, "dot1qPvid") {
+        let v = val(this, "dot1qPvid");
+        this.insert("ifVlan".into(), v);
+    }
+    if isset(this, "ifConnectorPresent") {
+        let c = val(this, "ifConnectorPresent");
+        if !(loose_eq(&c, &Php::str("true")) || loose_eq(&c, &Php::str("false"))) {
+            this.insert("ifConnectorPresent".into(), Php::Null);
+        }
+    }
+    let alias_overridden = fill_missing_and_trim(this, &p.state.attribs, &port.get("ifName"));
+
+    let port_name = port.get("ifName").to_string();
+    for oid in DATA_OIDS {
+        let mut current = val(this, oid);
+        if oid == "ifAlias" {
+            current = match p.state.attribs.get(&format!("ifName:{port_name}")) {
+                Some("1") => port.get("ifAlias"),
+                Some(v) => Php::str(v),
+                None if alias_overridden => port.get("ifAlias"),
+                None => val(this, "ifAlias"),
+            };
+        }
+        if oid == "ifSpeed"
+            && let Some(v) = p.state.attribs.get(&format!("ifSpeed:{port_name}"))
+        {
+            current = Php::str(v);
+        }
+        let old = port.get(oid);
+        if !loose_eq(&old, &current) && current.is_null() {
+            update.push((oid, Php::Null));
+            p.event(
+                format!("{oid}: {old} -> NULL"),
+                "interface",
+                severity::WARNING,
+                Some(port_id.to_string()),
+            );
+        } else if !loose_eq(&old, &current) {
+            update.push((oid, current.clone()));
+            this.insert(oid.into(), current.clone());
+            if matches!(oid, "ifOperStatus" | "ifAdminStatus" | "ifSpeed") {
+                update.push((prev_column(oid), old.clone()));
+            }
+            let (o, n) = if oid == "ifSpeed" {
+                (si_speed(&old), si_speed(&current))
+            } else {
+                (old.to_string(), current.to_string())
+            };
+            p.event(
+                format!("{oid}: {o} -> {n}"),
+                "interface",
+                severity::NOTICE,
+                Some(port_id.to_string()),
+            );
+        } else if matches!(oid, "ifOperStatus" | "ifAdminStatus" | "ifSpeed")
+            && loose_eq(&port.get(prev_column(oid)), &Php::Null)
+        {
+            update.push((prev_column(oid), current.clone()));
+        }
+    }
+
+    // LibreNMS's default port description parser (`type: descr [speed]
+    // {circuit} (notes)`).
+    let parsed = parse_description(&val(this, "ifAlias").to_string());
+    for (attrib, value) in [
+        ("type", parsed.as_ref().map(|d| d.kind.clone())),
+        ("descr", parsed.as_ref().map(|d| d.descr.clone())),
+        ("circuit", parsed.as_ref().map(|d| d.circuit.clone())),
+        ("speed", parsed.as_ref().map(|d| d.speed.clone())),
+        ("notes", parsed.as_ref().map(|d| d.notes.clone())),
+    ] {
+        let column = descr_column(attrib);
+        let new = value.map_or(Php::Null, Php::Str);
+        let old = port.get(column);
+        if !loose_eq(&new, &old) {
+            update.push((column, new.clone()));
+            let shown = if new.is_null() {
+                "NULL".to_string()
+            } else {
+                new.to_string()
+            };
+            p.event(
+                format!("{attrib}: {old} -> {shown}"),
+                "interface",
+                severity::NOTICE,
+                Some(port_id.to_string()),
+            );
+        }
+    }
+
+    let adsl = matches!(port.get("ifType").to_string().as_str(), "vdsl" | "adsl");
+    let down = |v: &Php| loose_eq(v, &Php::str("down"));
+    let still_down = !adsl
+        && down(&port.get("ifOperStatus"))
+        && down(&port.get("ifOperStatus_prev"))
+        && down(&val(this, "ifOperStatus"))
+        && loose_eq(&val(this, "ifLastChange"), &port.get("ifLastChange"));
+    if !port.skipped && !still_down {
+        for oid in STAT_OIDS_DB.iter().chain(STAT_OIDS_EXTENDED.iter()) {
+            let target = if STAT_OIDS_DB.contains(oid) {
+                &mut update
+            } else {
+                &mut extended
+            };
+            let current = val(this, oid);
+            let current = if current.is_null() {
+                Php::Int(0)
+            } else {
+                current
+            };
+            target.push((oid, set_numeric(&current)));
+            let previous = port.get(oid);
+            target.push((counter_column(oid, "_prev"), set_numeric(&previous)));
+            if !previous.is_null() {
+                let mut diff = current.intval().saturating_sub(previous.intval());
+                let mut rate = diff as f64 / polled_period as f64;
+                if rate < 0.0 {
+                    rate = 0.0;
+                    diff = 0;
+                }
+                target.push((counter_column(oid, "_rate"), Php::Float(rate)));
+                target.push((counter_column(oid, "_delta"), Php::Int(diff)));
+            }
+        }
+        let values = RRD_FIELDS
+            .iter()
+            .map(|f| Datum::parse(&val(this, f).to_string()))
+            .collect();
+        p.rrd(&[&format!("port-id{port_id}")], &PORT, values);
+    }
+
+    let poll_time = port.get("poll_time");
+    if !update.is_empty() || !loose_eq(global_poll_prev, &poll_time) {
+        update.push(("poll_time", Php::Int(polled)));
+        update.push(("poll_prev", poll_time.clone()));
+        update.push(("poll_period", Php::Int(polled_period)));
+        p.changes.ports.push(row_update("ports", port_id, &update));
+        if !extended.is_empty() {
+            p.changes
+                .ports_statistics
+                .push(row_update("ports_statistics", port_id, &extended));
+        }
+        PortWrite::Row
+    } else {
+        let _ = global_period;
+        PortWrite::Global
+    }
+}
+
+/// Selected-port polling: GETs per port instead of table walks.
+async fn fetch_selected(
+    p: &mut Poll<'_>,
+    snmp: &dyn super::SnmpSource,
+    ports: &mut [Port],
+    stats: &mut Rows,
+) -> Result<(), ModuleError> {
+    let total = ports.len();
+    let polled: Vec<usize> = (0..ports.len())
+        .filter(|i| !(ports[*i].flag("deleted") || ports[*i].flag("disabled")))
+        .collect();
+    // Set per device: no guessing. LibreNMS guesses only for the global
+    // setting, which ironpoll does not read.
+    let walk_base = false;
+    let _ = total;
+    for i in polled {
+        let if_index = ports[i].get("ifIndex").to_string();
+        stats.set(&if_index, "ifType", ports[i].get("ifType").to_string());
+        let db_row: PolledPort = ports[i]
+            .row
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !is_port_valid(&db_row, p.settings) {
+            continue;
+        }
+        if !walk_base {
+            let mut base = Rows::default();
+            for col in TABLE_BASE_OIDS {
+                let (t, c) = if IF_X_ENTRY.column(col).is_some() {
+                    (&IF_X_ENTRY, col)
+                } else {
+                    (&IF_ENTRY, col)
+                };
+                table::get_columns(snmp, t, &[c], &if_index, &mut base).await?;
+            }
+            if let Some(row) = base.get(&if_index) {
+                for (k, v) in row.clone() {
+                    stats.set(&if_index, k, v);
+                }
+            }
+        }
+        let row = stats.get(&if_index).cloned().unwrap_or_default();
+        let now = |c: &str| row.get(c).map(String::as_str);
+        let admin_down = ports[i].get("ifAdminStatus_prev") == Php::str("down")
+            && now("ifAdminStatus") == Some("down");
+        let oper_down = ports[i].get("ifOperStatus_prev") == Php::str("down")
+            && now("ifOperStatus") == Some("down");
+        let ll_down = ports[i].get("ifOperStatus_prev") == Php::str("lowerLayerDown")
+            && now("ifOperStatus") == Some("lowerLayerDown");
+        if admin_down || oper_down || ll_down {
+            ports[i].skipped = true;
+            continue;
+        }
+        let hc = row
+            .get("ifHighSpeed")
+            .is_some_and(|v| php::is_numeric(v) && php::intval(v) > 0);
+        let full: Vec<&str> = if hc {
+            HC_OIDS.iter().chain(SHARED_OIDS.iter()).copied().collect()
+        } else {
+            NON_HC_OIDS
+                .iter()
+                .chain(SHARED_OIDS.iter())
+                .copied()
+                .collect()
+        };
+        let (x_cols, cols): (Vec<&str>, Vec<&str>) = full
+            .into_iter()
+            .partition(|c| IF_X_ENTRY.column(c).is_some());
+        table::get_columns(snmp, &IF_X_ENTRY, &x_cols, &if_index, stats).await?;
+        table::get_columns(snmp, &IF_ENTRY, &cols, &if_index, stats).await?;
+        table::get_columns(
+            snmp,
+            &DOT3_STATS_ENTRY,
+            &["dot3StatsIndex", "dot3StatsDuplexStatus"],
+            &if_index,
+            stats,
+        )
+        .await?;
+        if p.device.os.as_deref() != Some("asa") {
+            table::get_columns(
+                snmp,
+                &DOT1Q_PORT_VLAN_ENTRY,
+                &["dot1qPvid"],
+                &if_index,
+                stats,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn prev_column(oid: &str) -> &'static str {
+    match oid {
+        "ifOperStatus" => "ifOperStatus_prev",
+        "ifAdminStatus" => "ifAdminStatus_prev",
+        _ => "ifSpeed_prev",
+    }
+}
+
+fn descr_column(attrib: &str) -> &'static str {
+    match attrib {
+        "type" => "port_descr_type",
+        "descr" => "port_descr_descr",
+        "circuit" => "port_descr_circuit",
+        "speed" => "port_descr_speed",
+        _ => "port_descr_notes",
+    }
+}
+
+/// `<counter><suffix>` as a static column name.
+fn counter_column(oid: &str, suffix: &str) -> &'static str {
+    let name = format!("{oid}{suffix}");
+    schema::table(if STAT_OIDS_DB.contains(&oid) {
+        "ports"
+    } else {
+        "ports_statistics"
+    })
+    .and_then(|t| t.columns.iter().find(|c| c.name == name))
+    .map(|c| c.name)
+    .expect("counter columns exist in the schema")
+}
+
+/// LibreNMS's association modes (`devices.port_association_mode`).
+fn association_mode(id: i64, default: &str) -> &'static str {
+    match id {
+        1 => "ifIndex",
+        2 => "ifName",
+        3 => "ifDescr",
+        4 => "ifAlias",
+        _ => match default {
+            "ifName" => "ifName",
+            "ifDescr" => "ifDescr",
+            "ifAlias" => "ifAlias",
+            _ => "ifIndex",
+        },
+    }
+}
+
+/// PHP's `set_numeric`: a number stays, anything else becomes 0.
+fn set_numeric(v: &Php) -> Php {
+    if v.is_numeric() {
+        v.clone()
+    } else {
+        Php::Int(0)
+    }
+}
+
+fn si_speed(v: &Php) -> String {
+    let n = match v {
+        Php::Null => 0.0,
+        other => php::numeric_value(&other.to_string()).map_or(0.0, |n| match n {
+            Php::Int(i) => i as f64,
+            Php::Float(f) => f,
+            _ => 0.0,
+        }),
+    };
+    format::format_si(n, 2, "bps")
+}
+
+/// LibreNMS's `Mac::parse($mac)->hex()`: twelve hex digits, or empty when
+/// the text is not a MAC address.
+pub fn mac_hex(text: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            "^([0-9a-f]{1,2})[-:.]?([0-9a-f]{1,2})[-:.]?([0-9a-f]{1,2})[-:.]?([0-9a-f]{1,2})[-:.]?([0-9a-f]{1,2})[-:.]?([0-9a-f]{1,2})$",
+        )
+        .expect("valid pattern")
+    });
+    let mac = php::trim(&text.to_ascii_lowercase()).replace(' ', ":");
+    let Some(caps) = re.captures(&mac) else {
+        return String::new();
+    };
+    // Without delimiters a MAC must have all twelve digits.
+    if mac.len() <= 11 && mac.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return String::new();
+    }
+    (1..=6).map(|i| format!("{:0>2}", &caps[i])).collect()
+}
+
+/// LibreNMS's `is_port_valid` on a polled row, with the global filters
+/// (LibreNMS adds OS-specific ones from its OS definitions).
+fn is_port_valid(row: &PolledPort, settings: &crate::config::Settings) -> bool {
+    let f = &settings.ports;
+    let text = |k: &str| match row.get(k) {
+        Some(Php::Null) | None => String::new(),
+        Some(v) => v.to_string(),
+    };
+    let descr = row.get("ifDescr").cloned().unwrap_or(Php::Null);
+    if descr.empty() {
+        let alias = row.get("ifAlias").cloned().unwrap_or(Php::Null);
+        let name = row.get("ifName").cloned().unwrap_or(Php::Null);
+        if alias.empty() && name.empty() {
+            return false;
+        }
+        if !f.empty_ifdescr {
+            return false;
+        }
+    }
+    let if_descr = text("ifDescr");
+    let if_name = text("ifName");
+    let if_alias = text("ifAlias");
+    let if_type = text("ifType");
+    let oper = text("ifOperStatus");
+    let lower = if_descr.to_lowercase();
+    if f.good_if
+        .iter()
+        .any(|g| !g.is_empty() && lower.contains(&g.to_lowercase()))
+    {
+        return true;
+    }
+    if f.bad_if
+        .iter()
+        .any(|b| !b.is_empty() && lower.contains(&b.to_lowercase()))
+    {
+        return false;
+    }
+    let matches = |patterns: &[String], subject: &str| {
+        patterns
+            .iter()
+            .any(|pat| php::Regex::new_with_flags(pat, "i").is_ok_and(|re| re.is_match(subject)))
+    };
+    if matches(&f.bad_if_regexp, &if_descr)
+        || matches(&f.bad_ifname_regexp, &if_name)
+        || matches(&f.bad_ifalias_regexp, &if_alias)
+    {
+        return false;
+    }
+    if f.bad_iftype
+        .iter()
+        .any(|t| !t.is_empty() && if_type.contains(t.as_str()))
+    {
+        return false;
+    }
+    if f.bad_ifoperstatus
+        .iter()
+        .any(|s| !s.is_empty() && oper.contains(s.as_str()))
+    {
+        return false;
+    }
+    true
+}
+
+/// LibreNMS's `port_fill_missing_and_trim`: trims names, fills an empty
+/// ifDescr from ifName, ifAlias from ifDescr, ifName from ifDescr. Returns
+/// whether ifAlias is overridden by the `ifName:<name>` attribute.
+fn fill_missing_and_trim(
+    this: &mut PolledPort,
+    attribs: &crate::device::Attribs,
+    _db_name: &Php,
+) -> bool {
+    for k in ["ifDescr", "ifAlias", "ifName"] {
+        let v = match this.get(k) {
+            Some(Php::Null) | None => Php::Null,
+            Some(v) => Php::str(php::trim(&v.to_string())),
+        };
+        this.insert(k.into(), v);
+    }
+    let empty = |p: &PolledPort, k: &str| match p.get(k) {
+        Some(Php::Null) | None => true,
+        Some(v) => v.to_string().is_empty(),
+    };
+    if empty(this, "ifDescr") {
+        let v = val(this, "ifName");
+        this.insert("ifDescr".into(), v);
+    }
+    let name = val(this, "ifName").to_string();
+    let overridden = attribs
+        .get(&format!("ifName:{name}"))
+        .is_some_and(|v| Php::str(v).truthy());
+    if overridden {
+        this.remove("ifAlias");
+    } else if empty(this, "ifAlias") {
+        let v = val(this, "ifDescr");
+        this.insert("ifAlias".into(), v);
+    }
+    if empty(this, "ifName") {
+        let v = val(this, "ifDescr");
+        this.insert("ifName".into(), v);
+    }
+    overridden
+}
+
+/// A description in LibreNMS's classic scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description {
+    pub kind: String,
+    pub descr: String,
+    pub circuit: String,
+    pub speed: String,
+    pub notes: String,
+}
+
+/// LibreNMS's default `port-descr-parser`: `Type: description [speed]
+/// {circuit} (notes)`.
+pub fn parse_description(alias: &str) -> Option<Description> {
+    let split: Vec<&str> = alias.split([':', '[', ']', '{', '}', '(', ')']).collect();
+    let kind = split.first().map(|s| php::trim(s)).unwrap_or("");
+    let descr = split.get(1).map(|s| php::trim(s)).unwrap_or("");
+    if !Php::str(kind).truthy() || !Php::str(descr).truthy() {
+        return None;
+    }
+    let between = |seps: &[char]| {
+        alias
+            .split(seps)
+            .nth(1)
+            .map(|s| php::trim(s).to_string())
+            .unwrap_or_default()
+    };
+    let speed: String = between(&['[', ']']).chars().take(32).collect();
+    Some(Description {
+        kind: kind.to_lowercase(),
+        descr: descr.to_string(),
+        circuit: between(&['{', '}']),
+        speed,
+        notes: between(&['(', ')']),
+    })
+}
+
+/// A PHP value as the database column takes it: numbers for numeric
+/// columns (rates rounded as MySQL rounds them), text cut to the column.
+fn php_to_val(table: &str, column: &str, v: &Php) -> Val {
+    let ty = schema::table(table)
+        .and_then(|t| t.columns.iter().find(|c| c.name == column))
+        .map_or("", |c| c.ty);
+    let numeric = ty.contains("int") || ty.starts_with("double") || ty.starts_with("decimal");
+    match v {
+        Php::Null => Val::Null,
+        Php::Int(i) => Val::Int(*i),
+        Php::Float(f) if ty.contains("int") => {
+            let r = php::round(*f, 0);
+            if r >= 0.0 {
+                Val::UInt(r as u64)
+            } else {
+                Val::Int(r as i64)
+            }
+        }
+        Php::Float(f) => Val::Float(*f),
+        Php::Str(s) if numeric => match php::numeric_value(s) {
+            Some(Php::Int(i)) => Val::Int(i),
+            Some(Php::Float(f)) if ty.contains("int") => match s.trim().parse::<u64>() {
+                Ok(u) => Val::UInt(u),
+                Err(_) => Val::Int(php::round(f, 0) as i64),
+            },
+            Some(Php::Float(f)) => Val::Float(f),
+            _ => match s.trim().parse::<u64>() {
+                Ok(u) => Val::UInt(u),
+                Err(_) => Val::Int(php::intval(s)),
+            },
+        },
+        Php::Str(s) => Val::Text(fit(ty, s)),
+    }
+}
+
+/// Cuts text to a `varchar(n)` column, as a non-strict MySQL would.
+fn fit(ty: &str, s: &str) -> String {
+    let limit = ty
+        .strip_prefix("varchar(")
+        .and_then(|r| r.strip_suffix(')'))
+        .and_then(|n| n.parse::<usize>().ok());
+    match limit {
+        Some(n) if s.chars().count() > n => s.chars().take(n).collect(),
+        _ => s.to_string(),
+    }
+}
+
+fn row_update(table: &str, port_id: u32, cols: &[(&'static str, Php)]) -> RowUpdate {
+    // A column set twice keeps its last value, as PHP's array does.
+    let mut out: Vec<(&'static str, Val)> = Vec::with_capacity(cols.len());
+    for (c, v) in cols {
+        let v = php_to_val(table, c, v);
+        match out.iter_mut().find(|(k, _)| k == c) {
+            Some(slot) => slot.1 = v,
+            None => out.push((c, v)),
+        }
+    }
+    RowUpdate {
+        key: u64::from(port_id),
+        cols: out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_normalise_like_librenms() {
+        assert_eq!(mac_hex("0:21:5e:18:98:a1"), "00215e1898a1");
+        assert_eq!(mac_hex("00-12-34-AB-CD-EF"), "001234abcdef");
+        assert_eq!(mac_hex("0012.34ab.cdef"), "001234abcdef");
+        assert_eq!(mac_hex("001234abcdef"), "001234abcdef");
+        assert_eq!(mac_hex(""), "");
+        assert_eq!(mac_hex("0:1:2:3:4:5:6:7"), "");
+        assert_eq!(mac_hex("12345"), "");
+    }
+
+    #[test]
+    fn descriptions_parse_in_the_classic_scheme() {
+        let d = parse_description("Cust: Acme Corp [10Mbit] {CIR-123} (backup link)").unwrap();
+        assert_eq!(d.kind, "cust");
+        assert_eq!(d.descr, "Acme Corp");
+        assert_eq!(d.speed, "10Mbit");
+        assert_eq!(d.circuit, "CIR-123");
+        assert_eq!(d.notes, "backup link");
+        let d = parse_description("LAN port (eth0)").unwrap();
+        assert_eq!(
+            (d.kind.as_str(), d.descr.as_str(), d.notes.as_str()),
+            ("lan port", "eth0", "eth0")
+        );
+        assert!(parse_description("GigabitEthernet0/1").is_none());
+        assert!(parse_description("").is_none());
+    }
+
+    #[test]
+    fn values_fit_their_columns() {
+        assert_eq!(
+            php_to_val("ports", "ifMtu", &Php::str("1500")),
+            Val::Int(1500)
+        );
+        assert_eq!(
+            php_to_val("ports", "ifInOctets_rate", &Php::Float(12.5)),
+            Val::UInt(13)
+        );
+        assert_eq!(
+            php_to_val("ports", "ifInOctets", &Php::str("18446744073709551615")),
+            Val::UInt(u64::MAX)
+        );
+        assert_eq!(
+            php_to_val("ports", "ifAlias", &Php::str("x".repeat(300))),
+            Val::Text("x".repeat(255))
+        );
+        assert_eq!(
+            php_to_val("ports", "ifSpeed", &Php::str("1000000000")),
+            Val::Int(1_000_000_000)
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Where modules read SNMP from: a live session, or an in-memory image of
+//! a recording (tests, the conformance suite).
+
+use futures_util::future::BoxFuture;
+
+use crate::snmp::{self, Oid, Session, Value, VarBind};
+
+/// The SNMP operations modules use. Modules never do IO themselves; they
+/// ask a source.
+pub trait SnmpSource: Send + Sync {
+    /// GET of any number of OIDs; a missing object comes back as
+    /// noSuchObject or noSuchInstance.
+    fn get<'a>(&'a self, oids: &'a [Oid]) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>>;
+    /// Every varbind below `root`, in agent order.
+    fn walk<'a>(&'a self, root: &'a Oid) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>>;
+}
+
+impl SnmpSource for Session {
+    fn get<'a>(&'a self, oids: &'a [Oid]) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>> {
+        Box::pin(Session::get(self, oids))
+    }
+
+    fn walk<'a>(&'a self, root: &'a Oid) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>> {
+        Box::pin(Session::walk(self, root))
+    }
+}
+
+/// An agent's MIB held in memory: a recording's varbinds, sorted.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingSource {
+    varbinds: Vec<VarBind>,
+}
+
+impl RecordingSource {
+    pub fn new(mut varbinds: Vec<VarBind>) -> RecordingSource {
+        varbinds.sort_by(|a, b| a.oid.cmp(&b.oid));
+        varbinds.dedup_by(|a, b| a.oid == b.oid);
+        RecordingSource { varbinds }
+    }
+
+    pub fn get_now(&self, oids: &[Oid]) -> Vec<VarBind> {
+        oids.iter()
+            .map(
+                |oid| match self.varbinds.binary_search_by(|vb| vb.oid.cmp(oid)) {
+                    Ok(i) => self.varbinds[i].clone(),
+                    Err(i) => {
+                        // An object with instances below it exists, this instance
+                        // does not: noSuchInstance; otherwise noSuchObject.
+                        let arcs = oid.arcs();
+                        let parent = &arcs[..arcs.len().saturating_sub(1)];
+                        let under = |j: usize| {
+                            self.varbinds
+                                .get(j)
+                                .is_some_and(|vb| vb.oid.arcs().starts_with(parent))
+                        };
+                        let parent_known = arcs.len() > 1 && (under(i) || (i > 0 && under(i - 1)));
+                        let value = if parent_known {
+                            Value::NoSuchInstance
+                        } else {
+                            Value::NoSuchObject
+                        };
+                        VarBind::new(oid.clone(), value)
+                    }
+                },
+            )
+            .collect()
+    }
+
+    pub fn walk_now(&self, root: &Oid) -> Vec<VarBind> {
+        let start = self
+            .varbinds
+            .partition_point(|vb| vb.oid.cmp(root) != std::cmp::Ordering::Greater);
+        self.varbinds[start..]
+            .iter()
+            .take_while(|vb| vb.oid.arcs().starts_with(root.arcs()))
+            .cloned()
+            .collect()
+    }
+}
+
+impl SnmpSource for RecordingSource {
+    fn get<'a>(&'a self, oids: &'a [Oid]) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>> {
+        Box::pin(async move { Ok(self.get_now(oids)) })
+    }
+
+    fn walk<'a>(&'a self, root: &'a Oid) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>> {
+        Box::pin(async move { Ok(self.walk_now(root)) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vb(oid: &str, v: i64) -> VarBind {
+        VarBind::new(oid.parse().unwrap(), Value::Integer(v))
+    }
+
+    #[test]
+    fn an_image_answers_gets_and_walks() {
+        let src = RecordingSource::new(vec![
+            vb("1.3.6.1.2.1.2.2.1.1.2", 2),
+            vb("1.3.6.1.2.1.2.2.1.1.1", 1),
+            vb("1.3.6.1.2.1.1.3.0", 99),
+            vb("1.3.6.1.2.1.31.1.1.1.1.1", 5),
+        ]);
+        let walk = src.walk_now(&"1.3.6.1.2.1.2.2.1".parse().unwrap());
+        assert_eq!(walk.len(), 2);
+        assert_eq!(walk[0].value, Value::Integer(1));
+        let got = src.get_now(&[
+            "1.3.6.1.2.1.1.3.0".parse().unwrap(),
+            "1.3.6.1.2.1.2.2.1.1.9".parse().unwrap(),
+            "1.3.6.1.4.1.9.9.9.0".parse().unwrap(),
+        ]);
+        assert_eq!(got[0].value, Value::Integer(99));
+        assert_eq!(got[1].value, Value::NoSuchInstance);
+        assert_eq!(got[2].value, Value::NoSuchObject);
+    }
+}

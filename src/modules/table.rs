@@ -1,0 +1,214 @@
+//! Tables as LibreNMS's SNMP helpers hand them to its modules: rows by
+//! index, columns by name, values as net-snmp's text after LibreNMS's
+//! clean-up (`snmpwalk_cache_oid`, `snmp_get_multi`).
+
+use std::collections::HashMap;
+
+use crate::mib::{self, Column, Table};
+use crate::snmp::{self, Oid, VarBind};
+
+use super::SnmpSource;
+
+/// Rows by index, in the order indexes were first seen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    order: Vec<String>,
+    rows: HashMap<String, HashMap<&'static str, String>>,
+}
+
+impl Rows {
+    pub fn row_mut(&mut self, index: &str) -> &mut HashMap<&'static str, String> {
+        if !self.rows.contains_key(index) {
+            self.order.push(index.to_string());
+        }
+        self.rows.entry(index.to_string()).or_default()
+    }
+
+    pub fn get(&self, index: &str) -> Option<&HashMap<&'static str, String>> {
+        self.rows.get(index)
+    }
+
+    pub fn get_mut(&mut self, index: &str) -> Option<&mut HashMap<&'static str, String>> {
+        self.rows.get_mut(index)
+    }
+
+    /// Indexes in first-seen order.
+    pub fn indexes(&self) -> &[String] {
+        &self.order
+    }
+
+    pub fn first(&self) -> Option<&HashMap<&'static str, String>> {
+        self.order.first().and_then(|i| self.rows.get(i))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn set(&mut self, index: &str, column: &'static str, value: String) {
+        self.row_mut(index).insert(column, value);
+    }
+}
+
+/// LibreNMS's clean-up of walk output: every double quote removed, the
+/// text `End of MIB` removed, then quotes, spaces, backslashes and line
+/// ends trimmed from both ends.
+pub fn clean_walk_value(text: &str) -> String {
+    let without = text.replace('"', "").replace("End of MIB", "");
+    without
+        .trim_matches(|c| matches!(c, '"' | ' ' | '\\' | '\n' | '\r'))
+        .to_string()
+}
+
+/// LibreNMS's clean-up of GET output: quotes, spaces and line ends trimmed.
+pub fn clean_get_value(text: &str) -> String {
+    text.trim_matches(|c| matches!(c, '"' | ' ' | '\n' | '\r'))
+        .to_string()
+}
+
+/// Walk output LibreNMS throws away whole: any line reading "No Such
+/// Object" or "No Such Instance".
+fn discards_walk(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("no such object") || lower.contains("no such instance")
+}
+
+/// Renders walked varbinds of `table` into `rows`. Returns false when
+/// LibreNMS would have discarded the walk.
+fn merge_walk(
+    table: &Table,
+    varbinds: &[VarBind],
+    numeric_timeticks: bool,
+    rows: &mut Rows,
+) -> bool {
+    let mut parsed: Vec<(String, &'static str, String)> = Vec::with_capacity(varbinds.len());
+    for vb in varbinds {
+        let Some((column, index)) = table.locate(&vb.oid) else {
+            continue;
+        };
+        let Some(text) = mib::render(&vb.value, column.syntax, numeric_timeticks) else {
+            continue;
+        };
+        if discards_walk(&text) {
+            return false;
+        }
+        parsed.push((index, column.name, clean_walk_value(&text)));
+    }
+    for (index, column, value) in parsed {
+        rows.set(&index, column, value);
+    }
+    true
+}
+
+/// Walks a whole table entry (`ifXEntry`) into `rows`.
+pub async fn walk_table(
+    src: &dyn SnmpSource,
+    table: &Table,
+    numeric_timeticks: bool,
+    rows: &mut Rows,
+) -> Result<(), snmp::Error> {
+    let varbinds = src.walk(&table.entry_oid()).await?;
+    merge_walk(table, &varbinds, numeric_timeticks, rows);
+    Ok(())
+}
+
+/// Walks single columns of a table into `rows`, as LibreNMS walks them one
+/// after the other; the walks run concurrently (the agent's in-flight limit
+/// still applies), the results merge in column order.
+pub async fn walk_columns(
+    src: &dyn SnmpSource,
+    table: &Table,
+    columns: &[&str],
+    numeric_timeticks: bool,
+    rows: &mut Rows,
+) -> Result<(), snmp::Error> {
+    let oids: Vec<Oid> = columns
+        .iter()
+        .filter_map(|c| table.column(c).map(|col| table.column_oid(col)))
+        .collect();
+    let results = futures_util::future::join_all(oids.iter().map(|o| src.walk(o))).await;
+    for result in results {
+        merge_walk(table, &result?, numeric_timeticks, rows);
+    }
+    Ok(())
+}
+
+/// GETs `columns` of the rows at `index` (LibreNMS's `snmp_get_multi`).
+pub async fn get_columns(
+    src: &dyn SnmpSource,
+    table: &Table,
+    columns: &[&str],
+    index: &str,
+    rows: &mut Rows,
+) -> Result<(), snmp::Error> {
+    let wanted: Vec<(&'static Column, Oid)> = columns
+        .iter()
+        .filter_map(|c| {
+            let col = table.column(c)?;
+            let oid: Oid = format!("{}.{index}", table.column_oid(col)).parse().ok()?;
+            Some((col, oid))
+        })
+        .collect();
+    let oids: Vec<Oid> = wanted.iter().map(|(_, o)| o.clone()).collect();
+    let varbinds = src.get(&oids).await?;
+    for ((col, _), vb) in wanted.iter().zip(&varbinds) {
+        if let Some(text) = mib::render(&vb.value, col.syntax, true) {
+            rows.set(index, col.name, clean_get_value(&text));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mib::IF_X_ENTRY;
+    use crate::modules::RecordingSource;
+    use crate::snmp::Value;
+
+    #[test]
+    fn walk_values_are_cleaned_like_librenms() {
+        assert_eq!(
+            clean_walk_value("  \"Uplink \\\"core\\\"\"  "),
+            // net-snmp escapes inner quotes; LibreNMS drops the quotes and
+            // keeps the inner backslash.
+            "Uplink \\core"
+        );
+        assert_eq!(clean_walk_value("eth0\n"), "eth0");
+        assert_eq!(clean_walk_value("End of MIB port"), "port");
+        assert_eq!(clean_get_value("\"x\\\" "), "x\\");
+    }
+
+    #[tokio::test]
+    async fn a_walk_with_a_no_such_object_text_is_discarded() {
+        let vb = |o: &str, s: &str| {
+            VarBind::new(
+                o.parse().unwrap(),
+                Value::OctetString(s.as_bytes().to_vec()),
+            )
+        };
+        let src = RecordingSource::new(vec![
+            vb("1.3.6.1.2.1.31.1.1.1.1.1", "eth0"),
+            vb("1.3.6.1.2.1.31.1.1.1.18.1", "No Such Object available"),
+        ]);
+        let mut rows = Rows::default();
+        walk_table(&src, &IF_X_ENTRY, false, &mut rows)
+            .await
+            .unwrap();
+        assert!(rows.is_empty());
+        let src = RecordingSource::new(vec![
+            vb("1.3.6.1.2.1.31.1.1.1.1.2", "eth1"),
+            vb("1.3.6.1.2.1.31.1.1.1.1.1", "eth0"),
+            vb("1.3.6.1.2.1.31.1.1.1.18.1", "uplink"),
+        ]);
+        walk_table(&src, &IF_X_ENTRY, false, &mut rows)
+            .await
+            .unwrap();
+        assert_eq!(rows.indexes(), ["1", "2"]);
+        assert_eq!(rows.get("1").unwrap()["ifAlias"], "uplink");
+    }
+}

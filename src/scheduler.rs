@@ -1,0 +1,278 @@
+//! The daemon's scheduler: LibreNMS's due rule on the database clock, start
+//! times spread over the period when many devices are due at once (a fresh
+//! start), a budget of concurrent polls, a deadline per poll, and leases so
+//! that no device is polled twice at once. Down devices are retried after
+//! `service_poller_down_retry` seconds, as LibreNMS's dispatcher does.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::coord::Leases;
+use crate::db::{devices, state};
+use crate::modules::Selection;
+use crate::poller::engine::{Engine, poll_with_deadline};
+
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    pub frequency: Duration,
+    pub down_retry: Duration,
+    pub concurrency: usize,
+    pub deadline: Duration,
+    /// How often the due rule is evaluated.
+    pub tick: Duration,
+    /// Poller groups this node serves (None: all devices).
+    pub groups: Option<Vec<i64>>,
+    /// LibreNMS waits for discovery before polling a new device.
+    pub require_discovery: bool,
+    /// How long in-flight polls may take to finish at shutdown.
+    pub drain: Duration,
+}
+
+/// Counters of the scheduler's work.
+#[derive(Debug, Default)]
+pub struct SchedulerStats {
+    pub started: AtomicU64,
+    pub up: AtomicU64,
+    pub down: AtomicU64,
+    pub abandoned: AtomicU64,
+    /// Sum of poll durations, in microseconds.
+    pub poll_micros: AtomicU64,
+}
+
+pub struct Scheduler {
+    engine: Arc<Engine>,
+    leases: Arc<dyn Leases>,
+    opts: SchedulerOptions,
+    stats: Arc<SchedulerStats>,
+}
+
+impl Scheduler {
+    pub fn new(engine: Arc<Engine>, leases: Arc<dyn Leases>, opts: SchedulerOptions) -> Scheduler {
+        Scheduler {
+            engine,
+            leases,
+            opts,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<SchedulerStats> {
+        self.stats.clone()
+    }
+
+    /// Runs until `shutdown` is cancelled, then lets in-flight polls finish
+    /// (within the drain time) and writes everything held.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let opts = &self.opts;
+        let budget = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let tracker = TaskTracker::new();
+        let in_flight: Arc<Mutex<HashSet<u32>>> = Arc::default();
+        let mut not_before: HashMap<u32, Instant> = HashMap::new();
+        let mut first_pass = true;
+        let mut ticker = tokio::time::interval(opts.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut db_errors = 0u32;
+        let mut last_report = Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let due = match devices::due(
+                &self.engine.db,
+                opts.frequency.as_secs() as u32,
+                opts.groups.as_deref(),
+                opts.require_discovery,
+            )
+            .await
+            {
+                Ok(d) => {
+                    if db_errors > 0 {
+                        tracing::warn!("the device query works again");
+                    }
+                    db_errors = 0;
+                    d
+                }
+                Err(e) => {
+                    if db_errors == 0 {
+                        tracing::error!("cannot read due devices: {e}; retrying every tick");
+                    }
+                    db_errors += 1;
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            // A fresh start finds many devices due at once: spread their
+            // first polls over one period instead of starting all of them.
+            if first_pass {
+                first_pass = false;
+                let n = due.len().max(1) as u32;
+                if n > 1 {
+                    for (i, d) in due.iter().enumerate() {
+                        not_before.insert(d.device_id, now + opts.frequency * i as u32 / n);
+                    }
+                }
+            }
+            let mut start = Vec::new();
+            let room = budget.available_permits();
+            for d in &due {
+                if start.len() >= room {
+                    break;
+                }
+                if in_flight.lock().contains(&d.device_id) {
+                    continue;
+                }
+                if not_before.get(&d.device_id).is_some_and(|t| *t > now) {
+                    continue;
+                }
+                if !self.leases.acquire(d.device_id, opts.frequency).await {
+                    continue;
+                }
+                not_before.remove(&d.device_id);
+                start.push(d.device_id);
+            }
+            if !start.is_empty() {
+                self.start_polls(start, &budget, &tracker, &in_flight).await;
+            }
+            if last_report.elapsed() >= opts.frequency {
+                last_report = Instant::now();
+                self.log_progress(in_flight.lock().len());
+            }
+        }
+        tracing::info!(
+            in_flight = in_flight.lock().len(),
+            "stopping: waiting for polls in flight"
+        );
+        tracker.close();
+        if tokio::time::timeout(opts.drain, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                abandoned = in_flight.lock().len(),
+                "polls still running at the end of the drain time were abandoned"
+            );
+        }
+        let problems = self.engine.flush().await;
+        for p in problems {
+            tracing::error!("at shutdown: {p}");
+        }
+    }
+
+    async fn start_polls(
+        &self,
+        ids: Vec<u32>,
+        budget: &Arc<Semaphore>,
+        tracker: &TaskTracker,
+        in_flight: &Arc<Mutex<HashSet<u32>>>,
+    ) {
+        let selection = Selection::Configured;
+        let loaded = async {
+            let list = devices::load(&self.engine.db, &ids).await?;
+            let states = state::load(&self.engine.db, &ids, self.engine.needs(&selection)).await?;
+            Ok::<_, crate::db::DbError>((list, states))
+        }
+        .await;
+        let (list, mut states) = match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("cannot load {} due devices: {e}", ids.len());
+                for id in ids {
+                    self.leases.release(id).await;
+                }
+                return;
+            }
+        };
+        for device in list {
+            let id = device.device_id;
+            // A disabled device can still show up between the due query
+            // and this load.
+            if device.disabled {
+                self.leases.release(id).await;
+                continue;
+            }
+            let Ok(permit) = budget.clone().try_acquire_owned() else {
+                self.leases.release(id).await;
+                continue;
+            };
+            in_flight.lock().insert(id);
+            let state = states.remove(&id).unwrap_or_default();
+            let engine = self.engine.clone();
+            let leases = self.leases.clone();
+            let stats = self.stats.clone();
+            let opts = self.opts.clone();
+            let in_flight = in_flight.clone();
+            let selection = selection.clone();
+            stats.started.fetch_add(1, Ordering::Relaxed);
+            tracker.spawn(async move {
+                let _permit = permit;
+                let report =
+                    poll_with_deadline(&engine.env, device, state, &selection, opts.deadline).await;
+                match report {
+                    Some(mut r) => {
+                        stats
+                            .poll_micros
+                            .fetch_add((r.seconds * 1e6) as u64, Ordering::Relaxed);
+                        engine.write(&mut r);
+                        if r.status {
+                            stats.up.fetch_add(1, Ordering::Relaxed);
+                            // Until the written last_polled is visible to
+                            // the due rule, the lease keeps the device.
+                            leases
+                                .hold(
+                                    id,
+                                    opts.frequency
+                                        .saturating_sub(Duration::from_secs(1))
+                                        .max(Duration::from_secs(1)),
+                                )
+                                .await;
+                        } else {
+                            stats.down.fetch_add(1, Ordering::Relaxed);
+                            leases.hold(id, opts.down_retry).await;
+                        }
+                    }
+                    None => {
+                        stats.abandoned.fetch_add(1, Ordering::Relaxed);
+                        leases.hold(id, opts.down_retry).await;
+                    }
+                }
+                in_flight.lock().remove(&id);
+            });
+        }
+    }
+
+    fn log_progress(&self, in_flight: usize) {
+        let s = &self.stats;
+        let started = s.started.load(Ordering::Relaxed);
+        let done = s.up.load(Ordering::Relaxed) + s.down.load(Ordering::Relaxed);
+        let mean = if done > 0 {
+            s.poll_micros.load(Ordering::Relaxed) as f64 / 1e6 / done as f64
+        } else {
+            0.0
+        };
+        let rrd = self.engine.rrd.stats();
+        let db = self.engine.db_writer.stats();
+        tracing::info!(
+            started,
+            up = s.up.load(Ordering::Relaxed),
+            down = s.down.load(Ordering::Relaxed),
+            abandoned = s.abandoned.load(Ordering::Relaxed),
+            in_flight,
+            mean_poll_seconds = format!("{mean:.3}"),
+            rrd_written = rrd.written,
+            rrd_buffered = rrd.buffered,
+            rrd_dropped = rrd.dropped,
+            db_polls_written = db.polls.load(Ordering::Relaxed),
+            db_polls_refused = db.refused_polls.load(Ordering::Relaxed),
+            "poller progress"
+        );
+    }
+}
