@@ -45,6 +45,14 @@ pub const IF_OPER_STATUS: &[(i64, &str)] = &[
 ];
 pub const DUPLEX_STATUS: &[(i64, &str)] = &[(1, "unknown"), (2, "halfDuplex"), (3, "fullDuplex")];
 pub const ENABLED_DISABLED: &[(i64, &str)] = &[(1, "enabled"), (2, "disabled")];
+pub const TRUNK_ENCAPSULATION: &[(i64, &str)] = &[
+    (1, "isl"),
+    (2, "dot10"),
+    (3, "lane"),
+    (4, "dot1Q"),
+    (5, "negotiate"),
+    (6, "notApplicable"),
+];
 
 /// One column of a conceptual table.
 #[derive(Debug, Clone, Copy)]
@@ -178,6 +186,27 @@ pub static DOT1Q_PORT_VLAN_ENTRY: Table = Table {
     columns: &[col!("dot1qPvid", 1, Syntax::Gauge)],
 };
 
+/// CISCO-VLAN-MEMBERSHIP-MIB::vmMembershipEntry, the access VLAN of a port.
+pub static VM_MEMBERSHIP_ENTRY: Table = Table {
+    name: "vmMembershipEntry",
+    entry: &[1, 3, 6, 1, 4, 1, 9, 9, 68, 1, 2, 2, 1],
+    columns: &[col!("vmVlan", 2, Syntax::Integer)],
+};
+
+/// CISCO-VTP-MIB::vlanTrunkPortEntry, a port's trunking.
+pub static VLAN_TRUNK_PORT_ENTRY: Table = Table {
+    name: "vlanTrunkPortEntry",
+    entry: &[1, 3, 6, 1, 4, 1, 9, 9, 46, 1, 6, 1, 1],
+    columns: &[
+        col!("vlanTrunkPortNativeVlan", 5, Syntax::Integer),
+        col!(
+            "vlanTrunkPortEncapsulationOperType",
+            16,
+            Syntax::Enum(TRUNK_ENCAPSULATION)
+        ),
+    ],
+};
+
 /// SNMPv2-MIB system scalars and the uptimes the core module reads.
 pub mod scalars {
     pub const SYS_DESCR: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 1, 0];
@@ -203,7 +232,7 @@ pub fn render(value: &Value, syntax: Syntax, numeric_timeticks: bool) -> Option<
         (Value::Integer(i), Syntax::IfType) => {
             iana_if_type::name(*i).map_or_else(|| i.to_string(), str::to_string)
         }
-        (Value::OctetString(b), Syntax::DisplayString) => text(b),
+        (Value::OctetString(b), Syntax::DisplayString) => display_string(b),
         (Value::OctetString(b), Syntax::PhysAddress) => b
             .iter()
             .map(|x| format!("{x:x}"))
@@ -220,6 +249,21 @@ pub fn render(value: &Value, syntax: Syntax, numeric_timeticks: bool) -> Option<
         (Value::Null, _) => String::new(),
         (Value::Opaque(b) | Value::Other { bytes: b, .. }, _) => hex(b),
     })
+}
+
+/// A DisplayString as net-snmp prints it with the MIB's `255a` hint: every
+/// byte that is neither printable nor white space becomes a dot.
+pub fn display_string(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' || (b'\t'..=b'\r').contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
 }
 
 /// Bytes as text: UTF-8 when valid, else each byte as its Windows-1252
@@ -321,6 +365,13 @@ mod tests {
             "1:1:01:01.03"
         );
         assert!(render(&Value::NoSuchInstance, Syntax::Integer, false).is_none());
+    }
+
+    #[test]
+    fn display_strings_show_dots_for_unprintable_bytes() {
+        assert_eq!(display_string(b"ag\x01\x00\x00"), "ag...");
+        assert_eq!(display_string(b"a\r\nb\tc"), "a\r\nb\tc");
+        assert_eq!(display_string("café".as_bytes()), "caf..");
     }
 
     #[test]

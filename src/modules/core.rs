@@ -31,6 +31,7 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         if arcs == scalars::SYS_DESCR
             && let Some(text) = render(&vb.value, Syntax::DisplayString, true)
         {
+            let text = query_value(&text);
             p.device.sys_descr = Some(text.clone());
             p.set_device("sysDescr", text);
         } else if arcs == scalars::SYS_OBJECT_ID
@@ -97,6 +98,26 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         }),
     );
     Ok(())
+}
+
+/// LibreNMS's reading of a quoted string from net-snmp (`SnmpResponse`):
+/// backslashes stripped, then quotes, spaces and line ends trimmed.
+pub fn query_value(raw: &str) -> String {
+    let quoted = format!("\"{raw}\"");
+    let mut stripped = String::with_capacity(quoted.len());
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                stripped.push(next);
+            }
+        } else {
+            stripped.push(c);
+        }
+    }
+    stripped
+        .trim_matches(|c| matches!(c, '"' | ' ' | '\n' | '\r'))
+        .to_string()
 }
 
 /// A number from a varbind (TimeTicks, counters, integers, numeric text).

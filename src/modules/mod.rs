@@ -159,6 +159,20 @@ impl<'a> Poll<'a> {
     pub fn enable_graph(&mut self, graph: &str) {
         self.graphs.insert(graph.to_string());
     }
+
+    /// Moves the new `devices` column values into the rows to write.
+    pub fn finish_device_row(&mut self) {
+        if self.device_columns.is_empty() {
+            return;
+        }
+        let cols = std::mem::take(&mut self.device_columns)
+            .into_iter()
+            .collect();
+        self.changes.devices.push(crate::db::writer::RowUpdate {
+            key: u64::from(self.device.device_id),
+            cols,
+        });
+    }
 }
 
 /// A module's poll function.

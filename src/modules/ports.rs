@@ -17,7 +17,10 @@ use crate::db::writer::RowUpdate;
 use crate::db::{Val, schema};
 use crate::librenms::format;
 use crate::librenms::php::{self, Php, loose_eq};
-use crate::mib::{DOT1Q_PORT_VLAN_ENTRY, DOT3_STATS_ENTRY, IF_ENTRY, IF_X_ENTRY};
+use crate::mib::{
+    DOT1Q_PORT_VLAN_ENTRY, DOT3_STATS_ENTRY, IF_ENTRY, IF_X_ENTRY, VLAN_TRUNK_PORT_ENTRY,
+    VM_MEMBERSHIP_ENTRY,
+};
 use crate::rrd::{Datum, PORT};
 
 /// Columns whose changes LibreNMS writes and logs.
@@ -35,6 +38,20 @@ const DATA_OIDS: [&str; 13] = [
     "ifDuplex",
     "ifTrunk",
     "ifVlan",
+];
+
+/// LibreNMS OSes of the `cisco` group, whose ports get VLAN and trunk data
+/// from Cisco's VTP and VLAN membership MIBs.
+const CISCO_GROUP: [&str; 9] = [
+    "ios",
+    "iosxe",
+    "iosxr",
+    "nxos",
+    "catos",
+    "asa",
+    "pixos",
+    "ciscowlc",
+    "cisco-wlc",
 ];
 
 /// Counters kept in `ports`.
@@ -248,6 +265,22 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
             .await?;
             table::walk_table(snmp, &DOT1Q_PORT_VLAN_ENTRY, false, &mut stats).await?;
         }
+    }
+
+    let os = p.device.os.as_deref().unwrap_or("");
+    if CISCO_GROUP.contains(&os) && os != "asa" {
+        table::walk_columns(snmp, &VM_MEMBERSHIP_ENTRY, &["vmVlan"], false, &mut stats).await?;
+        table::walk_columns(
+            snmp,
+            &VLAN_TRUNK_PORT_ENTRY,
+            &[
+                "vlanTrunkPortEncapsulationOperType",
+                "vlanTrunkPortNativeVlan",
+            ],
+            false,
+            &mut stats,
+        )
+        .await?;
     }
 
     let polled = p.now;

@@ -29,13 +29,27 @@ impl SnmpSource for Session {
 #[derive(Debug, Clone, Default)]
 pub struct RecordingSource {
     varbinds: Vec<VarBind>,
+    /// Where snmpsim would stop a walk (see [`RecordingSource::with_walls`]).
+    walls: Vec<Oid>,
 }
 
 impl RecordingSource {
     pub fn new(mut varbinds: Vec<VarBind>) -> RecordingSource {
         varbinds.sort_by(|a, b| a.oid.cmp(&b.oid));
         varbinds.dedup_by(|a, b| a.oid == b.oid);
-        RecordingSource { varbinds }
+        RecordingSource {
+            varbinds,
+            walls: Vec::new(),
+        }
+    }
+
+    /// Imitates snmpsim, which ends a walk at a record it cannot read: a
+    /// walk returns nothing at or past a wall. Data recorded through
+    /// snmpsim (LibreNMS's test data) is only reproducible this way.
+    pub fn with_walls(mut self, mut walls: Vec<Oid>) -> RecordingSource {
+        walls.sort();
+        self.walls = walls;
+        self
     }
 
     pub fn get_now(&self, oids: &[Oid]) -> Vec<VarBind> {
@@ -70,9 +84,11 @@ impl RecordingSource {
         let start = self
             .varbinds
             .partition_point(|vb| vb.oid.cmp(root) != std::cmp::Ordering::Greater);
+        let wall = self.walls.iter().find(|w| *w > root);
         self.varbinds[start..]
             .iter()
             .take_while(|vb| vb.oid.arcs().starts_with(root.arcs()))
+            .take_while(|vb| wall.is_none_or(|w| vb.oid < *w))
             .cloned()
             .collect()
     }

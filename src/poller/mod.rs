@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::config::Settings;
 use crate::db::Val;
 use crate::db::state::DeviceState;
-use crate::db::writer::{Changes, RowUpdate};
+use crate::db::writer::Changes;
 use crate::device::Device;
 use crate::icmp::{PingOptions, PingResult, Pinger};
 use crate::modules::{IdAllocator, ModuleDef, Poll, Selection, SnmpSource, severity};
@@ -252,15 +252,7 @@ pub async fn poll_device(
             None,
         );
     }
-    if !poll.device_columns.is_empty() {
-        let cols = std::mem::take(&mut poll.device_columns)
-            .into_iter()
-            .collect();
-        poll.changes.devices.push(RowUpdate {
-            key: u64::from(poll.device.device_id),
-            cols,
-        });
-    }
+    poll.finish_device_row();
     DeviceReport {
         device_id: poll.device.device_id,
         hostname: poll.device.hostname.clone(),

@@ -202,6 +202,13 @@ impl Image {
         compute(&self.entries[index].source, index as u64, ctx)
     }
 
+    /// Every varbind of the image as a device would serve it now.
+    pub fn snapshot(&self, ctx: &DeviceContext<'_>) -> Vec<VarBind> {
+        (0..self.entries.len())
+            .map(|i| VarBind::new(self.entries[i].oid.clone(), self.value(i, ctx)))
+            .collect()
+    }
+
     /// Writes entry `index` as a varbind (backwards, see [`Writer`]).
     pub fn write_varbind(&self, index: usize, ctx: &DeviceContext<'_>, w: &mut Writer) {
         let entry = &self.entries[index];

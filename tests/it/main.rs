@@ -5,8 +5,11 @@
 //! what they need; a missing peer fails with that hint.
 
 mod cli;
+mod conformance;
 mod engine;
 mod faults;
+mod golden;
+mod harness;
 mod sim;
 mod snmpd;
 mod snmpsim;
