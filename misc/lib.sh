@@ -55,3 +55,40 @@ ensure_snmpsim() {
     /usr/bin/python3 -m venv "$venv"
     "$venv/bin/pip" install -q 'snmpsim==1.2.2' 'pysmi==1.6.3' 'pysnmp==7.1.30' 'pyasn1==0.6.5' 'cryptography>=42'
 }
+
+# A private MariaDB for the service tests: its own data directory under
+# .work, its own port (IRONPOLL_MARIADB_PORT, default 13306) and socket,
+# root without a password. Started once; later runs reuse it.
+ensure_mariadb() {
+    ensure_packages mariadb-server mariadb-client
+    local port=${IRONPOLL_MARIADB_PORT:-13306}
+    local dir=$work_dir/mariadb
+    local sock=$dir/mysqld.sock
+    if [ -S "$sock" ] && mariadb --no-defaults -uroot -S "$sock" -e 'SELECT 1' >/dev/null 2>&1; then
+        export IRONPOLL_TEST_MYSQL="mysql://root@127.0.0.1:$port"
+        return 0
+    fi
+    if [ ! -d "$dir/data/mysql" ]; then
+        log "initialising a private MariaDB in $dir"
+        mkdir -p "$dir"
+        mariadb-install-db --no-defaults --datadir="$dir/data" --user="$(id -un)" \
+            --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1
+    fi
+    log "starting the private MariaDB on 127.0.0.1:$port"
+    # Started in its own session so it outlives this script, like a service.
+    setsid /usr/sbin/mariadbd --no-defaults --user="$(id -un)" --datadir="$dir/data" \
+        --socket="$sock" --port="$port" --bind-address=127.0.0.1 \
+        --pid-file="$dir/mariadbd.pid" --log-error="$dir/mariadbd.err" \
+        --skip-name-resolve --innodb-buffer-pool-size=256M --max-connections=500 \
+        </dev/null >/dev/null 2>&1 &
+    local i
+    for i in $(seq 1 60); do
+        if mariadb --no-defaults -uroot -S "$sock" -e 'SELECT 1' >/dev/null 2>&1; then
+            export IRONPOLL_TEST_MYSQL="mysql://root@127.0.0.1:$port"
+            return 0
+        fi
+        sleep 0.5
+    done
+    log "MariaDB did not start; see $dir/mariadbd.err"
+    return 1
+}

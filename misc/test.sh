@@ -2,6 +2,8 @@
 # Installs what the tests need (on Debian/Ubuntu; idempotent) and runs them.
 #   net-snmp's snmpd and command-line tools, the reference SNMP peer
 #   snmpsim (in .work/snmpsim-venv), an independent simulator
+#   rrdtool and rrdcached, the RRD sinks the service tests write to
+#   MariaDB, a private instance in .work/mariadb (see misc/lib.sh)
 # The tests start their own private snmpd and snmpsim instances on free
 # loopback ports and stop them when they finish.
 # Extra arguments go to `cargo test`, e.g. ./misc/test.sh faults::
@@ -9,8 +11,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 ensure_build_deps
-ensure_packages snmpd snmp
+ensure_packages snmpd snmp rrdtool rrdcached
 ensure_snmpsim
+ensure_mariadb
 
 export IRONPOLL_SNMPSIM="$work_dir/snmpsim-venv/bin/snmpsim-command-responder"
 # LibreNMS's recordings live beside the project, never inside it.

@@ -188,7 +188,7 @@ pub fn env_layer(vars: impl IntoIterator<Item = (String, String)>) -> Layer {
             continue;
         };
         // Variables the scripts and tests use for their own purposes.
-        if settings::NON_SETTING_ENV.contains(&rest) {
+        if settings::NON_SETTING_ENV.contains(&rest) || rest.starts_with("TEST_") {
             continue;
         }
         let key = settings::key_from_env(rest);

@@ -9,7 +9,17 @@ use super::{ConfigError, Mode, Source};
 use crate::secret::Secret;
 
 /// Names after `IRONPOLL_` that are not settings (scripts and tests use them).
-pub(super) const NON_SETTING_ENV: &[&str] = &["SNMPSIM", "LIBRENMS_FIXTURES", "WORK", "CONFIG"];
+/// (`IRONPOLL_TEST_*` are the tests' own too.)
+pub(super) const NON_SETTING_ENV: &[&str] = &[
+    "SNMPSIM",
+    "LIBRENMS_FIXTURES",
+    "WORK",
+    "CONFIG",
+    "MARIADB_PORT",
+    "UPDATE_BASELINE",
+    "UPDATE_GOLDEN",
+    "CONFORMANCE_ONLY",
+];
 
 /// LibreNMS's default RRAs (`rrd_rra`).
 pub const DEFAULT_RRA: &str = "RRA:AVERAGE:0.5:1:2016 RRA:AVERAGE:0.5:6:1440 RRA:AVERAGE:0.5:24:1440 RRA:AVERAGE:0.5:288:1440 RRA:MIN:0.5:1:2016 RRA:MIN:0.5:6:1440 RRA:MIN:0.5:24:1440 RRA:MIN:0.5:288:1440 RRA:MAX:0.5:1:2016 RRA:MAX:0.5:6:1440 RRA:MAX:0.5:24:1440 RRA:MAX:0.5:288:1440 RRA:LAST:0.5:1:2016";

@@ -10,6 +10,8 @@ mod engine;
 mod faults;
 mod golden;
 mod harness;
+mod scheduler;
+mod services;
 mod sim;
 mod snmpd;
 mod snmpsim;

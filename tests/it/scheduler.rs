@@ -1,0 +1,170 @@
+//! The daemon: LibreNMS's due rule, down-retry, concurrency, and a clean
+//! stop on SIGTERM that writes what the polls found.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ironpoll::config::{Layer, Mode, Source, resolve, settings_defaults};
+use ironpoll::coord::MemoryLeases;
+use ironpoll::db::{Db, Statement, Val, devices};
+use ironpoll::poller::engine::Engine;
+use ironpoll::scheduler::{Scheduler, SchedulerOptions};
+use ironpoll::sim::profile::Profile;
+use ironpoll::sim::{FleetConfig, FleetLayout, Member, SimConfig, Simulator};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::*;
+use crate::within;
+
+async fn fleet(size: usize) -> Simulator {
+    Simulator::start(SimConfig {
+        fleet: Some(FleetConfig {
+            size,
+            mix: vec![(Member::Profile(Profile::Switch48), 1)],
+            layout: FleetLayout::Ports {
+                addr: "127.0.0.1".parse().unwrap(),
+                first_port: free_udp_port(),
+            },
+            community: "public".into(),
+        }),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn add(db: &Db, port: u16) -> u32 {
+    let mut st = Statement::new(
+        "INSERT INTO `devices` (`hostname`, `port`, `snmpver`, `community`, `status_reason`) VALUES ('127.0.0.1', ",
+    );
+    st.value(db.dialect(), Val::from(u32::from(port)))
+        .push(", 'v2c', 'public', '')");
+    db.insert(&st).await.unwrap() as u32
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_are_polled_on_schedule_and_down_ones_after_the_retry_time() {
+    within(120, async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(dir.path().join("s.db").to_str().unwrap(), 2)
+            .await
+            .unwrap();
+        db.create_schema().await.unwrap();
+        let sim = fleet(2).await;
+        let a = add(&db, sim.fleet[0].addr.port()).await;
+        let b = add(&db, sim.fleet[1].addr.port()).await;
+        let dead = add(&db, free_udp_port()).await;
+        let mut layer = Layer::new(Source::Flag, true);
+        for (k, v) in [
+            ("rrd_dir", dir.path().join("rrd").display().to_string()),
+            ("snmp.timeout", "0.2".into()),
+            ("snmp.retries", "0".into()),
+            ("fping_options.count", "1".into()),
+        ] {
+            layer.set(k, serde_json::Value::String(v));
+        }
+        let settings = Arc::new(resolve(&[layer], settings_defaults(Mode::Standalone)).unwrap());
+        let engine = Arc::new(Engine::start(settings, db.clone()).await.unwrap());
+        let opts = SchedulerOptions {
+            frequency: Duration::from_secs(4),
+            down_retry: Duration::from_secs(2),
+            concurrency: 8,
+            deadline: Duration::from_secs(20),
+            tick: Duration::from_millis(250),
+            groups: None,
+            require_discovery: false,
+            drain: Duration::from_secs(10),
+        };
+        let scheduler = Scheduler::new(engine.clone(), Arc::new(MemoryLeases::new()), opts);
+        let stats = scheduler.stats();
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(scheduler.run(stop.clone()));
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        stop.cancel();
+        run.await.unwrap();
+
+        let up = stats.up.load(Ordering::Relaxed);
+        let down = stats.down.load(Ordering::Relaxed);
+        // Two devices every ~4 s (their first polls spread over a period)
+        // over ~11 s; the dead one every ~2 s plus its poll time.
+        assert!((4..=8).contains(&up), "up polls: {up}");
+        assert!(down >= 3, "down polls: {down}");
+        let list = devices::load(&db, &[a, b, dead]).await.unwrap();
+        assert!(list[0].status && list[1].status);
+        assert!(list[0].last_polled.is_some() && list[1].last_polled.is_some());
+        assert!(!list[2].status && list[2].last_polled.is_none());
+        // The writers flushed on the way out.
+        let ports = db
+            .fetch(&Statement::new(format!(
+                "SELECT COUNT(*) AS n FROM `ports` WHERE `device_id` = {a}"
+            )))
+            .await
+            .unwrap();
+        assert_eq!(ports[0].i64("n"), Some(53));
+        assert!(dir.path().join("rrd/127.0.0.1/poller-perf.rrd").is_file());
+        drop(sim);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_daemon_after_writing_its_results() {
+    within(120, async {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = fleet(1).await;
+        let url = format!("sqlite:{}", dir.path().join("d.db").display());
+        {
+            let db = Db::open_sqlite(&url["sqlite:".len()..], 1).await.unwrap();
+            db.create_schema().await.unwrap();
+            add(&db, sim.fleet[0].addr.port()).await;
+            db.close().await;
+        }
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ironpoll"));
+        cmd.args(["run", "--db", &url])
+            .args(["--set", "service_poller_frequency=60"])
+            .args([
+                "--set",
+                &format!("rrd_dir={}", dir.path().join("rrd").display()),
+            ])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // Wait for the first poll to land.
+        let rrd = dir.path().join("rrd/127.0.0.1/poller-perf.rrd");
+        for _ in 0..100 {
+            if rrd.is_file() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(rrd.is_file(), "no poll within 10 s");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = tokio::task::spawn_blocking(move || {
+            let status = child.wait().unwrap();
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            (status, err)
+        })
+        .await
+        .unwrap();
+        assert!(out.0.success(), "{}", out.1);
+        assert!(
+            out.1.contains("shutting down") && out.1.contains("stopped"),
+            "{}",
+            out.1
+        );
+        let db = Db::open_sqlite(&url["sqlite:".len()..], 1).await.unwrap();
+        let rows = db
+            .fetch(&Statement::new(
+                "SELECT COUNT(*) AS n FROM `ports` WHERE `ifInOctets` IS NOT NULL",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(rows[0].i64("n"), Some(53));
+        drop(sim);
+    })
+    .await;
+}
