@@ -132,6 +132,34 @@ pub struct PortSettings {
     /// standalone store has no separate discovery; LibreNMS waits for its
     /// discovery instead).
     pub discover_when_empty: bool,
+    compiled: std::sync::Arc<std::sync::OnceLock<CompiledFilters>>,
+}
+
+/// The regular expressions of [`PortSettings`], compiled once.
+#[derive(Debug)]
+pub struct CompiledFilters {
+    pub bad_if_regexp: Vec<crate::librenms::php::Regex>,
+    pub bad_ifname_regexp: Vec<crate::librenms::php::Regex>,
+    pub bad_ifalias_regexp: Vec<crate::librenms::php::Regex>,
+}
+
+impl PortSettings {
+    /// The filters' patterns, compiled as LibreNMS applies them (with the
+    /// `i` flag added). Patterns were checked when the settings were read.
+    pub fn compiled(&self) -> &CompiledFilters {
+        self.compiled.get_or_init(|| {
+            let compile = |list: &[String]| {
+                list.iter()
+                    .filter_map(|p| crate::librenms::php::Regex::new_with_flags(p, "i").ok())
+                    .collect()
+            };
+            CompiledFilters {
+                bad_if_regexp: compile(&self.bad_if_regexp),
+                bad_ifname_regexp: compile(&self.bad_ifname_regexp),
+                bad_ifalias_regexp: compile(&self.bad_ifalias_regexp),
+            }
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -290,6 +318,7 @@ impl Settings {
                 ignore_unmapable_port: false,
                 rrdtool_tune: false,
                 discover_when_empty: standalone,
+                compiled: Default::default(),
             },
             availability: AvailabilitySettings {
                 durations: vec![86_400, 604_800, 2_592_000, 31_536_000],
@@ -397,10 +426,19 @@ impl Settings {
             }
             "good_if" => self.ports.good_if = str_list(v).map_err(inv)?,
             "bad_if" => self.ports.bad_if = str_list(v).map_err(inv)?,
-            "bad_if_regexp" => self.ports.bad_if_regexp = regex_list(v).map_err(inv)?,
+            "bad_if_regexp" => {
+                self.ports.bad_if_regexp = regex_list(v).map_err(inv)?;
+                self.ports.compiled = Default::default();
+            }
             "bad_iftype" => self.ports.bad_iftype = str_list(v).map_err(inv)?,
-            "bad_ifname_regexp" => self.ports.bad_ifname_regexp = regex_list(v).map_err(inv)?,
-            "bad_ifalias_regexp" => self.ports.bad_ifalias_regexp = regex_list(v).map_err(inv)?,
+            "bad_ifname_regexp" => {
+                self.ports.bad_ifname_regexp = regex_list(v).map_err(inv)?;
+                self.ports.compiled = Default::default();
+            }
+            "bad_ifalias_regexp" => {
+                self.ports.bad_ifalias_regexp = regex_list(v).map_err(inv)?;
+                self.ports.compiled = Default::default();
+            }
             "bad_ifoperstatus" => self.ports.bad_ifoperstatus = str_list(v).map_err(inv)?,
             "empty_ifdescr" => self.ports.empty_ifdescr = boolean(v).map_err(inv)?,
             "default_port_association_mode" => {

@@ -404,6 +404,9 @@ impl Db {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            // With a write-ahead log, NORMAL stays consistent after a crash
+            // and spares a disk flush per commit.
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(false);
         let pool = SqlitePoolOptions::new()
@@ -531,10 +534,77 @@ impl Db {
         Ok(changed)
     }
 
+    /// Opens a transaction for statements that depend on each other.
+    pub async fn begin(&self) -> Result<Tx, DbError> {
+        self.stats.statements.fetch_add(1, Ordering::Relaxed);
+        let inner = match &self.pool {
+            Pool::Mysql(p) => TxInner::Mysql(p.begin().await.map_err(DbError::query)?),
+            Pool::Sqlite(p) => TxInner::Sqlite(p.begin().await.map_err(DbError::query)?),
+        };
+        Ok(Tx {
+            inner,
+            stats: self.stats.clone(),
+        })
+    }
+
     pub async fn close(&self) {
         match &self.pool {
             Pool::Mysql(p) => p.close().await,
             Pool::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+/// A transaction; dropped without `commit` it rolls back.
+pub struct Tx {
+    inner: TxInner,
+    stats: Arc<DbStats>,
+}
+
+enum TxInner {
+    Mysql(sqlx::Transaction<'static, sqlx::MySql>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+impl Tx {
+    pub async fn execute(&mut self, st: &Statement) -> Result<u64, DbError> {
+        self.stats.statements.fetch_add(1, Ordering::Relaxed);
+        match &mut self.inner {
+            TxInner::Mysql(t) => mysql_query(st)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(DbError::query),
+            TxInner::Sqlite(t) => sqlite_query(st)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(DbError::query),
+        }
+    }
+
+    /// Runs an INSERT and returns the id it created.
+    pub async fn insert(&mut self, st: &Statement) -> Result<u64, DbError> {
+        self.stats.statements.fetch_add(1, Ordering::Relaxed);
+        match &mut self.inner {
+            TxInner::Mysql(t) => mysql_query(st)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.last_insert_id())
+                .map_err(DbError::query),
+            TxInner::Sqlite(t) => sqlite_query(st)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.last_insert_rowid() as u64)
+                .map_err(DbError::query),
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), DbError> {
+        self.stats.statements.fetch_add(1, Ordering::Relaxed);
+        match self.inner {
+            TxInner::Mysql(t) => t.commit().await.map_err(DbError::query),
+            TxInner::Sqlite(t) => t.commit().await.map_err(DbError::query),
         }
     }
 }

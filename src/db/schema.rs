@@ -606,6 +606,23 @@ pub fn table(name: &str) -> Option<&'static Table> {
     TABLES.iter().find(|t| t.name == name)
 }
 
+/// The MySQL type of a column, looked up in a map built once.
+pub fn column_type(table: &str, column: &str) -> Option<&'static str> {
+    type Types =
+        rustc_hash::FxHashMap<&'static str, rustc_hash::FxHashMap<&'static str, &'static str>>;
+    static TYPES: std::sync::OnceLock<Types> = std::sync::OnceLock::new();
+    TYPES
+        .get_or_init(|| {
+            TABLES
+                .iter()
+                .map(|t| (t.name, t.columns.iter().map(|c| (c.name, c.ty)).collect()))
+                .collect()
+        })
+        .get(table)?
+        .get(column)
+        .copied()
+}
+
 /// `CREATE TABLE IF NOT EXISTS` and index statements for every table.
 pub fn ddl(dialect: Dialect) -> Vec<String> {
     TABLES.iter().flat_map(|t| table_ddl(t, dialect)).collect()

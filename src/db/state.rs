@@ -3,6 +3,9 @@
 //! Loaded for many devices at once, a handful of queries per batch.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use super::{Db, DbError, Row, Statement, Val, schema};
 use crate::device::Attribs;
@@ -15,7 +18,8 @@ pub struct PortRow {
     pub device_id: u32,
     /// Whether the `ports_statistics` row exists.
     pub has_statistics: bool,
-    pub fields: HashMap<String, Php>,
+    /// Column name to value; names are shared by all rows of a load.
+    pub fields: FxHashMap<Arc<str>, Php>,
 }
 
 impl PortRow {
@@ -190,11 +194,15 @@ pub async fn load_ports(db: &Db, ids: &[u32]) -> Result<Vec<(u32, PortRow)>, DbE
     ids_clause(&mut st, db, "p.`device_id`", ids);
     st.push(" ORDER BY p.`port_id`");
     let rows = db.fetch(&st).await?;
+    let names: Vec<Arc<str>> = rows
+        .first()
+        .map(|r| r.columns().iter().map(|c| Arc::from(c.as_str())).collect())
+        .unwrap_or_default();
     Ok(rows
         .iter()
         .map(|r| {
-            let mut fields = HashMap::with_capacity(r.columns().len());
-            for (name, v) in r.columns().iter().zip(r.values()) {
+            let mut fields = FxHashMap::with_capacity_and_hasher(names.len(), Default::default());
+            for (name, v) in names.iter().zip(r.values()) {
                 fields.insert(name.clone(), php_of(v));
             }
             let port = PortRow {

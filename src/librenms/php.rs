@@ -257,6 +257,10 @@ pub fn float_to_string(f: f64) -> String {
 
 /// PHP's `round()` for the precision LibreNMS asks (half away from zero).
 pub fn round(value: f64, precision: i32) -> f64 {
+    if precision == 0 {
+        // f64::round is half away from zero, as PHP's.
+        return value.round();
+    }
     let factor = 10f64.powi(precision);
     let scaled = value * factor;
     // PHP pre-rounds to 15 significant digits to hide representation noise.

@@ -93,11 +93,14 @@ impl Table {
         }
         let sub_id = arcs[self.entry.len()];
         let column = self.columns.iter().find(|c| c.sub_id == sub_id)?;
-        let index = arcs[self.entry.len() + 1..]
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(".");
+        let mut index = String::with_capacity(12);
+        for (i, arc) in arcs[self.entry.len() + 1..].iter().enumerate() {
+            if i > 0 {
+                index.push('.');
+            }
+            use std::fmt::Write as _;
+            let _ = write!(index, "{arc}");
+        }
         Some((column, index))
     }
 }

@@ -48,14 +48,13 @@ pub enum ModuleError {
 /// Allocates rows the poll cannot do without at once: new ports need their
 /// port_id for their RRD file name.
 pub trait IdAllocator: Send + Sync {
-    /// Inserts a `ports` row (and its `ports_statistics` row); returns the
-    /// new port_id.
-    fn new_port<'a>(
+    /// Inserts `ports` rows (ifIndex, ifName) and their `ports_statistics`
+    /// rows; returns the new port_ids in the same order.
+    fn new_ports<'a>(
         &'a self,
         device_id: u32,
-        if_index: i64,
-        if_name: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<u32, crate::db::DbError>>;
+        ports: &'a [(i64, Option<String>)],
+    ) -> BoxFuture<'a, Result<Vec<u32>, crate::db::DbError>>;
 }
 
 /// Hands out ids without a database (tests, dry runs).
@@ -63,14 +62,16 @@ pub trait IdAllocator: Send + Sync {
 pub struct CountingIds(pub std::sync::atomic::AtomicU32);
 
 impl IdAllocator for CountingIds {
-    fn new_port<'a>(
+    fn new_ports<'a>(
         &'a self,
         _device_id: u32,
-        _if_index: i64,
-        _if_name: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<u32, crate::db::DbError>> {
+        ports: &'a [(i64, Option<String>)],
+    ) -> BoxFuture<'a, Result<Vec<u32>, crate::db::DbError>> {
         Box::pin(async move {
-            Ok(1_000_000 + self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            Ok(ports
+                .iter()
+                .map(|_| 1_000_000 + self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                .collect())
         })
     }
 }

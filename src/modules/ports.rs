@@ -5,7 +5,10 @@
 //! `librenms::php`): they decide which columns LibreNMS writes and which
 //! eventlog rows it adds, and ironpoll must write the same.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use futures_util::future::BoxFuture;
 use serde_json::json;
@@ -54,28 +57,99 @@ const CISCO_GROUP: [&str; 9] = [
     "cisco-wlc",
 ];
 
-/// Counters kept in `ports`.
-const STAT_OIDS_DB: [&str; 6] = [
-    "ifInOctets",
-    "ifOutOctets",
-    "ifInErrors",
-    "ifOutErrors",
-    "ifInUcastPkts",
-    "ifOutUcastPkts",
+/// A counter column and the three columns LibreNMS derives from it.
+struct Counter {
+    oid: &'static str,
+    prev: &'static str,
+    rate: &'static str,
+    delta: &'static str,
+}
+
+macro_rules! counter {
+    ($oid:literal) => {
+        Counter {
+            oid: $oid,
+            prev: concat!($oid, "_prev"),
+            rate: concat!($oid, "_rate"),
+            delta: concat!($oid, "_delta"),
+        }
+    };
+}
+
+/// Counters kept in `ports`, then those kept in `ports_statistics`.
+const COUNTERS: [Counter; 15] = [
+    counter!("ifInOctets"),
+    counter!("ifOutOctets"),
+    counter!("ifInErrors"),
+    counter!("ifOutErrors"),
+    counter!("ifInUcastPkts"),
+    counter!("ifOutUcastPkts"),
+    counter!("ifInNUcastPkts"),
+    counter!("ifOutNUcastPkts"),
+    counter!("ifInDiscards"),
+    counter!("ifOutDiscards"),
+    counter!("ifInUnknownProtos"),
+    counter!("ifInBroadcastPkts"),
+    counter!("ifOutBroadcastPkts"),
+    counter!("ifInMulticastPkts"),
+    counter!("ifOutMulticastPkts"),
 ];
 
-/// Counters kept in `ports_statistics`.
-const STAT_OIDS_EXTENDED: [&str; 9] = [
-    "ifInNUcastPkts",
-    "ifOutNUcastPkts",
-    "ifInDiscards",
-    "ifOutDiscards",
-    "ifInUnknownProtos",
-    "ifInBroadcastPkts",
-    "ifOutBroadcastPkts",
-    "ifInMulticastPkts",
-    "ifOutMulticastPkts",
+/// How many of [`COUNTERS`] live in `ports`.
+const DB_COUNTERS: usize = 6;
+
+/// Descriptive columns every port update writes, besides [`DATA_OIDS`].
+const STATE_COLUMNS: [&str; 10] = [
+    "ifIndex",
+    "ifOperStatus_prev",
+    "ifAdminStatus_prev",
+    "ifSpeed_prev",
+    "ifLastChange",
+    "port_descr_type",
+    "port_descr_descr",
+    "port_descr_circuit",
+    "port_descr_speed",
+    "port_descr_notes",
 ];
+
+const POLL_TIMES: [&str; 3] = ["poll_time", "poll_prev", "poll_period"];
+
+/// The columns of a port's UPDATE: always the same set, so that the
+/// multi-row statements repeat and stay prepared. Columns a poll did not
+/// change are written back as they were.
+fn port_shape(counters: bool) -> &'static [&'static str] {
+    static WITH: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    static WITHOUT: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let build = |with_counters: bool| {
+        let mut v: Vec<&'static str> = DATA_OIDS
+            .iter()
+            .chain(STATE_COLUMNS.iter())
+            .copied()
+            .collect();
+        if with_counters {
+            for c in &COUNTERS[..DB_COUNTERS] {
+                v.extend([c.oid, c.prev, c.rate, c.delta]);
+            }
+        }
+        v.extend(POLL_TIMES);
+        v
+    };
+    if counters {
+        WITH.get_or_init(|| build(true))
+    } else {
+        WITHOUT.get_or_init(|| build(false))
+    }
+}
+
+fn statistics_shape() -> &'static [&'static str] {
+    static SHAPE: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    SHAPE.get_or_init(|| {
+        COUNTERS[DB_COUNTERS..]
+            .iter()
+            .flat_map(|c| [c.oid, c.prev, c.rate, c.delta])
+            .collect()
+    })
+}
 
 /// ifEntry columns walked when the device has usable ifXEntry data.
 const IFMIB_OIDS: [&str; 11] = [
@@ -189,7 +263,12 @@ impl Port {
     }
 
     fn set(&mut self, column: &str, v: Php) {
-        self.row.fields.insert(column.to_string(), v);
+        match self.row.fields.get_mut(column) {
+            Some(slot) => *slot = v,
+            None => {
+                self.row.fields.insert(Arc::from(column), v);
+            }
+        }
     }
 
     fn flag(&self, column: &str) -> bool {
@@ -199,12 +278,10 @@ impl Port {
 
 /// One port's polled values (`$this_port`): SNMP text, and a few computed
 /// values that PHP holds as other types.
-type PolledPort = HashMap<String, Php>;
+type PolledPort = FxHashMap<&'static str, Php>;
 
-fn polled_from(row: &HashMap<&'static str, String>) -> PolledPort {
-    row.iter()
-        .map(|(k, v)| (k.to_string(), Php::Str(v.clone())))
-        .collect()
+fn polled_from(row: &FxHashMap<&'static str, String>) -> PolledPort {
+    row.iter().map(|(k, v)| (*k, Php::Str(v.clone()))).collect()
 }
 
 fn isset(p: &PolledPort, key: &str) -> bool {
@@ -289,26 +366,27 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         &settings.ports.default_port_association_mode,
     );
 
-    // Maps from the association key to port_id, later ports winning.
-    let mut maps: HashMap<&'static str, HashMap<String, u32>> = HashMap::new();
-    for port in &ports {
+    // Maps from the association key to a port, later ports winning.
+    let mut maps: FxHashMap<&'static str, FxHashMap<String, usize>> = FxHashMap::default();
+    for (pos, port) in ports.iter().enumerate() {
         for key in ["ifIndex", "ifName", "ifDescr", "ifAlias"] {
             maps.entry(key)
                 .or_default()
-                .insert(port.get(key).to_string(), port.row.port_id);
+                .insert(port.get(key).to_string(), pos);
         }
     }
 
-    let mut found: Vec<u32> = Vec::new();
-    let mut deleted_now: HashSet<u32> = HashSet::new();
+    let mut found: Vec<usize> = Vec::new();
+    let mut deleted_now: HashSet<usize> = HashSet::new();
+    // Ports to create: their place in `ports`, ifIndex and ifName.
+    let mut new_ports: Vec<(usize, i64, Option<String>)> = Vec::new();
     let indexes: Vec<String> = stats.indexes().to_vec();
     for if_index in &indexes {
         let mut row = polled_from(stats.get(if_index).expect("index listed"));
-        row.insert("ifIndex".into(), Php::Str(if_index.clone()));
+        row.insert("ifIndex", Php::Str(if_index.clone()));
         // PHP looks the value up as an array key; a missing one is "".
         let key = val(&row, mode).to_string();
-        let port_id = maps.get(mode).and_then(|m| m.get(&key)).copied();
-        let position = port_id.and_then(|id| ports.iter().position(|x| x.row.port_id == id));
+        let position = maps.get(mode).and_then(|m| m.get(&key)).copied();
         if is_port_valid(&row, settings) {
             let pos = match position {
                 Some(pos) => {
@@ -330,24 +408,22 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
                     }
                     let index_num = php::intval(if_index);
                     let if_name = row.get("ifName").and_then(Php::as_str).map(str::to_string);
-                    let id = p
-                        .ids
-                        .new_port(p.device.device_id, index_num, if_name.as_deref())
-                        .await?;
-                    let mut fields = HashMap::new();
-                    fields.insert("port_id".to_string(), Php::Int(i64::from(id)));
+                    let mut fields = FxHashMap::default();
                     fields.insert(
-                        "device_id".to_string(),
+                        Arc::from("device_id"),
                         Php::Int(i64::from(p.device.device_id)),
                     );
-                    fields.insert("ifIndex".to_string(), Php::Int(index_num));
-                    fields.insert("ifName".to_string(), if_name.map_or(Php::Null, Php::Str));
+                    fields.insert(Arc::from("ifIndex"), Php::Int(index_num));
+                    fields.insert(
+                        Arc::from("ifName"),
+                        if_name.clone().map_or(Php::Null, Php::Str),
+                    );
                     for zero in ["ifLastChange", "ifVrf", "ignore", "disabled", "deleted"] {
-                        fields.insert(zero.to_string(), Php::Int(0));
+                        fields.insert(Arc::from(zero), Php::Int(0));
                     }
                     ports.push(Port {
                         row: PortRow {
-                            port_id: id,
+                            port_id: 0,
                             device_id: p.device.device_id,
                             has_statistics: true,
                             fields,
@@ -355,21 +431,32 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
                         skipped: false,
                         new: true,
                     });
+                    new_ports.push((ports.len() - 1, index_num, if_name));
                     ports.len() - 1
                 }
             };
             ports[pos].set("ifIndex", Php::Str(if_index.clone()));
-            found.push(ports[pos].row.port_id);
+            found.push(pos);
         } else if let Some(pos) = position
             && !ports[pos].skipped
             && !ports[pos].flag("deleted")
         {
-            deleted_now.insert(ports[pos].row.port_id);
+            deleted_now.insert(pos);
             ports[pos].set("deleted", Php::Int(1));
             p.changes.ports.push(RowUpdate {
                 key: u64::from(ports[pos].row.port_id),
                 cols: vec![("deleted", Val::Int(1))],
             });
+        }
+    }
+    // New ports get their rows (and ids) in one go.
+    if !new_ports.is_empty() {
+        let wanted: Vec<(i64, Option<String>)> =
+            new_ports.iter().map(|(_, i, n)| (*i, n.clone())).collect();
+        let ids = p.ids.new_ports(p.device.device_id, &wanted).await?;
+        for ((pos, _, _), id) in new_ports.iter().zip(ids) {
+            ports[*pos].row.port_id = id;
+            ports[*pos].set("port_id", Php::Int(i64::from(id)));
         }
     }
 
@@ -385,16 +472,16 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         None => Val::Int(polled),
     };
     let mut globally_updated: Vec<u64> = Vec::new();
-    let found_set: HashSet<u32> = found.iter().copied().collect();
+    let found_set: HashSet<usize> = found.iter().copied().collect();
     let mut report = Vec::new();
 
-    for port in ports.iter_mut() {
+    for (pos, port) in ports.iter_mut().enumerate() {
         let port_id = port.row.port_id;
         if port.flag("disabled") {
             continue;
         }
-        if !found_set.contains(&port_id) {
-            if !port.flag("deleted") && !deleted_now.contains(&port_id) {
+        if !found_set.contains(&pos) {
+            if !port.flag("deleted") && !deleted_now.contains(&pos) {
                 port.set("deleted", Php::Int(1));
                 p.changes.ports.push(RowUpdate {
                     key: u64::from(port_id),
@@ -479,12 +566,12 @@ fn poll_port(
     }
     if isset(this, "ifPhysAddress") {
         let mac = mac_hex(&val(this, "ifPhysAddress").to_string());
-        this.insert("ifPhysAddress".into(), Php::Str(mac));
+        this.insert("ifPhysAddress", Php::Str(mac));
     }
     for (hc, base) in HC_MAPPINGS {
         if isset(this, hc) && val(this, hc).truthy() {
             let v = val(this, hc);
-            this.insert(base.into(), v);
+            this.insert(base, v);
         }
     }
     if isset(this, "ifHighSpeed") && val(this, "ifHighSpeed").is_numeric() {
@@ -494,15 +581,15 @@ fn poll_port(
         } else {
             Php::Str(format!("{hs}000000"))
         };
-        this.insert("ifSpeed".into(), speed);
+        this.insert("ifSpeed", speed);
     } else if isset(this, "ifSpeed") && val(this, "ifSpeed").is_numeric() {
         // kept as polled
     } else {
-        this.insert("ifSpeed".into(), Php::Int(0));
+        this.insert("ifSpeed", Php::Int(0));
     }
     if isset(this, "dot3StatsDuplexStatus") {
         let d = val(this, "dot3StatsDuplexStatus");
-        this.insert("ifDuplex".into(), d);
+        this.insert("ifDuplex", d);
     }
     if isset(this, "ifLastChange") && val(this, "ifLastChange").is_numeric() {
         if val(this, "ifLastChange").intval() != port.get("ifLastChange").intval() {
@@ -518,24 +605,24 @@ fn poll_port(
         )
     {
         let t = val(this, "vlanTrunkPortEncapsulationOperType");
-        this.insert("ifTrunk".into(), t);
+        this.insert("ifTrunk", t);
         if isset(this, "vlanTrunkPortNativeVlan") {
             let v = val(this, "vlanTrunkPortNativeVlan");
-            this.insert("ifVlan".into(), v);
+            this.insert("ifVlan", v);
         }
     }
     if isset(this, "vmVlan") {
         let v = val(this, "vmVlan");
-        this.insert("ifVlan".into(), v);
+        this.insert("ifVlan", v);
     }
     if !isset(this, "ifVlan") && isset(this, "dot1qPvid") {
         let v = val(this, "dot1qPvid");
-        this.insert("ifVlan".into(), v);
+        this.insert("ifVlan", v);
     }
     if isset(this, "ifConnectorPresent") {
         let c = val(this, "ifConnectorPresent");
         if !(loose_eq(&c, &Php::str("true")) || loose_eq(&c, &Php::str("false"))) {
-            this.insert("ifConnectorPresent".into(), Php::Null);
+            this.insert("ifConnectorPresent", Php::Null);
         }
     }
     let alias_overridden = fill_missing_and_trim(this, &p.state.attribs, &port.get("ifName"));
@@ -567,7 +654,7 @@ fn poll_port(
             );
         } else if !loose_eq(&old, &current) {
             update.push((oid, current.clone()));
-            this.insert(oid.into(), current.clone());
+            this.insert(oid, current.clone());
             if matches!(oid, "ifOperStatus" | "ifAdminStatus" | "ifSpeed") {
                 update.push((prev_column(oid), old.clone()));
             }
@@ -625,22 +712,23 @@ fn poll_port(
         && down(&port.get("ifOperStatus_prev"))
         && down(&val(this, "ifOperStatus"))
         && loose_eq(&val(this, "ifLastChange"), &port.get("ifLastChange"));
-    if !port.skipped && !still_down {
-        for oid in STAT_OIDS_DB.iter().chain(STAT_OIDS_EXTENDED.iter()) {
-            let target = if STAT_OIDS_DB.contains(oid) {
+    let counted = !port.skipped && !still_down;
+    if counted {
+        for (i, c) in COUNTERS.iter().enumerate() {
+            let target = if i < DB_COUNTERS {
                 &mut update
             } else {
                 &mut extended
             };
-            let current = val(this, oid);
+            let current = val(this, c.oid);
             let current = if current.is_null() {
                 Php::Int(0)
             } else {
                 current
             };
-            target.push((oid, set_numeric(&current)));
-            let previous = port.get(oid);
-            target.push((counter_column(oid, "_prev"), set_numeric(&previous)));
+            target.push((c.oid, set_numeric(&current)));
+            let previous = port.get(c.oid);
+            target.push((c.prev, set_numeric(&previous)));
             if !previous.is_null() {
                 let mut diff = current.intval().saturating_sub(previous.intval());
                 let mut rate = diff as f64 / polled_period as f64;
@@ -648,8 +736,8 @@ fn poll_port(
                     rate = 0.0;
                     diff = 0;
                 }
-                target.push((counter_column(oid, "_rate"), Php::Float(rate)));
-                target.push((counter_column(oid, "_delta"), Php::Int(diff)));
+                target.push((c.rate, Php::Float(rate)));
+                target.push((c.delta, Php::Int(diff)));
             }
         }
         let values = RRD_FIELDS
@@ -664,11 +752,16 @@ fn poll_port(
         update.push(("poll_time", Php::Int(polled)));
         update.push(("poll_prev", poll_time.clone()));
         update.push(("poll_period", Php::Int(polled_period)));
-        p.changes.ports.push(row_update("ports", port_id, &update));
+        p.changes
+            .ports
+            .push(full_row("ports", port, &update, port_shape(counted)));
         if !extended.is_empty() {
-            p.changes
-                .ports_statistics
-                .push(row_update("ports_statistics", port_id, &extended));
+            p.changes.ports_statistics.push(full_row(
+                "ports_statistics",
+                port,
+                &extended,
+                statistics_shape(),
+            ));
         }
         PortWrite::Row
     } else {
@@ -695,11 +788,9 @@ async fn fetch_selected(
     for i in polled {
         let if_index = ports[i].get("ifIndex").to_string();
         stats.set(&if_index, "ifType", ports[i].get("ifType").to_string());
-        let db_row: PolledPort = ports[i]
-            .row
-            .fields
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+        let db_row: PolledPort = ["ifDescr", "ifName", "ifAlias", "ifType", "ifOperStatus"]
+            .into_iter()
+            .map(|k| (k, ports[i].get(k)))
             .collect();
         if !is_port_valid(&db_row, p.settings) {
             continue;
@@ -787,19 +878,6 @@ fn descr_column(attrib: &str) -> &'static str {
         "speed" => "port_descr_speed",
         _ => "port_descr_notes",
     }
-}
-
-/// `<counter><suffix>` as a static column name.
-fn counter_column(oid: &str, suffix: &str) -> &'static str {
-    let name = format!("{oid}{suffix}");
-    schema::table(if STAT_OIDS_DB.contains(&oid) {
-        "ports"
-    } else {
-        "ports_statistics"
-    })
-    .and_then(|t| t.columns.iter().find(|c| c.name == name))
-    .map(|c| c.name)
-    .expect("counter columns exist in the schema")
 }
 
 /// LibreNMS's association modes (`devices.port_association_mode`).
@@ -897,14 +975,12 @@ fn is_port_valid(row: &PolledPort, settings: &crate::config::Settings) -> bool {
     {
         return false;
     }
-    let matches = |patterns: &[String], subject: &str| {
-        patterns
-            .iter()
-            .any(|pat| php::Regex::new_with_flags(pat, "i").is_ok_and(|re| re.is_match(subject)))
-    };
-    if matches(&f.bad_if_regexp, &if_descr)
-        || matches(&f.bad_ifname_regexp, &if_name)
-        || matches(&f.bad_ifalias_regexp, &if_alias)
+    let compiled = f.compiled();
+    let matches =
+        |patterns: &[php::Regex], subject: &str| patterns.iter().any(|re| re.is_match(subject));
+    if matches(&compiled.bad_if_regexp, &if_descr)
+        || matches(&compiled.bad_ifname_regexp, &if_name)
+        || matches(&compiled.bad_ifalias_regexp, &if_alias)
     {
         return false;
     }
@@ -936,7 +1012,7 @@ fn fill_missing_and_trim(
             Some(Php::Null) | None => Php::Null,
             Some(v) => Php::str(php::trim(&v.to_string())),
         };
-        this.insert(k.into(), v);
+        this.insert(k, v);
     }
     let empty = |p: &PolledPort, k: &str| match p.get(k) {
         Some(Php::Null) | None => true,
@@ -944,7 +1020,7 @@ fn fill_missing_and_trim(
     };
     if empty(this, "ifDescr") {
         let v = val(this, "ifName");
-        this.insert("ifDescr".into(), v);
+        this.insert("ifDescr", v);
     }
     let name = val(this, "ifName").to_string();
     let overridden = attribs
@@ -954,11 +1030,11 @@ fn fill_missing_and_trim(
         this.remove("ifAlias");
     } else if empty(this, "ifAlias") {
         let v = val(this, "ifDescr");
-        this.insert("ifAlias".into(), v);
+        this.insert("ifAlias", v);
     }
     if empty(this, "ifName") {
         let v = val(this, "ifDescr");
-        this.insert("ifName".into(), v);
+        this.insert("ifName", v);
     }
     overridden
 }
@@ -1002,9 +1078,7 @@ pub fn parse_description(alias: &str) -> Option<Description> {
 /// A PHP value as the database column takes it: numbers for numeric
 /// columns (rates rounded as MySQL rounds them), text cut to the column.
 fn php_to_val(table: &str, column: &str, v: &Php) -> Val {
-    let ty = schema::table(table)
-        .and_then(|t| t.columns.iter().find(|c| c.name == column))
-        .map_or("", |c| c.ty);
+    let ty = schema::column_type(table, column).unwrap_or("");
     let numeric = ty.contains("int") || ty.starts_with("double") || ty.starts_with("decimal");
     match v {
         Php::Null => Val::Null,
@@ -1046,19 +1120,29 @@ fn fit(ty: &str, s: &str) -> String {
     }
 }
 
-fn row_update(table: &str, port_id: u32, cols: &[(&'static str, Php)]) -> RowUpdate {
-    // A column set twice keeps its last value, as PHP's array does.
-    let mut out: Vec<(&'static str, Val)> = Vec::with_capacity(cols.len());
-    for (c, v) in cols {
-        let v = php_to_val(table, c, v);
-        match out.iter_mut().find(|(k, _)| k == c) {
-            Some(slot) => slot.1 = v,
-            None => out.push((c, v)),
-        }
-    }
+/// A port's row in `shape`: the poll's value for a column it set (the last
+/// one, as in PHP's array), else the value the row has.
+fn full_row(
+    table: &str,
+    port: &Port,
+    set: &[(&'static str, Php)],
+    shape: &[&'static str],
+) -> RowUpdate {
+    // Later entries win, as in PHP's array.
+    let latest: FxHashMap<&str, &Php> = set.iter().map(|(k, v)| (*k, v)).collect();
+    let cols = shape
+        .iter()
+        .map(|c| {
+            let v = match latest.get(c) {
+                Some(v) => php_to_val(table, c, v),
+                None => php_to_val(table, c, port.row.get(c)),
+            };
+            (*c, v)
+        })
+        .collect();
     RowUpdate {
-        key: u64::from(port_id),
-        cols: out,
+        key: u64::from(port.row.port_id),
+        cols,
     }
 }
 

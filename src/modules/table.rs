@@ -2,7 +2,7 @@
 //! index, columns by name, values as net-snmp's text after LibreNMS's
 //! clean-up (`snmpwalk_cache_oid`, `snmp_get_multi`).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::mib::{self, Column, Table};
 use crate::snmp::{self, Oid, VarBind};
@@ -13,22 +13,23 @@ use super::SnmpSource;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rows {
     order: Vec<String>,
-    rows: HashMap<String, HashMap<&'static str, String>>,
+    rows: FxHashMap<String, FxHashMap<&'static str, String>>,
 }
 
 impl Rows {
-    pub fn row_mut(&mut self, index: &str) -> &mut HashMap<&'static str, String> {
+    pub fn row_mut(&mut self, index: &str) -> &mut FxHashMap<&'static str, String> {
         if !self.rows.contains_key(index) {
             self.order.push(index.to_string());
+            self.rows.insert(index.to_string(), FxHashMap::default());
         }
-        self.rows.entry(index.to_string()).or_default()
+        self.rows.get_mut(index).expect("inserted above")
     }
 
-    pub fn get(&self, index: &str) -> Option<&HashMap<&'static str, String>> {
+    pub fn get(&self, index: &str) -> Option<&FxHashMap<&'static str, String>> {
         self.rows.get(index)
     }
 
-    pub fn get_mut(&mut self, index: &str) -> Option<&mut HashMap<&'static str, String>> {
+    pub fn get_mut(&mut self, index: &str) -> Option<&mut FxHashMap<&'static str, String>> {
         self.rows.get_mut(index)
     }
 
@@ -37,7 +38,7 @@ impl Rows {
         &self.order
     }
 
-    pub fn first(&self) -> Option<&HashMap<&'static str, String>> {
+    pub fn first(&self) -> Option<&FxHashMap<&'static str, String>> {
         self.order.first().and_then(|i| self.rows.get(i))
     }
 
@@ -57,11 +58,18 @@ impl Rows {
 /// LibreNMS's clean-up of walk output: every double quote removed, the
 /// text `End of MIB` removed, then quotes, spaces, backslashes and line
 /// ends trimmed from both ends.
-pub fn clean_walk_value(text: &str) -> String {
+pub fn clean_walk_value(text: String) -> String {
+    let trim = |c: char| matches!(c, '"' | ' ' | '\\' | '\n' | '\r');
+    // Most values need nothing done: keep them without copying.
+    if !text.contains('"')
+        && !text.contains("End of MIB")
+        && !text.starts_with(trim)
+        && !text.ends_with(trim)
+    {
+        return text;
+    }
     let without = text.replace('"', "").replace("End of MIB", "");
-    without
-        .trim_matches(|c| matches!(c, '"' | ' ' | '\\' | '\n' | '\r'))
-        .to_string()
+    without.trim_matches(trim).to_string()
 }
 
 /// LibreNMS's clean-up of GET output: quotes, spaces and line ends trimmed.
@@ -96,7 +104,7 @@ fn merge_walk(
         if discards_walk(&text) {
             return false;
         }
-        parsed.push((index, column.name, clean_walk_value(&text)));
+        parsed.push((index, column.name, clean_walk_value(text)));
     }
     for (index, column, value) in parsed {
         rows.set(&index, column, value);
@@ -173,13 +181,14 @@ mod tests {
     #[test]
     fn walk_values_are_cleaned_like_librenms() {
         assert_eq!(
-            clean_walk_value("  \"Uplink \\\"core\\\"\"  "),
+            clean_walk_value("  \"Uplink \\\"core\\\"\"  ".into()),
             // net-snmp escapes inner quotes; LibreNMS drops the quotes and
             // keeps the inner backslash.
             "Uplink \\core"
         );
-        assert_eq!(clean_walk_value("eth0\n"), "eth0");
-        assert_eq!(clean_walk_value("End of MIB port"), "port");
+        assert_eq!(clean_walk_value("eth0\n".into()), "eth0");
+        assert_eq!(clean_walk_value("End of MIB port".into()), "port");
+        assert_eq!(clean_walk_value("plain".into()), "plain");
         assert_eq!(clean_get_value("\"x\\\" "), "x\\");
     }
 
