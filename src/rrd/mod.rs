@@ -2,6 +2,7 @@
 //! put updates into them: rrdcached over TCP or a unix socket, or local
 //! files through librrd. Only this module talks to rrdcached or librrd.
 
+pub mod graph;
 pub mod local;
 pub mod rrdcached;
 pub mod writer;

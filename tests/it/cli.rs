@@ -348,16 +348,51 @@ fn sim_serves_until_sigterm_and_then_reports() {
 }
 
 #[test]
-fn demo_walks_a_simulated_fleet_and_summarises() {
-    let out = ironpoll_run(&["demo", "--devices", "60", "--dead-percent", "10"]);
+fn demo_polls_a_simulated_fleet_and_draws_a_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let out = ironpoll_run(&[
+        "demo",
+        "--devices",
+        "40",
+        "--cycles",
+        "2",
+        "--step",
+        "5",
+        "--dead-percent",
+        "10",
+        "--slow-percent",
+        "0",
+        "--dir",
+        demo_dir.to_str().unwrap(),
+    ]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    assert!(text.contains("simulating 60 devices"), "{text}");
-    let answering: usize = text
+    assert!(text.contains("40 simulated devices"), "{text}");
+    assert!(text.contains("cycle 1/2: 40 devices polled"), "{text}");
+    assert!(text.contains("cycle 2/2: 40 devices polled"), "{text}");
+    // "devices: 40 polled, U up, D down": 10% of 40 never answer.
+    let line = text
         .lines()
-        .find_map(|l| l.strip_prefix("devices answering: "))
-        .and_then(|l| l.split(',').next())
-        .and_then(|n| n.trim().parse().ok())
+        .find_map(|l| l.trim().strip_prefix("devices: "))
         .expect("summary line");
-    assert!((40..60).contains(&answering), "{text}");
+    let numbers: Vec<usize> = line
+        .split([',', ' '])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(numbers[0], 40, "{text}");
+    assert_eq!(numbers[1] + numbers[2], 40, "{text}");
+    assert_eq!(numbers[2], 4, "{text}");
+    let ports: usize = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ports: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("ports line");
+    assert!(ports > 40 * 3, "{text}");
+    // The second cycle gave rates, so some port carries traffic.
+    assert!(!text.contains(" 0 with traffic"), "{text}");
+    let png = std::fs::read(demo_dir.join("traffic.png")).expect("graph written");
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(demo_dir.join("ironpoll.db").is_file());
 }
