@@ -12,20 +12,91 @@ use crate::device::Attribs;
 use crate::librenms::php::Php;
 
 /// A `ports` row joined with its `ports_statistics` row, as PHP holds it.
+///
+/// Values sit in the order of [`port_columns`], so a row costs a vector
+/// of values rather than a map of names: the rows of every port of the
+/// devices in flight are held at once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PortRow {
     pub port_id: u32,
     pub device_id: u32,
     /// Whether the `ports_statistics` row exists.
     pub has_statistics: bool,
-    /// Column name to value; names are shared by all rows of a load.
-    pub fields: FxHashMap<Arc<str>, Php>,
+    values: Vec<Php>,
+    /// Values of names that are not columns (none in LibreNMS's poller,
+    /// kept so that setting one is never lost).
+    extra: Vec<(Arc<str>, Php)>,
+}
+
+/// The columns a [`PortRow`] holds, in the order [`load_ports`] selects
+/// them: `ports`, `ports_statistics_port_id`, then `ports_statistics`.
+#[derive(Debug)]
+pub struct PortColumns {
+    names: Vec<&'static str>,
+    index: FxHashMap<&'static str, usize>,
+}
+
+pub fn port_columns() -> &'static PortColumns {
+    static COLUMNS: std::sync::OnceLock<PortColumns> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        let ports = schema::table("ports").expect("ports table");
+        let stats = schema::table("ports_statistics").expect("ports_statistics table");
+        let mut names: Vec<&'static str> = ports.columns.iter().map(|c| c.name).collect();
+        names.push("ports_statistics_port_id");
+        names.extend(
+            stats
+                .columns
+                .iter()
+                .map(|c| c.name)
+                .filter(|n| *n != "port_id"),
+        );
+        let index = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        PortColumns { names, index }
+    })
 }
 
 impl PortRow {
+    /// A row with every column NULL (a port the poller is about to insert).
+    pub fn new(port_id: u32, device_id: u32, has_statistics: bool) -> PortRow {
+        PortRow {
+            port_id,
+            device_id,
+            has_statistics,
+            values: vec![Php::Null; port_columns().names.len()],
+            extra: Vec::new(),
+        }
+    }
+
     pub fn get(&self, column: &str) -> &Php {
         static NULL: Php = Php::Null;
-        self.fields.get(column).unwrap_or(&NULL)
+        match port_columns().index.get(column) {
+            Some(&i) => &self.values[i],
+            None => self
+                .extra
+                .iter()
+                .find(|(n, _)| &**n == column)
+                .map_or(&NULL, |(_, v)| v),
+        }
+    }
+
+    pub fn set(&mut self, column: &str, value: Php) {
+        match port_columns().index.get(column) {
+            Some(&i) => self.values[i] = value,
+            None => match self.extra.iter_mut().find(|(n, _)| &**n == column) {
+                Some((_, v)) => *v = value,
+                None => self.extra.push((Arc::from(column), value)),
+            },
+        }
+    }
+
+    /// Every column with its value.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &Php)> {
+        port_columns()
+            .names
+            .iter()
+            .copied()
+            .zip(&self.values)
+            .chain(self.extra.iter().map(|(n, v)| (&**n, v)))
     }
 
     pub fn int(&self, column: &str) -> Option<i64> {
@@ -172,21 +243,17 @@ async fn load_chunk(
 /// Ports of the devices with their statistics, in port_id order (the order
 /// LibreNMS builds its port maps in).
 pub async fn load_ports(db: &Db, ids: &[u32]) -> Result<Vec<(u32, PortRow)>, DbError> {
-    let ports = schema::table("ports").expect("ports table");
-    let stats = schema::table("ports_statistics").expect("ports_statistics table");
-    let mut cols: Vec<String> = ports
-        .columns
+    let cols: Vec<String> = port_columns()
+        .names
         .iter()
-        .map(|c| format!("p.`{}`", c.name))
+        .map(|n| match *n {
+            "ports_statistics_port_id" => "s.`port_id` AS `ports_statistics_port_id`".to_string(),
+            n if schema::table("ports").is_some_and(|t| t.columns.iter().any(|c| c.name == n)) => {
+                format!("p.`{n}`")
+            }
+            n => format!("s.`{n}`"),
+        })
         .collect();
-    cols.push("s.`port_id` AS `ports_statistics_port_id`".into());
-    cols.extend(
-        stats
-            .columns
-            .iter()
-            .filter(|c| c.name != "port_id")
-            .map(|c| format!("s.`{}`", c.name)),
-    );
     let mut st = Statement::new(format!(
         "SELECT {} FROM `ports` p LEFT JOIN `ports_statistics` s ON s.`port_id` = p.`port_id` WHERE ",
         cols.join(", ")
@@ -194,22 +261,16 @@ pub async fn load_ports(db: &Db, ids: &[u32]) -> Result<Vec<(u32, PortRow)>, DbE
     ids_clause(&mut st, db, "p.`device_id`", ids);
     st.push(" ORDER BY p.`port_id`");
     let rows = db.fetch(&st).await?;
-    let names: Vec<Arc<str>> = rows
-        .first()
-        .map(|r| r.columns().iter().map(|c| Arc::from(c.as_str())).collect())
-        .unwrap_or_default();
     Ok(rows
         .iter()
         .map(|r| {
-            let mut fields = FxHashMap::with_capacity_and_hasher(names.len(), Default::default());
-            for (name, v) in names.iter().zip(r.values()) {
-                fields.insert(name.clone(), php_of(v));
-            }
             let port = PortRow {
                 port_id: r.u64("port_id").unwrap_or(0) as u32,
                 device_id: device_of(r),
                 has_statistics: !r.get("ports_statistics_port_id").is_null(),
-                fields,
+                // The SELECT lists the columns in port_columns() order.
+                values: r.values().iter().map(php_of).collect(),
+                extra: Vec::new(),
             };
             (port.device_id, port)
         })

@@ -387,6 +387,10 @@ pub struct DbWriterOptions {
     /// Rows held while the database is unreachable; past this the oldest
     /// polls' changes are dropped and counted.
     pub buffer_rows: usize,
+    /// Rows written in one transaction at most. Reaching it starts a write
+    /// before the flush interval ends, so the statements built for one
+    /// write (which hold a second copy of the rows) stay small.
+    pub batch_rows: usize,
 }
 
 impl Default for DbWriterOptions {
@@ -394,6 +398,7 @@ impl Default for DbWriterOptions {
         DbWriterOptions {
             flush_interval: Duration::from_millis(500),
             buffer_rows: 2_000_000,
+            batch_rows: 20_000,
         }
     }
 }
@@ -503,10 +508,20 @@ async fn run(
         let ready = retry_at.is_none_or(|r| now >= r);
         if !held.is_empty()
             && ready
-            && (closing || !waiters.is_empty() || due.is_some_and(|d| now >= d))
+            && (closing
+                || !waiters.is_empty()
+                || held_rows >= options.batch_rows
+                || due.is_some_and(|d| now >= d))
         {
-            let batch: Vec<Changes> = held.drain(..).collect();
-            held_rows = 0;
+            let mut batch: Vec<Changes> = Vec::new();
+            let mut batch_rows = 0usize;
+            while batch_rows < options.batch_rows
+                && let Some(c) = held.pop_front()
+            {
+                batch_rows += c.rows();
+                batch.push(c);
+            }
+            held_rows -= batch_rows;
             match write(&db, &stats, batch).await {
                 Ok(()) => {
                     if let Some(since) = down_since.take() {
@@ -514,7 +529,8 @@ async fn run(
                     }
                     retry_at = None;
                     backoff = Duration::from_millis(250);
-                    due = None;
+                    // What is left over is written right away.
+                    due = if held.is_empty() { None } else { Some(now) };
                 }
                 Err((e, back)) => {
                     if down_since.is_none() {

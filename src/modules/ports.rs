@@ -6,7 +6,6 @@
 //! eventlog rows it adds, and ironpoll must write the same.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -263,12 +262,7 @@ impl Port {
     }
 
     fn set(&mut self, column: &str, v: Php) {
-        match self.row.fields.get_mut(column) {
-            Some(slot) => *slot = v,
-            None => {
-                self.row.fields.insert(Arc::from(column), v);
-            }
-        }
+        self.row.set(column, v);
     }
 
     fn flag(&self, column: &str) -> bool {
@@ -408,26 +402,15 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
                     }
                     let index_num = php::intval(if_index);
                     let if_name = row.get("ifName").and_then(Php::as_str).map(str::to_string);
-                    let mut fields = FxHashMap::default();
-                    fields.insert(
-                        Arc::from("device_id"),
-                        Php::Int(i64::from(p.device.device_id)),
-                    );
-                    fields.insert(Arc::from("ifIndex"), Php::Int(index_num));
-                    fields.insert(
-                        Arc::from("ifName"),
-                        if_name.clone().map_or(Php::Null, Php::Str),
-                    );
+                    let mut row = PortRow::new(0, p.device.device_id, true);
+                    row.set("device_id", Php::Int(i64::from(p.device.device_id)));
+                    row.set("ifIndex", Php::Int(index_num));
+                    row.set("ifName", if_name.clone().map_or(Php::Null, Php::Str));
                     for zero in ["ifLastChange", "ifVrf", "ignore", "disabled", "deleted"] {
-                        fields.insert(Arc::from(zero), Php::Int(0));
+                        row.set(zero, Php::Int(0));
                     }
                     ports.push(Port {
-                        row: PortRow {
-                            port_id: 0,
-                            device_id: p.device.device_id,
-                            has_statistics: true,
-                            fields,
-                        },
+                        row,
                         skipped: false,
                         new: true,
                     });

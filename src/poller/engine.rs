@@ -120,35 +120,61 @@ impl Engine {
         concurrency: usize,
         mut on_done: impl FnMut(&DeviceReport),
     ) -> Result<Vec<DeviceReport>, DbError> {
-        let ids: Vec<u32> = devices.iter().map(|d| d.device_id).collect();
-        let mut states = state::load(&self.db, &ids, self.needs(selection)).await?;
         let limit = Arc::new(Semaphore::new(concurrency.max(1)));
         let deadline = Duration::from_secs(u64::from(self.settings().device_deadline_secs()));
+        let needs = self.needs(selection);
         let mut tasks = JoinSet::new();
-        for device in devices {
-            let state = states.remove(&device.device_id).unwrap_or_default();
-            let env = self.env.clone();
-            let selection = selection.clone();
-            let permit = limit.clone().acquire_owned().await.expect("semaphore open");
-            tasks.spawn(async move {
-                let _permit = permit;
-                poll_with_deadline(&env, device, state, &selection, deadline).await
-            });
-        }
         let mut reports = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Some(mut report)) => {
-                    self.write(&mut report);
-                    on_done(&report);
-                    reports.push(report);
+        let mut devices = devices.into_iter().peekable();
+        // States (ports rows above all) are loaded a chunk at a time, when
+        // the chunk's first device may start: memory follows the polls in
+        // flight, not the size of the fleet.
+        while devices.peek().is_some() {
+            let chunk: Vec<Device> = devices.by_ref().take(STATE_CHUNK).collect();
+            let first = limit.clone().acquire_owned().await.expect("semaphore open");
+            let ids: Vec<u32> = chunk.iter().map(|d| d.device_id).collect();
+            let mut states = state::load(&self.db, &ids, needs).await?;
+            let mut first = Some(first);
+            for device in chunk {
+                let state = states.remove(&device.device_id).unwrap_or_default();
+                let env = self.env.clone();
+                let selection = selection.clone();
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => limit.clone().acquire_owned().await.expect("semaphore open"),
+                };
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    poll_with_deadline(&env, device, state, &selection, deadline).await
+                });
+                // Hand finished polls to the writers while others start.
+                while let Some(joined) = tasks.try_join_next() {
+                    self.take_report(joined, &mut reports, &mut on_done);
                 }
-                Ok(None) => {}
-                Err(e) => tracing::error!("a device poll panicked: {e}"),
             }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            self.take_report(joined, &mut reports, &mut on_done);
         }
         reports.sort_by_key(|r| r.device_id);
         Ok(reports)
+    }
+
+    fn take_report(
+        &self,
+        joined: Result<Option<DeviceReport>, tokio::task::JoinError>,
+        reports: &mut Vec<DeviceReport>,
+        on_done: &mut impl FnMut(&DeviceReport),
+    ) {
+        match joined {
+            Ok(Some(mut report)) => {
+                self.write(&mut report);
+                on_done(&report);
+                reports.push(report);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("a device poll panicked: {e}"),
+        }
     }
 
     /// Hands a report's rows and updates to the writers.
@@ -188,6 +214,9 @@ impl Engine {
 }
 
 /// Polls a device, abandoning the poll after `deadline`.
+/// Devices whose state is loaded in one go by [`Engine::poll_devices`].
+const STATE_CHUNK: usize = 32;
+
 pub async fn poll_with_deadline(
     env: &PollEnv,
     device: Device,

@@ -56,10 +56,10 @@ async fn dump(db: &Db, device_id: u32, rrd: &[RrdUpdate]) -> String {
     let mut rows = load_ports(db, &[device_id]).await.unwrap();
     rows.sort_by_key(|(_, p)| p.int("ifIndex"));
     for (_, p) in rows {
-        let mut cols: Vec<&std::sync::Arc<str>> = p
-            .fields
-            .keys()
-            .filter(|k| !["device_id", "poll_time", "ports_statistics_port_id"].contains(&&***k))
+        let mut cols: Vec<&str> = p
+            .fields()
+            .map(|(k, _)| k)
+            .filter(|k| !["device_id", "poll_time", "ports_statistics_port_id"].contains(k))
             .collect();
         cols.sort();
         let line: Vec<String> = cols

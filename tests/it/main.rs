@@ -16,6 +16,7 @@ mod sim;
 mod snmpd;
 mod snmpsim;
 mod support;
+mod writer;
 
 use std::future::Future;
 use std::time::Duration;
