@@ -2,23 +2,35 @@
 # Runs every benchmark and a bounded fuzzing session, keeping the raw output
 # in benches/runs/<date>/ (benches/RESULTS.md quotes it). Installs what it
 # needs (net-snmp's snmpd and tools, cargo-fuzz) like misc/test.sh does.
-#   FUZZ_SECONDS=60 ./benches/run.sh
+# The cycle benchmark also needs rrdcached, fping and MariaDB (the private
+# instance misc/test.sh uses).
+#   FUZZ_SECONDS=60 ./benches/run.sh            every benchmark
+#   ./benches/run.sh cycle                      only those named
 set -euo pipefail
 . "$(dirname "$0")/../misc/lib.sh"
 
 ensure_build_deps
-ensure_packages snmpd snmp
+ensure_packages snmpd snmp rrdcached fping
+ensure_mariadb
 cd "$repo_root"
 out=$repo_root/benches/runs/$(date -u +%Y-%m-%d)
 mkdir -p "$out"
+machine=$out/machine.txt
+[ $# -gt 0 ] && machine=$out/machine-$(IFS=-; echo "$*").txt
 {
     echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) CPUs"
     rustc --version
     snmpd -v 2>/dev/null | grep -m1 -i version || true
-} > "$out/machine.txt"
+    fping --version 2>/dev/null || true
+    /usr/sbin/mariadbd --version 2>/dev/null || true
+} > "$machine"
 
+wanted=("$@")
 run() {
     local name=$1; shift
+    if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " =~ " ${name%%-*} " ]]; then
+        return 0
+    fi
     log "$name: $*"
     { echo "\$ $*"; "$@"; } 2>&1 | grep -v -E '^\s+(Compiling|Finished|Running)' | tee "$out/$name.txt"
 }
@@ -29,6 +41,12 @@ for c in 8 32 128; do
     run "simulator-c$c" cargo bench --locked --bench simulator -- --requests 200000 --concurrency "$c" --load batched
 done
 run simulator-client-c32 cargo bench --locked --bench simulator -- --requests 200000 --concurrency 32 --load client
+run cycle cargo bench --locked --bench cycle -- --devices 10000 --sample 100 --concurrency 200
+
+if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " =~ " fuzz " ]]; then
+    log "results in $out"
+    exit 0
+fi
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     log "installing cargo-fuzz"
