@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod device_cmd;
+pub mod ping_cmd;
 mod poll_cmd;
 pub mod setup;
 mod sim_cmd;
@@ -36,7 +37,7 @@ enum Command {
     Walk(snmp_cmd::WalkArgs),
     /// Serve simulated SNMP agents from snmprec recordings or generated profiles.
     Sim(sim_cmd::SimArgs),
-    /// Start a simulated fleet in this process and walk every device.
+    /// Poll a simulated fleet into an embedded store and RRD files, with a summary and a traffic graph
     Demo(demo::DemoArgs),
     /// Run the poller daemon: poll every device on LibreNMS's schedule.
     Run(setup::ConfigArgs),
@@ -46,6 +47,8 @@ enum Command {
     Device(device_cmd::DeviceArgs),
     /// Print the resolved configuration and where each value came from.
     CheckConfig(setup::ConfigArgs),
+    /// Ping hosts with fping's options, output and exit codes.
+    Ping(ping_cmd::FpingArgs),
 }
 
 /// Process exit code for a command that ran into an error.
@@ -67,6 +70,9 @@ pub fn main() -> ExitCode {
     // runs best on a current-thread runtime, free of cross-thread wake-ups.
     let mut builder = match &cli.command {
         Command::Sim(args) if args.threads <= 1 => tokio::runtime::Builder::new_current_thread(),
+        // One task drives every echo; a second thread would only add
+        // cross-thread wake-ups for each reply.
+        Command::Ping(_) => tokio::runtime::Builder::new_current_thread(),
         Command::Sim(args) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(args.threads);
@@ -95,6 +101,7 @@ pub fn main() -> ExitCode {
             Command::Poll(args) => poll_cmd::run(args).await,
             Command::Device(args) => device_cmd::run(args).await,
             Command::CheckConfig(args) => setup::check_config(args).await,
+            Command::Ping(args) => Ok(ping_cmd::run(args).await),
         }
     });
     // Do not wait for tasks still parked on sockets or timers.
@@ -131,6 +138,10 @@ fn usage_error(e: clap::Error) -> ExitCode {
         .unwrap_or("invalid command line")
         .trim_start_matches("error: ");
     eprintln!("ironpoll: {first} (see ironpoll --help)");
+    // `ironpoll ping` answers a bad command line as fping does.
+    if std::env::args().nth(1).as_deref() == Some("ping") {
+        return ExitCode::from(ping_cmd::EXIT_INVALID);
+    }
     ExitCode::from(EXIT_USAGE)
 }
 

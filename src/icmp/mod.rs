@@ -6,6 +6,8 @@
 //! `net.ipv4.ping_group_range` allows it. Which one was obtained is logged
 //! once; when neither is permitted the error says what to change.
 
+pub mod sweep;
+
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -119,6 +121,9 @@ impl Pinger {
             "datagram"
         };
         set_buffer_and_tos(&v4, tos);
+        if kind == "raw" {
+            pass_only_replies_and_errors(&v4);
+        }
         // IPv6 may be absent from the host; v4 alone still works.
         let v6 = open(ICMP::V6).ok();
         if let Some(c) = &v6 {
@@ -138,15 +143,30 @@ impl Pinger {
         self.kind
     }
 
+    /// The socket for `host`'s family, or why there is none.
+    fn client_for(&self, host: IpAddr) -> Result<&Client, &'static str> {
+        match (host, &self.v6) {
+            (IpAddr::V4(_), _) => Ok(&self.v4),
+            (IpAddr::V6(_), Some(c)) => Ok(c),
+            (IpAddr::V6(_), None) => Err("no IPv6 ICMP socket"),
+        }
+    }
+
+    /// `n` consecutive values of the process's identifier/sequence counter
+    /// (the first one returned). Sequences only need to differ per host,
+    /// so wrapping at 65,536 sets no ceiling on hosts or echoes.
+    fn take_sequences(&self, n: u16) -> u16 {
+        self.next.fetch_add(n, Ordering::Relaxed)
+    }
+
     /// Pings `host` `count` times, one echo every `interval`, each waiting
     /// at most `timeout`: fping's count mode.
     pub async fn ping(&self, host: IpAddr, opts: PingOptions) -> PingResult {
-        let client = match (host, &self.v6) {
-            (IpAddr::V4(_), _) => &self.v4,
-            (IpAddr::V6(_), Some(c)) => c,
-            (IpAddr::V6(_), None) => {
+        let client = match self.client_for(host) {
+            Ok(c) => c,
+            Err(e) => {
                 return PingResult {
-                    error: Some("no IPv6 ICMP socket".into()),
+                    error: Some(e.into()),
                     ..PingResult::default()
                 };
             }
@@ -204,6 +224,35 @@ fn open(kind: ICMP) -> std::io::Result<Client> {
         .sock_type_hint(socket2::Type::RAW)
         .build();
     Client::new(&config)
+}
+
+/// ICMP types a raw IPv4 socket still receives: echo reply, destination
+/// unreachable, time exceeded. Without the filter a raw socket receives
+/// every ICMP packet of the host, the echo requests it sends on loopback
+/// included, and each costs a wake-up and a parse.
+const PASSED_ICMP_TYPES: [u32; 3] = [0, 3, 11];
+
+/// Linux's `ICMP_FILTER` option of raw ICMP sockets (`linux/icmp.h`): a
+/// bit set for each type to drop.
+const ICMP_FILTER: libc::c_int = 1;
+
+fn pass_only_replies_and_errors(client: &Client) {
+    let drop_mask: u32 = !PASSED_ICMP_TYPES.iter().fold(0u32, |m, t| m | (1 << t));
+    let fd = client.get_socket().get_native_sock();
+    // SAFETY: setsockopt reads `size_of::<u32>()` bytes from a live u32, on
+    // the client's own socket, which outlives this call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_RAW,
+            ICMP_FILTER,
+            (&drop_mask as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!("cannot set ICMP_FILTER on the raw socket");
+    }
 }
 
 fn set_buffer_and_tos(client: &Client, tos: u8) {

@@ -10,6 +10,7 @@ mod engine;
 mod faults;
 mod golden;
 mod harness;
+mod ping;
 mod scheduler;
 mod services;
 mod sim;
