@@ -3,8 +3,8 @@
 #   net-snmp's snmpd and command-line tools, the reference SNMP peer
 #   snmpsim (in .work/snmpsim-venv), an independent simulator
 #   rrdtool and rrdcached, the RRD sinks the service tests write to
-#   fping, the reference ironpoll ping is compared with; iproute2 for the
-#   network namespaces of the fast-ping tests
+#   fping, the reference ironpoll ping is compared with; iproute2 and
+#   nftables for the network namespaces of the fast-ping tests
 #   MariaDB, a private instance in .work/mariadb (see misc/lib.sh)
 # The tests start their own private snmpd and snmpsim instances on free
 # loopback ports and stop them when they finish.
@@ -13,7 +13,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 ensure_build_deps
-ensure_packages snmpd snmp rrdtool rrdcached fping iproute2
+ensure_packages snmpd snmp rrdtool rrdcached fping iproute2 nftables
 ensure_snmpsim
 ensure_mariadb
 

@@ -1,6 +1,7 @@
 //! `ironpoll run`: the wiring of the poller daemon and its shutdown order.
-//! SIGTERM or SIGINT stops the scheduler; polls in flight finish (within a
-//! bound); both writers flush; the process exits.
+//! SIGTERM or SIGINT stops the scheduler and the fast-ping loop; polls in
+//! flight finish (within a bound), as does a fast-ping round; both writers
+//! flush; the process exits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,17 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
         rrd = if settings.rrd.rrdcached.is_empty() { "local files" } else { settings.rrd.rrdcached.as_str() },
         "ironpoll poller started"
     );
+    let fast_ping = if settings.fast_ping.enable && settings.icmp_check {
+        match crate::poller::fastping::FastPing::new(engine.clone()) {
+            Some(fp) => Some(tokio::spawn(fp.run(stop.clone(), |_| {}))),
+            None => {
+                tracing::warn!("fast ping is off: this process may not send ICMP echoes");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let signals = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -50,6 +62,10 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
         signals.cancel();
     });
     scheduler.run(stop).await;
+    if let Some(task) = fast_ping {
+        // Its round in progress ends with its rows written.
+        let _ = task.await;
+    }
     match Arc::try_unwrap(engine) {
         Ok(engine) => {
             for p in engine.finish().await {

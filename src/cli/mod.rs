@@ -47,8 +47,8 @@ enum Command {
     Device(device_cmd::DeviceArgs),
     /// Print the resolved configuration and where each value came from.
     CheckConfig(setup::ConfigArgs),
-    /// Ping hosts with fping's options, output and exit codes.
-    Ping(ping_cmd::FpingArgs),
+    /// Ping hosts with fping's options, output and exit codes; or fast ping the store's devices.
+    Ping(ping_cmd::PingArgs),
 }
 
 /// Process exit code for a command that ran into an error.

@@ -1,9 +1,14 @@
-//! `ironpoll ping` on plain addresses: fping's options, output and exit
-//! codes for what the two share, so scripts written for fping keep working.
+//! `ironpoll ping`, two ways.
 //!
-//! With `-c`, one line per echo on stdout and a summary per host on
-//! stderr; without, `HOST is alive` / `HOST is unreachable` after up to
-//! `-r` retries with fping's 1.5 back-off.
+//! On plain addresses: fping's options, output and exit codes for what the
+//! two share, so scripts written for fping keep working. With `-c`, one
+//! line per echo on stdout and a summary per host on stderr; without,
+//! `HOST is alive` / `HOST is unreachable` after up to `-r` retries with
+//! fping's 1.5 back-off.
+//!
+//! On devices of the store (`--all`, `--devices`, or `--interval`): fast
+//! ping rounds that write status, outages, eventlog and ping statistics
+//! as `ironpoll run` does; once, or every `--interval` seconds.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -23,10 +28,28 @@ pub const EXIT_SYSTEM: u8 = 4;
 /// Echo size fping reports: its 56-byte payload and the 8-byte header.
 const ECHO_BYTES: u32 = 64;
 
+/// `ironpoll ping`: fping's options, or the store's devices.
+#[derive(Debug, clap::Args)]
+pub struct PingArgs {
+    #[command(flatten)]
+    pub fping: FpingArgs,
+    /// Ping every enabled device of the store (fast ping)
+    #[arg(long)]
+    pub all: bool,
+    /// The HOST arguments are devices of the store (ids or hostnames)
+    #[arg(long)]
+    pub devices: bool,
+    /// Fast ping the devices every S seconds until interrupted
+    #[arg(long, value_name = "S")]
+    pub interval: Option<u32>,
+    #[command(flatten)]
+    pub config: super::setup::ConfigArgs,
+}
+
 /// fping's options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FpingArgs {
-    /// Hosts to ping (names or addresses)
+    /// Hosts to ping (names or addresses), or devices with --devices
     #[arg(value_name = "HOST")]
     pub hosts: Vec<String>,
     /// Read the hosts from FILE, one per line (`-` for stdin)
@@ -61,9 +84,14 @@ fn millis(name: &str, v: f64, min: f64) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v / 1000.0))
 }
 
-/// Runs fping mode; every outcome is an exit code, as fping's are.
-pub async fn run(args: FpingArgs) -> ExitCode {
-    match run_inner(args).await {
+/// Runs `ironpoll ping`; every outcome is an exit code, as fping's are.
+pub async fn run(args: PingArgs) -> ExitCode {
+    let result = if args.all || args.devices || args.interval.is_some() {
+        devices_mode(args).await
+    } else {
+        run_inner(args.fping).await
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err((code, message)) => {
             eprintln!("ironpoll ping: {message}");
@@ -253,47 +281,136 @@ async fn alive_mode(
     timeout: Duration,
     args: &FpingArgs,
 ) -> Vec<PingResult> {
-    let mut results = vec![PingResult::default(); hosts.len()];
-    let mut waiting: Vec<usize> = (0..hosts.len()).collect();
-    let mut wait = timeout;
-    for _attempt in 0..=args.retries {
-        if waiting.is_empty() {
-            break;
-        }
-        let batch: Vec<IpAddr> = waiting.iter().map(|&i| addrs[i]).collect();
-        let opts = SweepOptions {
-            count: 1,
-            period: Duration::ZERO,
-            interval,
-            timeout: wait,
-        };
-        let round = pinger.sweep(&batch, opts, |_| {}).await;
-        let mut still = Vec::new();
-        for (&i, r) in waiting.iter().zip(round) {
-            let total = &mut results[i];
-            total.transmitted += r.transmitted;
-            total.received += r.received;
-            total.rtts.extend(r.rtts);
-            if r.error.is_some() {
-                total.error = r.error;
-            }
-            if total.received > 0 {
-                if !args.quiet {
-                    println!("{} is alive", hosts[i].0);
-                }
-            } else if total.error.is_none() {
-                still.push(i);
-            }
-        }
-        waiting = still;
-        wait = wait.mul_f64(1.5);
-    }
-    for (i, r) in results.iter().enumerate() {
-        if !r.alive() && !args.quiet {
-            println!("{} is unreachable", hosts[i].0);
+    let opts = SweepOptions {
+        count: 1,
+        period: Duration::ZERO,
+        interval,
+        timeout,
+    };
+    let results = pinger.sweep_with_retries(addrs, opts, args.retries).await;
+    if !args.quiet {
+        let mut out = std::io::stdout().lock();
+        for ((name, _), r) in hosts.iter().zip(&results) {
+            let state = if r.alive() { "alive" } else { "unreachable" };
+            let _ = writeln!(out, "{name} is {state}");
         }
     }
     results
+}
+
+/// Fast ping of the store's devices, once or every `--interval` seconds.
+async fn devices_mode(args: PingArgs) -> Result<u8, (u8, String)> {
+    use crate::poller::engine::Engine;
+    use crate::poller::fastping::FastPing;
+    use std::sync::Arc;
+
+    // Exactly one of --all and a list of devices.
+    if args.all != args.fping.hosts.is_empty() {
+        return Err((
+            EXIT_INVALID,
+            "give either --all or the devices to ping".into(),
+        ));
+    }
+    if args.interval == Some(0) {
+        return Err((EXIT_INVALID, "--interval must be at least 1 second".into()));
+    }
+    let system = |e: anyhow::Error| (EXIT_SYSTEM, format!("{e:#}"));
+    let mut loaded = args.config.load().await.map_err(system)?;
+    if let Some(s) = args.interval {
+        loaded.settings.fast_ping.interval = s;
+    }
+    loaded.settings.icmp_check = true;
+    let db = loaded.db.clone();
+    let engine = Arc::new(
+        Engine::start(Arc::new(loaded.settings), db.clone())
+            .await
+            .map_err(system)?,
+    );
+    let Some(mut fast) = FastPing::new(engine.clone()) else {
+        return Err((
+            EXIT_SYSTEM,
+            "ICMP echo is not permitted for this process: run as root, give the binary              CAP_NET_RAW, or allow unprivileged ping sockets (sysctl net.ipv4.ping_group_range)"
+                .into(),
+        ));
+    };
+    let db_err = |e: crate::db::DbError| (EXIT_SYSTEM, e.to_string());
+    let list = if args.all {
+        fast.devices().await.map_err(db_err)?
+    } else {
+        let mut list = Vec::new();
+        for spec in &args.fping.hosts {
+            let found = crate::db::devices::find(&db, spec).await.map_err(db_err)?;
+            if found.is_empty() {
+                return Err((EXIT_NOT_FOUND, format!("no device matches {spec}")));
+            }
+            list.extend(found);
+        }
+        list
+    };
+    let quiet = args.fping.quiet;
+    let code = match args.interval {
+        None => {
+            let outcomes = fast.round(list).await.map_err(db_err)?;
+            if !quiet {
+                for o in &outcomes {
+                    println!("{}", device_line(o));
+                }
+            }
+            if outcomes.iter().all(|o| o.status) {
+                EXIT_ALL_ALIVE
+            } else {
+                EXIT_SOME_UNREACHABLE
+            }
+        }
+        Some(_) => {
+            let stop = tokio_util::sync::CancellationToken::new();
+            let signals = stop.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                signals.cancel();
+            });
+            let mut round = 0u64;
+            fast.run(stop, |outcomes| {
+                round += 1;
+                let up = outcomes.iter().filter(|o| o.status).count();
+                if !quiet {
+                    for o in outcomes.iter().filter(|o| o.changed) {
+                        println!("{}", device_line(o));
+                    }
+                }
+                println!(
+                    "round {round}: {} devices, {up} up, {} down, {} changed",
+                    outcomes.len(),
+                    outcomes.len() - up,
+                    outcomes.iter().filter(|o| o.changed).count()
+                );
+            })
+            .await;
+            EXIT_ALL_ALIVE
+        }
+    };
+    drop(engine);
+    db.close().await;
+    Ok(code)
+}
+
+fn device_line(o: &crate::poller::fastping::PingOutcome) -> String {
+    let state = if o.status {
+        "up".to_string()
+    } else {
+        format!("down ({})", o.status_reason)
+    };
+    let mut line = format!(
+        "{} ({}) : {state}, xmt/rcv = {}/{}",
+        o.hostname, o.device_id, o.transmitted, o.received
+    );
+    if o.received > 0 {
+        line.push_str(&format!(", avg {} ms", fping_ms(o.avg_ms)));
+    }
+    if let Some(e) = &o.error {
+        line.push_str(&format!(", {e}"));
+    }
+    line
 }
 
 #[cfg(test)]

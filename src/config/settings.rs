@@ -94,6 +94,21 @@ pub struct PingSettings {
     pub retries: u32,
 }
 
+/// ironpoll's fast ping (`fast_ping.*`): every device pinged between polls.
+#[derive(Debug, Clone)]
+pub struct FastPingSettings {
+    /// Run the fast-ping loop in `ironpoll run`.
+    pub enable: bool,
+    /// Seconds between two pings of a device.
+    pub interval: u32,
+    /// Echoes per device per round (then `fping_options.retries` more for
+    /// a device that did not answer).
+    pub count: u32,
+    /// Step of icmp-perf.rrd written by fast ping; 0 writes it only from
+    /// the regular poll, at `rrd.step`.
+    pub rrd_step: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct PollerSettings {
     pub frequency: u32,
@@ -178,6 +193,7 @@ pub struct Settings {
     pub rrd: RrdSettings,
     pub snmp: SnmpSettings,
     pub ping: PingSettings,
+    pub fast_ping: FastPingSettings,
     pub icmp_check: bool,
     pub poller: PollerSettings,
     pub modules: ModuleSettings,
@@ -257,6 +273,12 @@ impl Settings {
                 timeout_ms: 500,
                 tos: 0,
                 retries: 2,
+            },
+            fast_ping: FastPingSettings {
+                enable: true,
+                interval: 30,
+                count: 1,
+                rrd_step: 0,
             },
             icmp_check: true,
             poller: PollerSettings {
@@ -408,6 +430,14 @@ impl Settings {
             "fping_options.tos" => self.ping.tos = ranged(v, 0, 255).map_err(inv)? as u8,
             "fping_options.retries" => self.ping.retries = ranged(v, 0, 100).map_err(inv)? as u32,
             "icmp_check" => self.icmp_check = boolean(v).map_err(inv)?,
+            "fast_ping.enable" => self.fast_ping.enable = boolean(v).map_err(inv)?,
+            "fast_ping.interval" => {
+                self.fast_ping.interval = ranged(v, 1, 3_600).map_err(inv)? as u32
+            }
+            "fast_ping.count" => self.fast_ping.count = ranged(v, 1, 100).map_err(inv)? as u32,
+            "fast_ping.rrd_step" => {
+                self.fast_ping.rrd_step = ranged(v, 0, 86_400).map_err(inv)? as u32
+            }
             "service_poller_frequency" => {
                 self.poller.frequency = ranged(v, 1, 86_400).map_err(inv)? as u32
             }
@@ -510,6 +540,17 @@ impl Settings {
                 reason: format!("must not be below rrd.step ({})", self.rrd.step),
             });
         }
+        if self.fast_ping.rrd_step > self.rrd.step {
+            return Err(ConfigError::Invalid {
+                key: "fast_ping.rrd_step".into(),
+                shown: self.fast_ping.rrd_step.to_string(),
+                origin: self.source_of("fast_ping.rrd_step"),
+                reason: format!(
+                    "must not be above rrd.step ({}); 0 leaves icmp-perf.rrd to the poll",
+                    self.rrd.step
+                ),
+            });
+        }
         if self.mode == Mode::Librenms && self.db.url.is_empty() && self.db.database.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "db.database".into(),
@@ -570,6 +611,10 @@ impl Settings {
         add("fping_options.timeout", self.ping.timeout_ms.to_string());
         add("fping_options.tos", self.ping.tos.to_string());
         add("fping_options.retries", self.ping.retries.to_string());
+        add("fast_ping.enable", self.fast_ping.enable.to_string());
+        add("fast_ping.interval", self.fast_ping.interval.to_string());
+        add("fast_ping.count", self.fast_ping.count.to_string());
+        add("fast_ping.rrd_step", self.fast_ping.rrd_step.to_string());
         add("icmp_check", self.icmp_check.to_string());
         add(
             "service_poller_frequency",

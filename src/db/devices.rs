@@ -154,6 +154,40 @@ pub async fn find(db: &Db, spec: &str) -> Result<Vec<Device>, DbError> {
     Ok(db.fetch(&st).await?.iter().map(device_from_row).collect())
 }
 
+/// Enabled devices of the given groups (all groups with None), in id
+/// order: what fast ping covers.
+pub async fn enabled(db: &Db, groups: Option<&[i64]>) -> Result<Vec<Device>, DbError> {
+    let d = db.dialect();
+    let mut st = Statement::new(format!(
+        "SELECT {} FROM `devices` WHERE `disabled` = 0",
+        select_list(d)
+    ));
+    if let Some(groups) = groups {
+        st.push(" AND `poller_group` IN (");
+        st.values(d, groups.iter().map(|g| Val::Int(*g)));
+        st.push(")");
+    }
+    st.push(" ORDER BY `device_id`");
+    Ok(db.fetch(&st).await?.iter().map(device_from_row).collect())
+}
+
+/// `device_relationships` as (parent, child) pairs.
+pub async fn relationships(db: &Db) -> Result<Vec<(u32, u32)>, DbError> {
+    let st =
+        Statement::new("SELECT `parent_device_id`, `child_device_id` FROM `device_relationships`");
+    Ok(db
+        .fetch(&st)
+        .await?
+        .iter()
+        .map(|r| {
+            (
+                r.u64("parent_device_id").unwrap_or(0) as u32,
+                r.u64("child_device_id").unwrap_or(0) as u32,
+            )
+        })
+        .collect())
+}
+
 /// A device LibreNMS's dispatcher would poll now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Due {

@@ -122,3 +122,45 @@ impl Pinger {
         results
     }
 }
+
+impl Pinger {
+    /// A sweep, then up to `retries` more echoes for each host that has not
+    /// answered yet, each waiting 1.5 times longer than the one before
+    /// (fping's `-r` and `-B 1.5`). Results add up per host.
+    pub async fn sweep_with_retries(
+        &self,
+        hosts: &[IpAddr],
+        opts: SweepOptions,
+        retries: u32,
+    ) -> Vec<PingResult> {
+        let mut results = self.sweep(hosts, opts, |_| {}).await;
+        let mut timeout = opts.timeout;
+        for _ in 0..retries {
+            let waiting: Vec<usize> = (0..hosts.len())
+                .filter(|&i| results[i].received == 0 && results[i].error.is_none())
+                .collect();
+            if waiting.is_empty() {
+                break;
+            }
+            timeout = timeout.mul_f64(1.5);
+            let batch: Vec<IpAddr> = waiting.iter().map(|&i| hosts[i]).collect();
+            let retry = SweepOptions {
+                count: 1,
+                period: Duration::ZERO,
+                interval: opts.interval,
+                timeout,
+            };
+            for (&i, r) in waiting.iter().zip(self.sweep(&batch, retry, |_| {}).await) {
+                let total = &mut results[i];
+                total.transmitted += r.transmitted;
+                total.received += r.received;
+                total.rtts.extend(r.rtts);
+                total.duplicates += r.duplicates;
+                if total.error.is_none() {
+                    total.error = r.error;
+                }
+            }
+        }
+        results
+    }
+}

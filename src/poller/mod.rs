@@ -7,6 +7,7 @@
 //! outcome in the report, never an error.
 
 pub mod engine;
+pub mod fastping;
 pub mod status;
 
 use std::collections::BTreeSet;
@@ -322,7 +323,7 @@ fn unpack_ip(b: &[u8]) -> Option<IpAddr> {
 
 /// The device's address: a literal, or a DNS answer (IPv6 preferred for
 /// udp6/tcp6 devices, IPv4 otherwise).
-async fn resolve(device: &Device) -> Result<IpAddr, String> {
+pub(crate) async fn resolve(device: &Device) -> Result<IpAddr, String> {
     let host = device.poll_host().trim_matches(['[', ']']);
     if host.is_empty() {
         return Err(format!("device {}: no hostname", device.device_id));

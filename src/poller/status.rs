@@ -132,6 +132,12 @@ fn update_outages(poll: &mut Poll<'_>, up: bool) {
 /// last_ping, last_ping_timetaken, device_stats and icmp-perf.rrd from a
 /// ping, as LibreNMS saves them after its fping.
 pub fn save_ping_stats(poll: &mut Poll<'_>, p: &PingResult) {
+    save_ping_row(poll, p);
+    poll.rrd(&["icmp-perf"], super::ICMP_PERF_DEF, icmp_perf_values(p));
+}
+
+/// last_ping, last_ping_timetaken and device_stats from a ping.
+pub fn save_ping_row(poll: &mut Poll<'_>, p: &PingResult) {
     poll.set_device("last_ping", Val::Now);
     let avg = p.avg();
     if avg != 0.0 {
@@ -157,7 +163,6 @@ pub fn save_ping_stats(poll: &mut Poll<'_>, p: &PingResult) {
             ("updated_at", Val::Now),
         ],
     ));
-    poll.rrd(&["icmp-perf"], super::ICMP_PERF_DEF, icmp_perf_values(p));
 }
 
 /// LibreNMS's `DeviceStats::fillStats`: last, previous and an exponentially

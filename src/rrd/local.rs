@@ -75,11 +75,11 @@ impl LocalFiles {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
-        let args: Vec<String> = self
-            .spec
+        let spec = first.create_spec(&self.spec);
+        let args: Vec<String> = spec
             .ds_args(first.def)
             .into_iter()
-            .chain(self.spec.rra_args())
+            .chain(spec.rra_args())
             .collect();
         let c_args = to_c(&args)?;
         let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
@@ -91,7 +91,7 @@ impl LocalFiles {
             rrd_sys::rrd_clear_error();
             rrd_sys::rrd_create_r2(
                 filename.as_ptr(),
-                libc::c_ulong::from(self.spec.step),
+                libc::c_ulong::from(spec.step),
                 start as libc::time_t,
                 1,
                 sources.as_mut_ptr(),

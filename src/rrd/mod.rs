@@ -200,6 +200,9 @@ pub struct RrdUpdate {
     pub def: &'static RrdDef,
     pub time: i64,
     pub values: Vec<Datum>,
+    /// How to create the file when it differs from the writer's step,
+    /// heartbeat and RRAs (icmp-perf.rrd at the fast-ping step).
+    pub spec: Option<std::sync::Arc<CreateSpec>>,
 }
 
 impl RrdUpdate {
@@ -210,7 +213,19 @@ impl RrdUpdate {
             def,
             time,
             values,
+            spec: None,
         }
+    }
+
+    /// The same update, for a file created with `spec`.
+    pub fn with_spec(mut self, spec: std::sync::Arc<CreateSpec>) -> RrdUpdate {
+        self.spec = Some(spec);
+        self
+    }
+
+    /// How the file is created: its own spec, or the writer's.
+    pub fn create_spec<'a>(&'a self, default: &'a CreateSpec) -> &'a CreateSpec {
+        self.spec.as_deref().unwrap_or(default)
     }
 
     /// `time:v1:v2:...` as rrdtool takes it.

@@ -358,7 +358,8 @@ impl Task {
             for (file, ups) in missing {
                 let start = ups.iter().map(|u| u.time).min().unwrap_or(0) - 1;
                 let path = file.relative();
-                let cmd = rrdcached::create_command(&path, &self.spec, ups[0].def, start);
+                let spec = ups[0].create_spec(&self.spec);
+                let cmd = rrdcached::create_command(&path, spec, ups[0].def, start);
                 let conn = self.conn.as_mut().expect("connected above");
                 match conn.create(&path, &cmd).await {
                     Ok(Ok(())) => {

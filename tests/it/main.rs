@@ -7,6 +7,7 @@
 mod cli;
 mod conformance;
 mod engine;
+mod fastping;
 mod faults;
 mod golden;
 mod harness;

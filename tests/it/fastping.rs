@@ -1,0 +1,306 @@
+//! Fast ping against hosts a test network makes: a network namespace behind
+//! a veth pair (addresses answering, one dropping half the echoes with
+//! nftables) and blackhole routes that make some of them unreachable. Statuses, outages,
+//! eventlog, device_stats and icmp-perf.rrd are checked after each change.
+//!
+//! Needs root (raw ICMP, namespaces), `ip` (iproute2), `nft` (nftables) and
+//! `rrdtool`; `./misc/test.sh` installs them. The kernel here has no
+//! sch_netem, so slow hosts are not made.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use ironpoll::config::{Layer, Mode, Source, resolve, settings_defaults};
+use ironpoll::db::{Db, Statement, Val};
+use ironpoll::poller::engine::Engine;
+use ironpoll::poller::fastping::{FastPing, PingOutcome};
+
+use crate::harness::{add_device, sqlite_store};
+use crate::support::*;
+use crate::within;
+
+/// A namespace, its veth pair and blackhole routes, removed on drop.
+struct TestNet {
+    ns: String,
+    veth: String,
+    prefix: String,
+    blackholes: Vec<String>,
+}
+
+fn sh(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(tool(args[0]))
+        .args(&args[1..])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl TestNet {
+    fn new() -> TestNet {
+        let id = std::process::id() % 200 + 20;
+        let net = TestNet {
+            ns: format!("ipfp{id}"),
+            veth: format!("ipfp{id}a"),
+            prefix: format!("10.251.{id}"),
+            blackholes: Vec::new(),
+        };
+        let p = net.prefix.clone();
+        let peer = format!("ipfp{id}b");
+        let ns = net.ns.clone();
+        let mut steps: Vec<Vec<String>> = Vec::new();
+        let mut step = |args: &[&str]| steps.push(args.iter().map(|a| a.to_string()).collect());
+        let in_ns = |args: &[&str]| {
+            let mut v = vec!["ip", "netns", "exec", ns.as_str()];
+            v.extend_from_slice(args);
+            v.iter().map(|a| a.to_string()).collect::<Vec<String>>()
+        };
+        step(&["ip", "netns", "add", &ns]);
+        step(&[
+            "ip", "link", "add", &net.veth, "type", "veth", "peer", "name", &peer,
+        ]);
+        step(&["ip", "link", "set", &peer, "netns", &ns]);
+        step(&["ip", "addr", "add", &format!("{p}.1/24"), "dev", &net.veth]);
+        step(&["ip", "link", "set", &net.veth, "up"]);
+        // .2 answers, .3 loses half its echoes, .9 and .10 answer once
+        // their blackhole routes are gone.
+        let mut ns_steps = Vec::new();
+        for host in [2, 3, 9, 10] {
+            let addr = format!("{p}.{host}/24");
+            ns_steps.push(in_ns(&["ip", "addr", "add", &addr, "dev", &peer]));
+        }
+        ns_steps.push(in_ns(&["ip", "link", "set", &peer, "up"]));
+        ns_steps.push(in_ns(&["nft", "add", "table", "inet", "t"]));
+        ns_steps.push(in_ns(&[
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            "t",
+            "in",
+            "{ type filter hook input priority 0; }",
+        ]));
+        let lossy = format!("{p}.3");
+        ns_steps.push(in_ns(&[
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "t",
+            "in",
+            "ip",
+            "daddr",
+            &lossy,
+            "icmp",
+            "type",
+            "echo-request",
+            "numgen",
+            "random",
+            "mod",
+            "2",
+            "==",
+            "0",
+            "drop",
+        ]));
+        steps.extend(ns_steps);
+        for step in steps {
+            let args: Vec<&str> = step.iter().map(String::as_str).collect();
+            if let Err(e) = sh(&args) {
+                panic!(
+                    "cannot build the test network ({e}): these tests need root, network \
+                     namespaces, iproute2 and nftables: {SETUP_HINT}"
+                );
+            }
+        }
+        net
+    }
+
+    fn addr(&self, host: u8) -> String {
+        format!("{}.{host}", self.prefix)
+    }
+
+    fn blackhole(&mut self, host: u8) {
+        let route = format!("{}/32", self.addr(host));
+        sh(&["ip", "route", "add", "blackhole", &route]).unwrap();
+        self.blackholes.push(route);
+    }
+
+    fn clear_blackhole(&mut self, host: u8) {
+        let route = format!("{}/32", self.addr(host));
+        sh(&["ip", "route", "del", "blackhole", &route]).unwrap();
+        self.blackholes.retain(|r| *r != route);
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        for r in &self.blackholes {
+            let _ = sh(&["ip", "route", "del", "blackhole", r]);
+        }
+        let _ = sh(&["ip", "link", "del", &self.veth]);
+        let _ = sh(&["ip", "netns", "del", &self.ns]);
+    }
+}
+
+async fn rows(db: &Db, sql: &str) -> Vec<Vec<Val>> {
+    db.fetch(&Statement::new(sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.values().to_vec())
+        .collect()
+}
+
+fn by_id(outcomes: &[PingOutcome], id: u32) -> &PingOutcome {
+    outcomes
+        .iter()
+        .find(|o| o.device_id == id)
+        .expect("outcome")
+}
+
+/// `rrdtool lastupdate` values of a device's icmp-perf.rrd: avg xmt rcv min max.
+fn icmp_perf_last(rrd_dir: &std::path::Path, host: &str) -> Vec<f64> {
+    let file = rrd_dir.join(host).join("icmp-perf.rrd");
+    let out = Command::new(tool("rrdtool"))
+        .arg("lastupdate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}: {}", file.display(), stderr(&out));
+    let text = stdout(&out);
+    let last = text.lines().last().unwrap_or("");
+    last.split_once(':')
+        .map(|(_, v)| {
+            v.split_whitespace()
+                .map(|x| x.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_ping_follows_hosts_going_down_and_up() {
+    let mut net = TestNet::new();
+    within(120, async {
+        let store = sqlite_store().await;
+        let db = &store.db;
+        let rrd_dir = tempfile::tempdir().unwrap();
+        let none = serde_json::Map::new();
+        let up = add_device(db, &net.addr(2), &none).await;
+        let lossy = add_device(db, &net.addr(3), &none).await;
+        // The child gets the lower id, so id order alone would write it first.
+        let child = add_device(db, &net.addr(10), &none).await;
+        let parent = add_device(db, &net.addr(9), &none).await;
+        let nowhere = add_device(db, "no-such-host.invalid", &none).await;
+        // A device the last poll found down on SNMP stays down on SNMP.
+        let snmp_down = add_device(db, &net.addr(2), &none).await;
+        db.execute(&Statement::new(format!(
+            "UPDATE `devices` SET `status` = 0, `status_reason` = 'snmp' WHERE `device_id` = {snmp_down}"
+        )))
+        .await
+        .unwrap();
+        db.execute(&Statement::new(format!(
+            "INSERT INTO `device_relationships` (`parent_device_id`, `child_device_id`) VALUES ({parent}, {child})"
+        )))
+        .await
+        .unwrap();
+        net.blackhole(9);
+        net.blackhole(10);
+
+        let mut layer = Layer::new(Source::Flag, true);
+        for (k, v) in [
+            ("rrd_dir", rrd_dir.path().display().to_string()),
+            ("fast_ping.rrd_step", "10".into()),
+            ("fast_ping.count", "20".into()),
+            ("fping_options.interval", "20".into()),
+            ("fping_options.timeout", "300".into()),
+            ("fping_options.retries", "1".into()),
+        ] {
+            layer.set(k, serde_json::Value::String(v));
+        }
+        let settings = resolve(&[layer], settings_defaults(Mode::Standalone)).unwrap();
+        let engine = Arc::new(Engine::start(Arc::new(settings), db.clone()).await.unwrap());
+        let mut fast = FastPing::new(engine.clone()).expect("this test runs as root: raw ICMP");
+
+        // Round 1: the blackholed pair and the unresolvable name go down.
+        let round = fast.round(fast.devices().await.unwrap()).await.unwrap();
+        assert!(by_id(&round, up).status);
+        assert_eq!(by_id(&round, up).received, 20);
+        let l = by_id(&round, lossy);
+        assert!(l.status, "half the echoes answered is up");
+        assert!(l.received > 0 && l.received < l.transmitted, "{l:?}");
+        for id in [child, parent, nowhere] {
+            let o = by_id(&round, id);
+            assert!(!o.status, "{o:?}");
+            assert_eq!(o.status_reason, "icmp");
+        }
+        assert!(by_id(&round, nowhere).error.as_deref().unwrap().contains("no-such-host.invalid"));
+        let s = by_id(&round, snmp_down);
+        assert!(!s.status && s.status_reason == "snmp", "{s:?}");
+        // Parents first, in the round and in the rows written.
+        let pos = |id| round.iter().position(|o| o.device_id == id).unwrap();
+        assert!(pos(parent) < pos(child));
+        let downs = rows(db, "SELECT `device_id` FROM `eventlog` WHERE `type` = 'down' ORDER BY `event_id`").await;
+        let downs: Vec<i64> = downs.iter().map(|r| r[0].as_i64().unwrap()).collect();
+        let at = |id: u32| downs.iter().position(|d| *d == i64::from(id)).unwrap();
+        assert!(at(parent) < at(child), "{downs:?}");
+        assert!(!downs.contains(&i64::from(snmp_down)));
+        let outages = rows(db, "SELECT `device_id` FROM `device_outages` WHERE `up_again` IS NULL ORDER BY `id`").await;
+        let outages: Vec<i64> = outages.iter().map(|r| r[0].as_i64().unwrap()).collect();
+        assert!(outages.contains(&i64::from(parent)) && outages.contains(&i64::from(child)));
+        assert!(outages.iter().position(|d| *d == i64::from(parent)) < outages.iter().position(|d| *d == i64::from(child)));
+        // Ping statistics and the RRD at the fast-ping step.
+        let stats = rows(db, &format!("SELECT `ping_loss_last`, `ping_rtt_last` FROM `device_stats` WHERE `device_id` = {lossy}")).await;
+        let loss = stats[0][0].as_f64().unwrap();
+        assert!(loss > 0.0 && loss < 100.0, "{loss}");
+        let perf = icmp_perf_last(rrd_dir.path(), &net.addr(2));
+        assert_eq!(&perf[1..3], &[20.0, 20.0], "xmt and rcv of {perf:?}");
+        let perf = icmp_perf_last(rrd_dir.path(), &net.addr(9));
+        assert_eq!(perf[2], 0.0, "nothing received from a blackholed host: {perf:?}");
+        let info = Command::new(tool("rrdtool"))
+            .arg("info")
+            .arg(rrd_dir.path().join(net.addr(2)).join("icmp-perf.rrd"))
+            .output()
+            .unwrap();
+        assert!(stdout(&info).contains("step = 10"), "{}", stdout(&info));
+        let last_ping = rows(db, &format!("SELECT `last_ping`, `last_ping_timetaken` FROM `devices` WHERE `device_id` = {up}")).await;
+        assert!(!last_ping[0][0].is_null() && last_ping[0][1].as_f64().unwrap() > 0.0);
+
+        // Round 2: nothing changed; nothing is logged again.
+        let events_before = rows(db, "SELECT COUNT(*) FROM `eventlog`").await[0][0].as_i64();
+        let round = fast.round(fast.devices().await.unwrap()).await.unwrap();
+        assert!(round.iter().all(|o| !o.changed), "{round:?}");
+        assert_eq!(rows(db, "SELECT COUNT(*) FROM `eventlog`").await[0][0].as_i64(), events_before);
+
+        // Round 3: the parent answers again; its outage closes, the child's stays.
+        net.clear_blackhole(9);
+        let round = fast.round(fast.devices().await.unwrap()).await.unwrap();
+        assert!(
+            by_id(&round, parent).status && by_id(&round, parent).changed,
+            "{:?}",
+            by_id(&round, parent)
+        );
+        assert!(!by_id(&round, child).status && !by_id(&round, child).changed);
+        let open = rows(db, &format!("SELECT COUNT(*) FROM `device_outages` WHERE `device_id` = {parent} AND `up_again` IS NULL")).await;
+        assert_eq!(open[0][0].as_i64(), Some(0));
+        let open = rows(db, &format!("SELECT COUNT(*) FROM `device_outages` WHERE `device_id` = {child} AND `up_again` IS NULL")).await;
+        assert_eq!(open[0][0].as_i64(), Some(1));
+        let ups = rows(db, &format!("SELECT `message` FROM `eventlog` WHERE `type` = 'up' AND `device_id` = {parent}")).await;
+        assert_eq!(ups.len(), 1);
+        assert!(ups[0][0].as_str().unwrap().contains("from icmp check"), "{ups:?}");
+        let perf = icmp_perf_last(rrd_dir.path(), &net.addr(9));
+        assert!(perf[2] > 0.0, "the parent answers again: {perf:?}");
+        drop(fast);
+        if let Ok(engine) = Arc::try_unwrap(engine) {
+            let _ = engine.finish().await;
+        }
+    })
+    .await;
+}
