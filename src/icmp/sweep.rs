@@ -3,19 +3,21 @@
 //! between two echoes to the same host (`-p`), `count` rounds (`-c`), each
 //! echo waiting at most `timeout` (`-t`).
 //!
-//! One task drives every echo: sends are released in batches as their time
-//! comes (the timer's resolution is a millisecond, fping's `-i` can be a
-//! tenth of one), replies are matched by the pinger's socket task.
+//! One task drives a whole sweep: sends are released in batches as their
+//! time comes (the timer's resolution is a millisecond, fping's `-i` can be
+//! a tenth of one); replies come from the socket's receive task over one
+//! channel; deadlines are walked in send order, since every echo of a sweep
+//! waits the same time. No task, timer or channel per echo.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
-use surge_ping::{PingIdentifier, PingSequence, SurgeError};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{PAYLOAD, PingResult, Pinger, is_echo_reply};
+use super::{Family, PingResult, Pinger, Reply, send_echo};
 
 /// fping's pacing options.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,6 +39,31 @@ pub struct Echo {
     pub rtt_ms: Option<f64>,
 }
 
+/// Where one echo stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Waiting,
+    Answered,
+    Lost,
+}
+
+/// The sequence numbers of a sweep, routed to it until it ends.
+struct Registration {
+    families: Vec<Arc<Family>>,
+    seqs: Vec<u16>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        for f in &self.families {
+            let mut routes = f.routes.lock();
+            for s in &self.seqs {
+                routes.remove(s);
+            }
+        }
+    }
+}
+
 impl Pinger {
     /// Pings every host `count` times with fping's pacing. `on_echo` sees
     /// each echo's outcome as it completes; the result holds one summary
@@ -50,7 +77,7 @@ impl Pinger {
         let n = hosts.len();
         let mut results: Vec<PingResult> = hosts
             .iter()
-            .map(|h| match self.client_for(*h) {
+            .map(|h| match self.family(*h) {
                 Ok(_) => PingResult::default(),
                 Err(e) => PingResult {
                     error: Some(e.into()),
@@ -58,65 +85,143 @@ impl Pinger {
                 },
             })
             .collect();
-        if n == 0 || opts.count == 0 {
+        let count = opts.count.min(u32::from(u16::MAX));
+        if n == 0 || count == 0 {
             return results;
         }
+        // One sequence number per round, routed to this sweep.
+        let first_seq = self
+            .next_seq
+            .fetch_add(count as u16, std::sync::atomic::Ordering::Relaxed);
+        let seqs: Vec<u16> = (0..count)
+            .map(|r| first_seq.wrapping_add(r as u16))
+            .collect();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
+        let mut families: Vec<Arc<Family>> = vec![self.v4.clone()];
+        families.extend(self.v6.clone());
+        for f in &families {
+            let mut routes = f.routes.lock();
+            for s in &seqs {
+                routes.insert(*s, tx.clone());
+            }
+        }
+        let _registration = Registration { families, seqs };
+        drop(tx);
+
+        let index: HashMap<IpAddr, usize> = hosts
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, h)| (*h, i))
+            .collect();
         // A round lasts a period, or longer when the hosts do not fit in
         // it at the interval.
         let round_len = opts.period.max(opts.interval * n as u32);
-        let ident = PingIdentifier(self.take_sequences(1));
-        let first_seq = self.take_sequences(opts.count.min(u32::from(u16::MAX)) as u16);
-        let total = n as u64 * u64::from(opts.count);
+        let total = n * count as usize;
         let start = Instant::now();
-        let due = |k: u64| {
-            let (round, host) = ((k / n as u64) as u32, (k % n as u64) as u32);
-            start + round_len * round + opts.interval * host
-        };
-        let mut pending = FuturesUnordered::new();
-        let mut next = 0u64;
-        while next < total || !pending.is_empty() {
+        let due = |k: usize| start + round_len * (k / n) as u32 + opts.interval * (k % n) as u32;
+        let mut sent_at: Vec<Instant> = Vec::with_capacity(total);
+        let mut state: Vec<State> = Vec::with_capacity(total);
+        let mut expired = 0usize;
+        // Echoes sent and neither answered nor expired.
+        let mut waiting = 0usize;
+        let mut inbox: Vec<Reply> = Vec::new();
+        loop {
+            // Send what is due.
             let now = Instant::now();
-            while next < total && due(next) <= now {
-                let (round, h) = ((next / n as u64) as u32, (next % n as u64) as usize);
-                next += 1;
+            while sent_at.len() < total && due(sent_at.len()) <= now {
+                let k = sent_at.len();
+                let (round, h) = ((k / n) as u32, k % n);
                 let host = hosts[h];
-                let Ok(client) = self.client_for(host) else {
+                let seq = first_seq.wrapping_add(round as u16);
+                let outcome = match self.family(host) {
+                    Ok(f) => {
+                        results[h].transmitted += 1;
+                        let t = Instant::now();
+                        send_echo(f, host, self.ident, seq).await.map(|_| t)
+                    }
+                    Err(e) => Err(std::io::Error::other(e)),
+                };
+                match outcome {
+                    Ok(t) => {
+                        sent_at.push(t);
+                        state.push(State::Waiting);
+                        waiting += 1;
+                    }
+                    Err(e) => {
+                        tracing::debug!(%host, "echo not sent: {e}");
+                        sent_at.push(Instant::now());
+                        state.push(State::Lost);
+                        on_echo(&Echo {
+                            host: h,
+                            round,
+                            rtt_ms: None,
+                        });
+                    }
+                }
+            }
+            // Take the replies that have come.
+            while let Ok(reply) = rx.try_recv() {
+                inbox.push(reply);
+            }
+            for reply in inbox.drain(..) {
+                let Some(&h) = index.get(&reply.from) else {
                     continue;
                 };
-                results[h].transmitted += 1;
-                let seq = PingSequence(first_seq.wrapping_add(round as u16));
-                let client = client.clone();
-                let timeout = opts.timeout;
-                pending.push(async move {
-                    let mut pinger = client.pinger(host, ident).await;
-                    pinger.timeout(timeout);
-                    (h, round, pinger.ping(seq, &PAYLOAD).await)
-                });
-            }
-            let wake = (next < total).then(|| due(next));
-            tokio::select! {
-                Some((h, round, outcome)) = pending.next(), if !pending.is_empty() => {
-                    let r = &mut results[h];
-                    let rtt_ms = match outcome {
-                        Ok((packet, rtt)) if is_echo_reply(&packet) => {
-                            let ms = rtt.as_secs_f64() * 1000.0;
-                            r.received += 1;
-                            r.rtts.push(ms);
-                            Some(ms)
-                        }
-                        Ok(_) | Err(SurgeError::Timeout { .. }) => None,
-                        Err(SurgeError::IdenticalRequests { .. }) => {
-                            r.duplicates += 1;
-                            None
-                        }
-                        Err(e) => {
-                            r.error.get_or_insert_with(|| e.to_string());
-                            None
-                        }
-                    };
-                    on_echo(&Echo { host: h, round, rtt_ms });
+                let round = u32::from(reply.seq.wrapping_sub(first_seq));
+                let k = round as usize * n + h;
+                if round >= count || k >= sent_at.len() {
+                    continue;
                 }
-                _ = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
+                let rtt = reply.at.saturating_duration_since(sent_at[k]);
+                match state[k] {
+                    State::Waiting if rtt <= opts.timeout => {
+                        state[k] = State::Answered;
+                        waiting -= 1;
+                        let ms = rtt.as_secs_f64() * 1000.0;
+                        let r = &mut results[h];
+                        r.received += 1;
+                        r.rtts.push(ms);
+                        on_echo(&Echo {
+                            host: h,
+                            round,
+                            rtt_ms: Some(ms),
+                        });
+                    }
+                    State::Answered => results[h].duplicates += 1,
+                    // Late: counted lost, as fping does.
+                    _ => {}
+                }
+            }
+            // Walk the deadlines in send order.
+            let now = Instant::now();
+            while expired < sent_at.len() && sent_at[expired] + opts.timeout <= now {
+                if state[expired] == State::Waiting {
+                    state[expired] = State::Lost;
+                    waiting -= 1;
+                    let (round, h) = ((expired / n) as u32, expired % n);
+                    on_echo(&Echo {
+                        host: h,
+                        round,
+                        rtt_ms: None,
+                    });
+                }
+                expired += 1;
+            }
+            if sent_at.len() == total && waiting == 0 {
+                break;
+            }
+            // Wake for the next send or the next deadline, or a reply.
+            let next_send = (sent_at.len() < total).then(|| due(sent_at.len()));
+            let next_deadline = (expired < sent_at.len()).then(|| sent_at[expired] + opts.timeout);
+            let wake = match (next_send, next_deadline) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => break,
+            };
+            tokio::select! {
+                Some(r) = rx.recv() => inbox.push(r),
+                _ = tokio::time::sleep_until(wake) => {}
             }
         }
         results

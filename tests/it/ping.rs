@@ -99,3 +99,36 @@ fn exit_codes_follow_fping() {
     );
     assert_eq!(ironpoll_ping(&[]).status.code(), Some(3));
 }
+
+#[test]
+fn many_hosts_and_rounds_have_no_sequence_ceiling() {
+    // 2,000 hosts x 40 rounds = 80,000 echoes, past the 65,536 sequence
+    // numbers a per-echo numbering would run out of.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts");
+    let hosts: Vec<String> = (0..2000)
+        .map(|i| format!("127.94.{}.{}", i / 200, i % 200 + 1))
+        .collect();
+    std::fs::write(&file, hosts.join("\n")).unwrap();
+    let out = ironpoll_ping(&[
+        "-q",
+        "-c",
+        "40",
+        "-p",
+        "50",
+        "-i",
+        "0.01",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summaries: Vec<String> = stderr(&out).lines().map(str::to_string).collect();
+    assert_eq!(summaries.len(), 2000);
+    assert!(
+        summaries
+            .iter()
+            .all(|l| l.contains("xmt/rcv/%loss = 40/40/0%")),
+        "{:?}",
+        summaries.iter().find(|l| !l.contains("40/40/0%"))
+    );
+}
