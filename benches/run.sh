@@ -42,6 +42,7 @@ for c in 8 32 128; do
 done
 run simulator-client-c32 cargo bench --locked --bench simulator -- --requests 200000 --concurrency 32 --load client
 run cycle cargo bench --locked --bench cycle -- --devices 10000 --sample 100 --concurrency 200
+run ping cargo bench --locked --bench ping -- --targets 10000 --seconds 60
 
 if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " =~ " fuzz " ]]; then
     log "results in $out"
