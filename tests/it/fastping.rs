@@ -45,7 +45,11 @@ fn sh(args: &[&str]) -> Result<(), String> {
 
 impl TestNet {
     fn new() -> TestNet {
-        let id = std::process::id() % 200 + 20;
+        // Distinct per test and per run; a leftover of a killed run with the
+        // same name is removed first.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = (std::process::id() * 7 + n * 101) % 230 + 20;
         let net = TestNet {
             ns: format!("ipfp{id}"),
             veth: format!("ipfp{id}a"),
@@ -55,6 +59,8 @@ impl TestNet {
         let p = net.prefix.clone();
         let peer = format!("ipfp{id}b");
         let ns = net.ns.clone();
+        let _ = sh(&["ip", "link", "del", &net.veth]);
+        let _ = sh(&["ip", "netns", "del", &net.ns]);
         let mut steps: Vec<Vec<String>> = Vec::new();
         let mut step = |args: &[&str]| steps.push(args.iter().map(|a| a.to_string()).collect());
         let in_ns = |args: &[&str]| {
@@ -303,4 +309,74 @@ async fn fast_ping_follows_hosts_going_down_and_up() {
         }
     })
     .await;
+}
+
+/// Waits until `sql` returns `want` in its first column, or fails after
+/// `secs` seconds.
+async fn wait_for(db: &Db, sql: &str, want: i64, secs: u64) {
+    for _ in 0..secs * 10 {
+        if rows(db, sql).await.first().and_then(|r| r[0].as_i64()) == Some(want) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{sql} did not become {want} within {secs} s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_notices_a_device_going_down_between_polls() {
+    let mut net = TestNet::new();
+    within(120, async {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("d.db").display());
+        let db = Db::open_sqlite(&url["sqlite:".len()..], 2).await.unwrap();
+        db.create_schema().await.unwrap();
+        // A ping-only device: its polls and its fast pings use ICMP alone.
+        let id = add_device(&db, &net.addr(2), &serde_json::Map::new()).await;
+        db.execute(&Statement::new(format!(
+            "UPDATE `devices` SET `snmp_disable` = 1 WHERE `device_id` = {id}"
+        )))
+        .await
+        .unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ironpoll"));
+        cmd.args(["run", "--db", &url])
+            // The next poll is 5 minutes away: only fast ping can notice.
+            .args(["--set", "service_poller_frequency=300"])
+            .args(["--set", "fast_ping.interval=1"])
+            .args(["--set", "fping_options.timeout=200"])
+            .args(["--set", &format!("rrd_dir={}", dir.path().join("rrd").display())])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = Guarded(cmd.spawn().unwrap());
+        let down = format!("SELECT `status` FROM `devices` WHERE `device_id` = {id}");
+        let polled = format!("SELECT COUNT(*) FROM `devices` WHERE `device_id` = {id} AND `last_polled` IS NOT NULL");
+        wait_for(&db, &polled, 1, 20).await;
+        wait_for(&db, &down, 1, 10).await;
+        let last_polled = format!("SELECT `last_polled` FROM `devices` WHERE `device_id` = {id}");
+        let first_poll = rows(&db, &last_polled).await;
+        net.blackhole(2);
+        wait_for(&db, &down, 0, 10).await;
+        let reason = rows(&db, &format!("SELECT `status_reason` FROM `devices` WHERE `device_id` = {id}")).await;
+        assert_eq!(reason[0][0].as_str(), Some("icmp"));
+        wait_for(&db, &format!("SELECT COUNT(*) FROM `device_outages` WHERE `device_id` = {id} AND `up_again` IS NULL"), 1, 10).await;
+        net.clear_blackhole(2);
+        wait_for(&db, &down, 1, 10).await;
+        wait_for(&db, &format!("SELECT COUNT(*) FROM `eventlog` WHERE `device_id` = {id} AND `type` = 'down'"), 1, 5).await;
+        let ups = format!("SELECT COUNT(*) FROM `eventlog` WHERE `device_id` = {id} AND `type` = 'up'");
+        assert_eq!(rows(&db, &ups).await[0][0].as_i64(), Some(1), "one up after the outage");
+        // No second poll ran: the changes came from fast ping.
+        assert_eq!(rows(&db, &last_polled).await, first_poll);
+        drop(child);
+    })
+    .await;
+}
+
+/// A child process killed when the test ends, passed or not.
+struct Guarded(std::process::Child);
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -32,7 +32,8 @@ fn shape(text: &str) -> Vec<String> {
 
 #[test]
 fn count_mode_prints_what_fping_prints() {
-    let args = ["-c", "3", "-p", "50", "127.0.0.1", "127.0.0.2"];
+    // IPv4 and IPv6 hosts in one sweep.
+    let args = ["-c", "3", "-p", "50", "127.0.0.1", "127.0.0.2", "::1"];
     let ours = ironpoll_ping(&args);
     let theirs = fping(&args);
     assert_eq!(ours.status.code(), Some(0), "{}", stderr(&ours));
@@ -40,6 +41,7 @@ fn count_mode_prints_what_fping_prints() {
     assert_eq!(shape(&stdout(&ours)), shape(&stdout(&theirs)));
     assert_eq!(shape(&stderr(&ours)), shape(&stderr(&theirs)));
     assert!(stderr(&ours).contains("127.0.0.2 : xmt/rcv/%loss = 3/3/0%, min/avg/max = "));
+    assert!(stderr(&ours).contains("::1       : xmt/rcv/%loss = 3/3/0%"));
     // Every echo answered, in rounds 0..2.
     for round in 0..3 {
         assert!(stdout(&ours).contains(&format!("127.0.0.1 : [{round}], 64 bytes, ")));
