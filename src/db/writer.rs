@@ -398,7 +398,10 @@ impl Default for DbWriterOptions {
         DbWriterOptions {
             flush_interval: Duration::from_millis(500),
             buffer_rows: 2_000_000,
-            batch_rows: 20_000,
+            // Large enough for multi-row statements of hundreds of rows;
+            // small enough that building them (a second copy of the rows,
+            // as SQL and binds) stays a few megabytes.
+            batch_rows: 5_000,
         }
     }
 }
