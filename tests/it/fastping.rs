@@ -5,7 +5,7 @@
 //!
 //! Needs root (raw ICMP, namespaces), `ip` (iproute2), `nft` (nftables) and
 //! `rrdtool`; `./misc/test.sh` installs them. The kernel here has no
-//! sch_netem, so slow hosts are not made.
+//! sch_netem, so slow replies come from a token-bucket qdisc instead.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use crate::within;
 struct TestNet {
     ns: String,
     veth: String,
+    peer: String,
     prefix: String,
     blackholes: Vec<String>,
 }
@@ -53,6 +54,7 @@ impl TestNet {
         let net = TestNet {
             ns: format!("ipfp{id}"),
             veth: format!("ipfp{id}a"),
+            peer: format!("ipfp{id}b"),
             prefix: format!("10.251.{id}"),
             blackholes: Vec::new(),
         };
@@ -136,6 +138,17 @@ impl TestNet {
         let route = format!("{}/32", self.addr(host));
         sh(&["ip", "route", "add", "blackhole", &route]).unwrap();
         self.blackholes.push(route);
+    }
+
+    /// Makes every reply from the namespace slow: a token bucket of 100
+    /// bytes a second holds each echo reply (98 bytes on the wire) about a
+    /// second behind the one before. (This kernel has no sch_netem.)
+    fn slow_replies(&self) {
+        let tc = [
+            "ip", "netns", "exec", &self.ns, "tc", "qdisc", "replace", "dev", &self.peer, "root",
+            "tbf", "rate", "800bit", "burst", "100", "latency", "10s",
+        ];
+        sh(&tc).unwrap_or_else(|e| panic!("cannot slow the test network ({e}): {SETUP_HINT}"));
     }
 
     fn clear_blackhole(&mut self, host: u8) {
@@ -303,6 +316,59 @@ async fn fast_ping_follows_hosts_going_down_and_up() {
         assert!(ups[0][0].as_str().unwrap().contains("from icmp check"), "{ups:?}");
         let perf = icmp_perf_last(rrd_dir.path(), &net.addr(9));
         assert!(perf[2] > 0.0, "the parent answers again: {perf:?}");
+        drop(fast);
+        if let Ok(engine) = Arc::try_unwrap(engine) {
+            let _ = engine.finish().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_host_is_up_with_its_round_trip_times_recorded() {
+    let net = TestNet::new();
+    net.slow_replies();
+    within(60, async {
+        let store = sqlite_store().await;
+        let db = &store.db;
+        let rrd_dir = tempfile::tempdir().unwrap();
+        let id = add_device(db, &net.addr(2), &serde_json::Map::new()).await;
+        let mut layer = Layer::new(Source::Flag, true);
+        for (k, v) in [
+            ("rrd_dir", rrd_dir.path().display().to_string()),
+            ("fast_ping.rrd_step", "10".into()),
+            ("fast_ping.count", "3".into()),
+            ("fping_options.interval", "20".into()),
+            ("fping_options.timeout", "5000".into()),
+        ] {
+            layer.set(k, serde_json::Value::String(v));
+        }
+        let settings = resolve(&[layer], settings_defaults(Mode::Standalone)).unwrap();
+        let engine = Arc::new(Engine::start(Arc::new(settings), db.clone()).await.unwrap());
+        let mut fast = FastPing::new(engine.clone()).expect("this test runs as root: raw ICMP");
+        let round = fast.round(fast.devices().await.unwrap()).await.unwrap();
+        let o = by_id(&round, id);
+        // Three echoes 20 ms apart; the replies leave about a second apart.
+        assert!(o.status && o.received == 3, "{o:?}");
+        assert!(o.avg_ms > 300.0, "{o:?}");
+        let stats = rows(
+            db,
+            &format!("SELECT `ping_rtt_last` FROM `device_stats` WHERE `device_id` = {id}"),
+        )
+        .await;
+        assert!(stats[0][0].as_f64().unwrap() > 300.0, "{stats:?}");
+        let taken = rows(
+            db,
+            &format!("SELECT `last_ping_timetaken` FROM `devices` WHERE `device_id` = {id}"),
+        )
+        .await;
+        assert!(taken[0][0].as_f64().unwrap() > 300.0, "{taken:?}");
+        // avg xmt rcv min max
+        let perf = icmp_perf_last(rrd_dir.path(), &net.addr(2));
+        assert!(
+            perf[0] > 300.0 && perf[4] > 1000.0 && perf[3] < perf[4],
+            "{perf:?}"
+        );
         drop(fast);
         if let Ok(engine) = Arc::try_unwrap(engine) {
             let _ = engine.finish().await;
