@@ -15,6 +15,10 @@
 //! of that up. Options: `--devices N --sample N --dead-percent P
 //! --latency-ms A..B --workers N --rra "RRA:..."`.
 
+#[path = "support/measure.rs"]
+mod measure;
+use measure::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -29,7 +33,7 @@ use ironpoll::config::{Layer, Mode, Source, resolve, settings_defaults};
 use ironpoll::db::{Db, Statement, devices};
 use ironpoll::modules::Selection;
 use ironpoll::poller::engine::Engine;
-use ironpoll::telemetry::{cpu_seconds_of, process_cpu_seconds};
+use ironpoll::telemetry::process_cpu_seconds;
 
 struct Args {
     devices: usize,
@@ -83,31 +87,6 @@ fn args() -> Args {
         i += 2;
     }
     a
-}
-
-fn cpu_of(pid: u32) -> f64 {
-    cpu_seconds_of(pid).map_or(0.0, |(user, system)| user + system)
-}
-
-fn children_cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn status_kb(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-}
-
-fn peak_rss_mb() -> f64 {
-    status_kb("VmHWM:") / 1024.0
 }
 
 /// A child process killed on drop.

@@ -13,6 +13,10 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "support/measure.rs"]
+mod measure;
+use measure::*;
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -21,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ironpoll::snmp::{ClientOptions, Credentials, SessionOptions, SnmpClient, oid};
-use ironpoll::telemetry::{cpu_seconds_of, process_cpu_seconds};
+use ironpoll::telemetry::process_cpu_seconds;
 
 struct Args {
     devices: usize,
@@ -62,27 +66,6 @@ fn args() -> Args {
         i += 2;
     }
     a
-}
-
-/// CPU seconds (user + system) of the simulator process.
-fn cpu_of(pid: u32) -> f64 {
-    cpu_seconds_of(pid).map_or(0.0, |(user, system)| user + system)
-}
-
-fn children_cpu_seconds() -> f64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 struct Sim(Child);

@@ -10,6 +10,10 @@
 //! Needs root (or CAP_NET_RAW) for raw ICMP sockets and fping on the PATH;
 //! `benches/run.sh` installs fping. Options: `--targets N --seconds S`.
 
+#[path = "support/measure.rs"]
+mod measure;
+use measure::*;
+
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -39,14 +43,6 @@ fn args() -> Args {
         i += 2;
     }
     a
-}
-
-fn children_cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// What one run of a pinger did, from its own summary lines.
