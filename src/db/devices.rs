@@ -154,6 +154,15 @@ pub async fn find(db: &Db, spec: &str) -> Result<Vec<Device>, DbError> {
     Ok(db.fetch(&st).await?.iter().map(device_from_row).collect())
 }
 
+/// Narrows a devices query to poller groups (None: every group).
+fn and_in_groups(st: &mut Statement, d: Dialect, groups: Option<&[i64]>) {
+    if let Some(groups) = groups {
+        st.push(" AND `poller_group` IN (");
+        st.values(d, groups.iter().map(|g| Val::Int(*g)));
+        st.push(")");
+    }
+}
+
 /// Enabled devices of the given groups (all groups with None), in id
 /// order: what fast ping covers.
 pub async fn enabled(db: &Db, groups: Option<&[i64]>) -> Result<Vec<Device>, DbError> {
@@ -162,11 +171,7 @@ pub async fn enabled(db: &Db, groups: Option<&[i64]>) -> Result<Vec<Device>, DbE
         "SELECT {} FROM `devices` WHERE `disabled` = 0",
         select_list(d)
     ));
-    if let Some(groups) = groups {
-        st.push(" AND `poller_group` IN (");
-        st.values(d, groups.iter().map(|g| Val::Int(*g)));
-        st.push(")");
-    }
+    and_in_groups(&mut st, d, groups);
     st.push(" ORDER BY `device_id`");
     Ok(db.fetch(&st).await?.iter().map(device_from_row).collect())
 }
@@ -219,11 +224,7 @@ pub async fn due(
     if require_discovery {
         st.push(" AND NOT (`last_discovered` IS NULL AND `last_polled` IS NULL)");
     }
-    if let Some(groups) = groups {
-        st.push(" AND `poller_group` IN (");
-        st.values(d, groups.iter().map(|g| Val::Int(*g)));
-        st.push(")");
-    }
+    and_in_groups(&mut st, d, groups);
     st.push(" ORDER BY `last_polled_timetaken` DESC");
     Ok(db
         .fetch(&st)
