@@ -17,21 +17,7 @@ use crate::within;
 
 /// One Linux-profile device with `faults`, on a port of its own.
 async fn device_with(faults: &[&str]) -> (Simulator, SocketAddr) {
-    let sim = Simulator::start(SimConfig {
-        fleet: Some(FleetConfig {
-            size: 1,
-            mix: vec![(Member::Profile(Profile::Linux), 1)],
-            layout: FleetLayout::Ports {
-                addr: "127.0.0.1".parse().unwrap(),
-                first_port: free_udp_port(),
-            },
-            community: "public".into(),
-        }),
-        faults: faults.iter().map(|f| f.parse().unwrap()).collect(),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = port_fleet(Profile::Linux, 1, faults).await;
     let addr = sim.fleet[0].addr;
     (sim, addr)
 }

@@ -10,28 +10,15 @@ use ironpoll::coord::MemoryLeases;
 use ironpoll::db::{Db, Statement, Val, devices};
 use ironpoll::poller::engine::Engine;
 use ironpoll::scheduler::{Scheduler, SchedulerOptions};
+use ironpoll::sim::Simulator;
 use ironpoll::sim::profile::Profile;
-use ironpoll::sim::{FleetConfig, FleetLayout, Member, SimConfig, Simulator};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 use crate::within;
 
 async fn fleet(size: usize) -> Simulator {
-    Simulator::start(SimConfig {
-        fleet: Some(FleetConfig {
-            size,
-            mix: vec![(Member::Profile(Profile::Switch48), 1)],
-            layout: FleetLayout::Ports {
-                addr: "127.0.0.1".parse().unwrap(),
-                first_port: free_udp_port(),
-            },
-            community: "public".into(),
-        }),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
+    port_fleet(Profile::Switch48, size, &[]).await
 }
 
 async fn add(db: &Db, port: u16) -> u32 {

@@ -283,21 +283,7 @@ fn ironpoll_poll(url: &str, args: &[&str]) -> std::process::Output {
 }
 
 async fn switch_sim(size: usize, faults: &[&str]) -> Simulator {
-    Simulator::start(SimConfig {
-        fleet: Some(FleetConfig {
-            size,
-            mix: vec![(Member::Profile(Profile::Switch48), 1)],
-            layout: FleetLayout::Ports {
-                addr: "127.0.0.1".parse().unwrap(),
-                first_port: free_udp_port(),
-            },
-            community: "public".into(),
-        }),
-        faults: faults.iter().map(|f| f.parse().unwrap()).collect(),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
+    port_fleet(Profile::Switch48, size, faults).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

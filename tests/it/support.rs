@@ -407,3 +407,28 @@ pub fn assert_same_lines(what: &str, got: &str, want: &str) {
 pub fn root() -> Oid {
     Oid::from_slice(&[1])
 }
+
+/// `size` simulated `profile` devices with `faults`, each on its own port
+/// of 127.0.0.1, community `public`.
+pub async fn port_fleet(
+    profile: ironpoll::sim::profile::Profile,
+    size: usize,
+    faults: &[&str],
+) -> ironpoll::sim::Simulator {
+    use ironpoll::sim::{FleetConfig, FleetLayout, Member, SimConfig, Simulator};
+    Simulator::start(SimConfig {
+        fleet: Some(FleetConfig {
+            size,
+            mix: vec![(Member::Profile(profile), 1)],
+            layout: FleetLayout::Ports {
+                addr: "127.0.0.1".parse().unwrap(),
+                first_port: free_udp_port(),
+            },
+            community: "public".into(),
+        }),
+        faults: faults.iter().map(|f| f.parse().unwrap()).collect(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
