@@ -26,7 +26,7 @@ use crate::device::Device;
 use crate::icmp::sweep::SweepOptions;
 use crate::icmp::{PingResult, Pinger};
 use crate::modules::Poll;
-use crate::rrd::CreateSpec;
+use crate::rrd::{CreateSpec, RrdFile, RrdUpdate};
 
 /// One device's outcome in a round.
 #[derive(Debug, Clone, Serialize)]
@@ -134,7 +134,7 @@ impl FastPing {
             }
         }
 
-        let results = self
+        let mut results = self
             .pinger
             .sweep_with_retries(
                 &targets,
@@ -147,7 +147,7 @@ impl FastPing {
         let mut outcomes = Vec::with_capacity(ordered.len());
         for ((device, r), at) in ordered.into_iter().zip(resolved).zip(slot) {
             let ping = match (at, r) {
-                (Some(i), _) => results[i].clone(),
+                (Some(i), _) => std::mem::take(&mut results[i]),
                 (None, Err(e)) => PingResult {
                     error: Some(e),
                     ..PingResult::default()
@@ -167,10 +167,9 @@ impl FastPing {
             status::apply(&mut poll, Some(&ping), None, &original);
             status::save_ping_row(&mut poll, &ping);
             if let Some(spec) = &self.rrd_spec {
-                poll.rrd(&["icmp-perf"], ICMP_PERF_DEF, icmp_perf_values(&ping));
-                if let Some(u) = poll.rrd.pop() {
-                    poll.rrd.push(u.with_spec(spec.clone()));
-                }
+                let file = RrdFile::new(&poll.device.hostname, &["icmp-perf"]);
+                let update = RrdUpdate::new(file, ICMP_PERF_DEF, now, icmp_perf_values(&ping));
+                poll.rrd.push(update.with_spec(spec.clone()));
             }
             poll.finish_device_row();
             outcomes.push(PingOutcome {
