@@ -11,8 +11,13 @@ pub trait SnmpSource: Send + Sync {
     /// GET of any number of OIDs; a missing object comes back as
     /// noSuchObject or noSuchInstance.
     fn get<'a>(&'a self, oids: &'a [Oid]) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>>;
-    /// Every varbind below `root`, in agent order.
-    fn walk<'a>(&'a self, root: &'a Oid) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>>;
+    /// Every varbind below `root`, in agent order, each handed to `each`
+    /// as it arrives: a walk's varbinds are never all held at once.
+    fn walk_each<'a>(
+        &'a self,
+        root: &'a Oid,
+        each: &'a mut (dyn FnMut(VarBind) + Send),
+    ) -> BoxFuture<'a, Result<(), snmp::Error>>;
 }
 
 impl SnmpSource for Session {
@@ -20,8 +25,15 @@ impl SnmpSource for Session {
         Box::pin(Session::get(self, oids))
     }
 
-    fn walk<'a>(&'a self, root: &'a Oid) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>> {
-        Box::pin(Session::walk(self, root))
+    fn walk_each<'a>(
+        &'a self,
+        root: &'a Oid,
+        each: &'a mut (dyn FnMut(VarBind) + Send),
+    ) -> BoxFuture<'a, Result<(), snmp::Error>> {
+        Box::pin(async move {
+            self.walk_with(root, each).await?;
+            Ok(())
+        })
     }
 }
 
@@ -99,8 +111,15 @@ impl SnmpSource for RecordingSource {
         Box::pin(async move { Ok(self.get_now(oids)) })
     }
 
-    fn walk<'a>(&'a self, root: &'a Oid) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>> {
-        Box::pin(async move { Ok(self.walk_now(root)) })
+    fn walk_each<'a>(
+        &'a self,
+        root: &'a Oid,
+        each: &'a mut (dyn FnMut(VarBind) + Send),
+    ) -> BoxFuture<'a, Result<(), snmp::Error>> {
+        Box::pin(async move {
+            self.walk_now(root).into_iter().for_each(each);
+            Ok(())
+        })
     }
 }
 

@@ -85,31 +85,64 @@ fn discards_walk(text: &str) -> bool {
     lower.contains("no such object") || lower.contains("no such instance")
 }
 
-/// Renders walked varbinds of `table` into `rows`. Returns false when
-/// LibreNMS would have discarded the walk.
-fn merge_walk(
-    table: &Table,
-    varbinds: &[VarBind],
+/// One walk of `table`, rendered as its varbinds arrive. LibreNMS throws
+/// a walk away whole when any line reads "No Such Object" or "No Such
+/// Instance", so the walk fills rows of its own, merged once it is known
+/// to be kept.
+struct TableWalk<'t> {
+    table: &'t Table,
     numeric_timeticks: bool,
-    rows: &mut Rows,
-) -> bool {
-    let mut parsed: Vec<(String, &'static str, String)> = Vec::with_capacity(varbinds.len());
-    for vb in varbinds {
-        let Some((column, index)) = table.locate(&vb.oid) else {
-            continue;
+    rows: Rows,
+    discarded: bool,
+}
+
+impl<'t> TableWalk<'t> {
+    fn new(table: &'t Table, numeric_timeticks: bool) -> TableWalk<'t> {
+        TableWalk {
+            table,
+            numeric_timeticks,
+            rows: Rows::default(),
+            discarded: false,
+        }
+    }
+
+    fn take(&mut self, vb: VarBind) {
+        if self.discarded {
+            return;
+        }
+        let Some((column, index)) = self.table.locate(&vb.oid) else {
+            return;
         };
-        let Some(text) = mib::render(&vb.value, column.syntax, numeric_timeticks) else {
-            continue;
+        let Some(text) = mib::render(&vb.value, column.syntax, self.numeric_timeticks) else {
+            return;
         };
         if discards_walk(&text) {
-            return false;
+            self.discarded = true;
+            self.rows = Rows::default();
+            return;
         }
-        parsed.push((index, column.name, clean_walk_value(text)));
+        self.rows.set(&index, column.name, clean_walk_value(text));
     }
-    for (index, column, value) in parsed {
-        rows.set(&index, column, value);
+
+    async fn run(mut self, src: &dyn SnmpSource, root: &Oid) -> Result<Option<Rows>, snmp::Error> {
+        src.walk_each(root, &mut |vb| self.take(vb)).await?;
+        Ok((!self.discarded).then_some(self.rows))
     }
-    true
+}
+
+impl Rows {
+    /// Adds `other`'s values, its new indexes after ours.
+    fn merge(&mut self, other: Rows) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        let Rows { order, mut rows } = other;
+        for index in order {
+            let cells = rows.remove(&index).unwrap_or_default();
+            self.row_mut(&index).extend(cells);
+        }
+    }
 }
 
 /// Walks a whole table entry (`ifXEntry`) into `rows`.
@@ -119,8 +152,12 @@ pub async fn walk_table(
     numeric_timeticks: bool,
     rows: &mut Rows,
 ) -> Result<(), snmp::Error> {
-    let varbinds = src.walk(&table.entry_oid()).await?;
-    merge_walk(table, &varbinds, numeric_timeticks, rows);
+    let walked = TableWalk::new(table, numeric_timeticks)
+        .run(src, &table.entry_oid())
+        .await?;
+    if let Some(walked) = walked {
+        rows.merge(walked);
+    }
     Ok(())
 }
 
@@ -138,9 +175,15 @@ pub async fn walk_columns(
         .iter()
         .filter_map(|c| table.column(c).map(|col| table.column_oid(col)))
         .collect();
-    let results = futures_util::future::join_all(oids.iter().map(|o| src.walk(o))).await;
+    let results = futures_util::future::join_all(
+        oids.iter()
+            .map(|o| TableWalk::new(table, numeric_timeticks).run(src, o)),
+    )
+    .await;
     for result in results {
-        merge_walk(table, &result?, numeric_timeticks, rows);
+        if let Some(walked) = result? {
+            rows.merge(walked);
+        }
     }
     Ok(())
 }
