@@ -177,7 +177,7 @@ impl Scheduler {
         let selection = Selection::Configured;
         let loaded = async {
             let list = devices::load(&self.engine.db, &ids).await?;
-            let states = state::load(&self.engine.db, &ids, self.engine.needs(&selection)).await?;
+            let states = state::load(&self.engine.db, &ids, self.engine.needs()).await?;
             Ok::<_, crate::db::DbError>((list, states))
         }
         .await;

@@ -148,8 +148,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let total = list.len();
         let mut done = 0usize;
         let tty = std::io::stderr().is_terminal();
-        let cycle_reports = engine
-            .poll_devices(list, &Selection::Configured, 256, |_| {
+        let mut cycle_reports = Vec::with_capacity(total);
+        engine
+            .poll_devices(list, &Selection::Configured, 256, |r| {
+                cycle_reports.push(r);
                 done += 1;
                 if tty && (done.is_multiple_of(10) || done == total) {
                     eprint!(

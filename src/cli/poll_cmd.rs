@@ -53,13 +53,16 @@ pub async fn run(args: PollArgs) -> anyhow::Result<ExitCode> {
     }
     let engine = Engine::start(Arc::new(loaded.settings), loaded.db.clone()).await?;
     let json = args.json;
-    let reports = engine
+    let mut reports = Vec::new();
+    engine
         .poll_devices(list, &selection, args.concurrency, |r| {
             if !json {
-                print_report(r);
+                print_report(&r);
             }
+            reports.push(r);
         })
         .await?;
+    reports.sort_by_key(|r| r.device_id);
     let problems = engine.finish().await;
     loaded.db.close().await;
     if json {

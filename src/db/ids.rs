@@ -1,11 +1,23 @@
-//! Rows a poll must create before it can finish: new ports.
+//! What a poll reads and creates in the database while it runs: its
+//! ports rows and new ports.
 
 use futures_util::future::BoxFuture;
 
+use super::state::{PortRow, load_ports};
 use super::{Db, DbError, Statement, Val};
-use crate::modules::IdAllocator;
+use crate::modules::PollStore;
 
-impl IdAllocator for Db {
+impl PollStore for Db {
+    fn ports(&self, device_id: u32) -> BoxFuture<'_, Result<Vec<PortRow>, DbError>> {
+        Box::pin(async move {
+            Ok(load_ports(self, &[device_id])
+                .await?
+                .into_iter()
+                .map(|(_, row)| row)
+                .collect())
+        })
+    }
+
     fn new_ports<'a>(
         &'a self,
         device_id: u32,

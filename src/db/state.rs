@@ -1,6 +1,8 @@
 //! What a poll needs to know about a device before it starts: its
-//! attributes, its ports, its outages, its ping statistics and graphs.
-//! Loaded for many devices at once, a handful of queries per batch.
+//! attributes, its outages, its ping statistics and graphs. Loaded for
+//! many devices at once, a handful of queries per batch. Ports rows are
+//! read by the ports module itself, once it has walked the agent
+//! ([`crate::modules::PollStore`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -128,7 +130,6 @@ pub struct DeviceStats {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeviceState {
     pub attribs: Attribs,
-    pub ports: Vec<PortRow>,
     /// Open outages and those that ended within the longest availability
     /// window.
     pub outages: Vec<Outage>,
@@ -139,7 +140,6 @@ pub struct DeviceState {
 /// What to load besides attributes.
 #[derive(Debug, Clone, Copy)]
 pub struct Needs {
-    pub ports: bool,
     /// Load outages that ended at or after this Unix time (and open ones).
     pub outages_since: i64,
 }
@@ -227,14 +227,6 @@ async fn load_chunk(
     for r in db.fetch(&st).await? {
         if let (Some(state), Some(g)) = (out.get_mut(&device_of(&r)), r.string("graph")) {
             state.graphs.insert(g);
-        }
-    }
-
-    if needs.ports {
-        for (device_id, port) in load_ports(db, ids).await? {
-            if let Some(state) = out.get_mut(&device_id) {
-                state.ports.push(port);
-            }
         }
     }
     Ok(())

@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 
 use crate::config::Settings;
 use crate::db::Val;
-use crate::db::state::DeviceState;
+use crate::db::state::{DeviceState, PortRow};
 use crate::db::writer::{Changes, Event};
 use crate::device::Device;
 use crate::rrd::{Datum, RrdDef, RrdFile, RrdUpdate};
@@ -45,9 +45,16 @@ pub enum ModuleError {
     Other(String),
 }
 
-/// Allocates rows the poll cannot do without at once: new ports need their
-/// port_id for their RRD file name.
-pub trait IdAllocator: Send + Sync {
+/// What a poll reads and creates in the database while it runs, rather
+/// than before it starts: its ports rows (read once the agent has been
+/// walked, so that the seconds a poll waits on the agent are not spent
+/// holding them), and new ports, which need their port_id at once for
+/// their RRD file name.
+pub trait PollStore: Send + Sync {
+    /// The device's `ports` rows with their `ports_statistics`, in
+    /// port_id order.
+    fn ports(&self, device_id: u32) -> BoxFuture<'_, Result<Vec<PortRow>, crate::db::DbError>>;
+
     /// Inserts `ports` rows (ifIndex, ifName) and their `ports_statistics`
     /// rows; returns the new port_ids in the same order.
     fn new_ports<'a>(
@@ -57,11 +64,16 @@ pub trait IdAllocator: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<u32>, crate::db::DbError>>;
 }
 
-/// Hands out ids without a database (tests, dry runs).
+/// A store without a database (tests, dry runs): no ports known, new ones
+/// get counted ids.
 #[derive(Debug, Default)]
 pub struct CountingIds(pub std::sync::atomic::AtomicU32);
 
-impl IdAllocator for CountingIds {
+impl PollStore for CountingIds {
+    fn ports(&self, _device_id: u32) -> BoxFuture<'_, Result<Vec<PortRow>, crate::db::DbError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     fn new_ports<'a>(
         &'a self,
         _device_id: u32,
@@ -83,7 +95,7 @@ pub struct Poll<'a> {
     pub state: DeviceState,
     pub settings: &'a Settings,
     pub snmp: Option<&'a dyn SnmpSource>,
-    pub ids: &'a dyn IdAllocator,
+    pub store: &'a dyn PollStore,
     /// Unix time of this poll (LibreNMS's `time()`).
     pub now: i64,
     /// New values of `devices` columns.
@@ -102,7 +114,7 @@ impl<'a> Poll<'a> {
         state: DeviceState,
         settings: &'a Settings,
         snmp: Option<&'a dyn SnmpSource>,
-        ids: &'a dyn IdAllocator,
+        store: &'a dyn PollStore,
         now: i64,
     ) -> Poll<'a> {
         Poll {
@@ -110,7 +122,7 @@ impl<'a> Poll<'a> {
             state,
             settings,
             snmp,
-            ids,
+            store,
             now,
             device_columns: BTreeMap::new(),
             changes: Changes::default(),

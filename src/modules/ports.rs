@@ -286,32 +286,51 @@ fn val(p: &PolledPort, key: &str) -> Php {
     p.get(key).cloned().unwrap_or(Php::Null)
 }
 
-async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
-    let snmp = p.snmp()?;
-    let settings = p.settings;
-    let mut ports: Vec<Port> = std::mem::take(&mut p.state.ports)
+/// The device's ports rows, as the poll holds them.
+async fn load_ports(p: &Poll<'_>) -> Result<Vec<Port>, ModuleError> {
+    Ok(p.store
+        .ports(p.device.device_id)
+        .await?
         .into_iter()
         .map(|row| Port {
             row,
             skipped: false,
             new: false,
         })
-        .collect();
-    if ports.is_empty() && !settings.ports.discover_when_empty {
+        .collect())
+}
+
+/// LibreNMS polls no ports of a device discovery has not seen ports on.
+fn nothing_to_poll(p: &mut Poll<'_>, ports: &[Port]) -> bool {
+    if ports.is_empty() && !p.settings.ports.discover_when_empty {
         p.output.insert(
             "ports".into(),
             json!({"skipped": "no ports: discovery needs to run first"}),
         );
-        return Ok(());
+        return true;
     }
+    false
+}
 
+async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
+    let snmp = p.snmp()?;
+    let settings = p.settings;
     let mut stats = Rows::default();
     let selected = match p.state.attribs.get("selected_ports") {
         Some(v) => v == "true",
         None => false,
     };
-    if selected {
+    // Selected-port polling reads the rows first (it asks for those ports
+    // only); otherwise they are read once the agent has been walked, so
+    // that the seconds a poll waits on the agent are not spent holding
+    // them.
+    let ports = if selected {
+        let mut ports = load_ports(p).await?;
+        if nothing_to_poll(p, &ports) {
+            return Ok(());
+        }
         fetch_selected(p, snmp, &mut ports, &mut stats).await?;
+        Some(ports)
     } else {
         table::walk_table(snmp, &IF_X_ENTRY, false, &mut stats).await?;
         let usable_hc = stats.first().is_some_and(|first| {
@@ -336,7 +355,8 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
             .await?;
             table::walk_table(snmp, &DOT1Q_PORT_VLAN_ENTRY, false, &mut stats).await?;
         }
-    }
+        None
+    };
 
     let os = p.device.os.as_deref().unwrap_or("");
     if CISCO_GROUP.contains(&os) && os != "asa" {
@@ -353,6 +373,16 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         )
         .await?;
     }
+    let mut ports = match ports {
+        Some(ports) => ports,
+        None => {
+            let ports = load_ports(p).await?;
+            if nothing_to_poll(p, &ports) {
+                return Ok(());
+            }
+            ports
+        }
+    };
 
     let polled = p.now;
     let mode = association_mode(
@@ -436,7 +466,7 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
     if !new_ports.is_empty() {
         let wanted: Vec<(i64, Option<String>)> =
             new_ports.iter().map(|(_, i, n)| (*i, n.clone())).collect();
-        let ids = p.ids.new_ports(p.device.device_id, &wanted).await?;
+        let ids = p.store.new_ports(p.device.device_id, &wanted).await?;
         for ((pos, _, _), id) in new_ports.iter().zip(ids) {
             ports[*pos].row.port_id = id;
             ports[*pos].set("port_id", Php::Int(i64::from(id)));

@@ -78,7 +78,7 @@ impl Engine {
                 settings,
                 client,
                 pinger,
-                ids: Arc::new(db.clone()),
+                store: Arc::new(db.clone()),
             },
             db,
             db_writer,
@@ -91,8 +91,8 @@ impl Engine {
         &self.env.settings
     }
 
-    /// What to load with devices for the selected modules.
-    pub fn needs(&self, selection: &Selection) -> Needs {
+    /// What to load with devices before their polls start.
+    pub fn needs(&self) -> Needs {
         let longest = self
             .settings()
             .availability
@@ -101,34 +101,31 @@ impl Engine {
             .copied()
             .max()
             .unwrap_or(0);
-        let ports = match selection {
-            Selection::Configured => true,
-            Selection::Only(names) => names.iter().any(|n| n == "ports"),
-        };
         Needs {
-            ports,
             outages_since: super::unix_now() - longest,
         }
     }
 
     /// Polls devices, at most `concurrency` at once, and writes what each
-    /// poll found. `on_done` sees every report as it completes.
+    /// poll found. Each report goes to `on_done` as its poll completes (its
+    /// rows and RRD updates already handed to the writers); none is kept
+    /// here, so a cycle's memory does not grow with the fleet. A device
+    /// whose poll was abandoned at its deadline has no report.
     pub async fn poll_devices(
         &self,
         devices: Vec<Device>,
         selection: &Selection,
         concurrency: usize,
-        mut on_done: impl FnMut(&DeviceReport),
-    ) -> Result<Vec<DeviceReport>, DbError> {
+        mut on_done: impl FnMut(DeviceReport),
+    ) -> Result<(), DbError> {
         let limit = Arc::new(Semaphore::new(concurrency.max(1)));
         let deadline = Duration::from_secs(u64::from(self.settings().device_deadline_secs()));
-        let needs = self.needs(selection);
+        let needs = self.needs();
         let mut tasks = JoinSet::new();
-        let mut reports = Vec::new();
         let mut devices = devices.into_iter().peekable();
-        // States (ports rows above all) are loaded a chunk at a time, when
-        // the chunk's first device may start: memory follows the polls in
-        // flight, not the size of the fleet.
+        // States are loaded a chunk at a time, when the chunk's first device
+        // may start: memory follows the polls in flight, not the size of the
+        // fleet.
         while devices.peek().is_some() {
             let chunk: Vec<Device> = devices.by_ref().take(STATE_CHUNK).collect();
             let first = limit.clone().acquire_owned().await.expect("semaphore open");
@@ -149,28 +146,25 @@ impl Engine {
                 });
                 // Hand finished polls to the writers while others start.
                 while let Some(joined) = tasks.try_join_next() {
-                    self.take_report(joined, &mut reports, &mut on_done);
+                    self.take_report(joined, &mut on_done);
                 }
             }
         }
         while let Some(joined) = tasks.join_next().await {
-            self.take_report(joined, &mut reports, &mut on_done);
+            self.take_report(joined, &mut on_done);
         }
-        reports.sort_by_key(|r| r.device_id);
-        Ok(reports)
+        Ok(())
     }
 
     fn take_report(
         &self,
         joined: Result<Option<DeviceReport>, tokio::task::JoinError>,
-        reports: &mut Vec<DeviceReport>,
-        on_done: &mut impl FnMut(&DeviceReport),
+        on_done: &mut impl FnMut(DeviceReport),
     ) {
         match joined {
             Ok(Some(mut report)) => {
                 self.write(&mut report);
-                on_done(&report);
-                reports.push(report);
+                on_done(report);
             }
             Ok(None) => {}
             Err(e) => tracing::error!("a device poll panicked: {e}"),
@@ -213,10 +207,10 @@ impl Engine {
     }
 }
 
-/// Polls a device, abandoning the poll after `deadline`.
 /// Devices whose state is loaded in one go by [`Engine::poll_devices`].
 const STATE_CHUNK: usize = 32;
 
+/// Polls a device, abandoning the poll after `deadline`.
 pub async fn poll_with_deadline(
     env: &PollEnv,
     device: Device,

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::engine::Engine;
 use super::{ICMP_PERF_DEF, icmp_perf_values, resolve, status, unix_now};
 use crate::config::{Mode, Settings};
-use crate::db::state::{self, Needs};
+use crate::db::state;
 use crate::db::{DbError, devices};
 use crate::device::Device;
 use crate::icmp::sweep::SweepOptions;
@@ -94,14 +94,7 @@ impl FastPing {
     pub async fn round(&mut self, list: Vec<Device>) -> Result<Vec<PingOutcome>, DbError> {
         let db = &self.engine.db;
         let ids: Vec<u32> = list.iter().map(|d| d.device_id).collect();
-        let needs = Needs {
-            ports: false,
-            outages_since: self
-                .engine
-                .needs(&crate::modules::Selection::Configured)
-                .outages_since,
-        };
-        let mut states = state::load(db, &ids, needs).await?;
+        let mut states = state::load(db, &ids, self.engine.needs()).await?;
         let list: Vec<Device> = list
             .into_iter()
             .filter(|d| {
@@ -161,7 +154,7 @@ impl FastPing {
                 st,
                 self.settings(),
                 None,
-                self.engine.env.ids.as_ref(),
+                self.engine.env.store.as_ref(),
                 now,
             );
             status::apply(&mut poll, Some(&ping), None, &original);

@@ -24,7 +24,7 @@ use crate::db::state::DeviceState;
 use crate::db::writer::Changes;
 use crate::device::Device;
 use crate::icmp::{PingOptions, PingResult, Pinger};
-use crate::modules::{IdAllocator, ModuleDef, Poll, Selection, SnmpSource, severity};
+use crate::modules::{ModuleDef, Poll, PollStore, Selection, SnmpSource, severity};
 use crate::rrd::{Datum, ICMP_PERF, POLLER_PERF, RrdUpdate};
 use crate::snmp::{Session, SnmpClient};
 
@@ -35,7 +35,7 @@ pub struct PollEnv {
     pub client: SnmpClient,
     /// None when ICMP is not permitted; checks then count as disabled.
     pub pinger: Option<Pinger>,
-    pub ids: Arc<dyn IdAllocator>,
+    pub store: Arc<dyn PollStore>,
 }
 
 /// How long one module took, and how it ended.
@@ -157,7 +157,7 @@ pub async fn poll_device(
         state,
         settings,
         session.as_ref().map(|s| s as &dyn SnmpSource),
-        env.ids.as_ref(),
+        env.store.as_ref(),
         now,
     );
     if let Ok(ip) = &resolved {

@@ -107,18 +107,11 @@ pub async fn poll(
     modules: &[PollFn],
 ) -> (Vec<RrdUpdate>, serde_json::Map<String, Json>) {
     let device = devices::load(db, &[device_id]).await.unwrap().remove(0);
-    let state = load_state(
-        db,
-        &[device_id],
-        Needs {
-            ports: true,
-            outages_since: 0,
-        },
-    )
-    .await
-    .unwrap()
-    .remove(&device_id)
-    .unwrap();
+    let state = load_state(db, &[device_id], Needs { outages_since: 0 })
+        .await
+        .unwrap()
+        .remove(&device_id)
+        .unwrap();
     let ids = db.clone();
     let mut p = Poll::new(device, state, settings, Some(src), &ids, now);
     for m in modules {

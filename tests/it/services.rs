@@ -557,11 +557,12 @@ async fn engine(t: &TestDb, overrides: &[(&str, &str)]) -> (Arc<Engine>, Rrdcach
 
 async fn poll_all(e: &Engine) -> Vec<ironpoll::poller::DeviceReport> {
     let list = devices::find(&e.db, "all").await.unwrap();
-    let reports = e
-        .poll_devices(list, &Selection::Configured, 16, |_| {})
+    let mut reports = Vec::new();
+    e.poll_devices(list, &Selection::Configured, 16, |r| reports.push(r))
         .await
         .unwrap();
     assert!(e.flush().await.is_empty());
+    reports.sort_by_key(|r| r.device_id);
     reports
 }
 
