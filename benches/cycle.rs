@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 /// The allocator the ironpoll binary uses.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+ironpoll::tune_allocator_at_load!();
 
 use ironpoll::config::{Layer, Mode, Source, resolve, settings_defaults};
 use ironpoll::db::{Db, Statement, devices};
@@ -278,13 +279,19 @@ fn child_cycle(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str) {
         let statements_before = db.stats().statements.load(Ordering::Relaxed);
         let cpu_before = process_cpu_seconds();
         let started = Instant::now();
-        let done = AtomicUsize::new(0);
-        let reports = engine
-            .poll_devices(list, &Selection::Configured, concurrency, |_| {
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_multiple_of(1000) {
+        // What the cycle needs of each report is kept; the reports are not
+        // (the daemon keeps none either).
+        let mut polled = 0usize;
+        let mut up_hosts: Vec<String> = Vec::new();
+        engine
+            .poll_devices(list, &Selection::Configured, concurrency, |r| {
+                polled += 1;
+                if r.status {
+                    up_hosts.push(r.hostname);
+                }
+                if polled.is_multiple_of(1000) {
                     eprintln!(
-                        "  {n}/{total} devices polled, {:.0} s",
+                        "  {polled}/{total} devices polled, {:.0} s",
                         started.elapsed().as_secs_f64()
                     );
                 }
@@ -295,7 +302,7 @@ fn child_cycle(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str) {
         assert!(problems.is_empty(), "writers reported {problems:?}");
         let wall = started.elapsed().as_secs_f64();
         let cpu = process_cpu_seconds() - cpu_before;
-        let up = reports.iter().filter(|r| r.status).count();
+        let up = up_hosts.len();
         println!("wall {wall}");
         println!("cpu {cpu}");
         println!(
@@ -303,12 +310,12 @@ fn child_cycle(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str) {
             db.stats().statements.load(Ordering::Relaxed) - statements_before
         );
         println!("up {up}");
-        println!("down {}", reports.len() - up);
-        println!("abandoned {}", total - reports.len());
+        println!("down {}", polled - up);
+        println!("abandoned {}", total - polled);
         println!("rrd_updates {}", engine.rrd.stats().written);
         println!("concurrency {concurrency}");
-        for r in reports.iter().filter(|r| r.status) {
-            println!("host {}", r.hostname);
+        for host in &up_hosts {
+            println!("host {host}");
         }
         let _ = engine.finish().await;
         db.close().await;

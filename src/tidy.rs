@@ -111,6 +111,7 @@ fn unsafe_code_stays_in_its_few_places() {
     assert_eq!(
         users,
         vec![
+            "src/alloc.rs",
             "src/config/settings.rs",
             "src/icmp/mod.rs",
             "src/rrd/graph.rs",
@@ -121,8 +122,8 @@ fn unsafe_code_stays_in_its_few_places() {
             "src/udp.rs"
         ],
         "raw system calls belong in src/udp.rs (UDP), src/telemetry.rs (getrusage), \
-         src/icmp/mod.rs (ICMP socket options), src/rrd (librrd) and the host name in \
-         src/config/settings.rs; server.rs and \
+         src/icmp/mod.rs (ICMP socket options), src/rrd (librrd), the host name in \
+         src/config/settings.rs and mimalloc's options in src/alloc.rs; server.rs and \
          transport.rs only register sockets with tokio"
     );
 }

@@ -28,6 +28,30 @@ fn assert_one_line_error(out: &Output, code: i32, needle: &str) {
     assert!(!err.contains("panicked"));
 }
 
+/// mimalloc's options as the binary runs with them, from its verbose
+/// start-up report.
+fn allocator_options(env: &[(&str, &str)]) -> String {
+    let mut cmd = ironpoll();
+    cmd.arg("--version").env("MIMALLOC_VERBOSE", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    stderr(&run(cmd, Duration::from_secs(30)))
+}
+
+#[test]
+fn the_binary_tunes_its_allocator_and_the_environment_still_wins() {
+    let tuned = allocator_options(&[]);
+    assert!(tuned.contains("option 'arena_eager_commit': 0"), "{tuned}");
+    assert!(tuned.contains("option 'purge_delay': 0"), "{tuned}");
+    let chosen = allocator_options(&[("MIMALLOC_PURGE_DELAY", "250")]);
+    assert!(chosen.contains("option 'purge_delay': 250"), "{chosen}");
+    assert!(
+        chosen.contains("option 'arena_eager_commit': 0"),
+        "{chosen}"
+    );
+}
+
 #[test]
 fn wrong_options_get_one_line_and_exit_2() {
     assert_one_line_error(
