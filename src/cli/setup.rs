@@ -97,6 +97,9 @@ impl ConfigArgs {
         let db = Db::connect(&pre.db).await?;
         let settings = if mode == Mode::Librenms {
             let mut layers = low.clone();
+            if let Some(defs) = os_definitions_layer(&self.librenms_dir) {
+                layers.push(defs);
+            }
             layers.push(read_config_table(&db).await?);
             if let Some(cluster) = read_poller_cluster(&db, &pre.node_id).await? {
                 layers.push(cluster);
@@ -115,6 +118,32 @@ impl ConfigArgs {
             dotenv,
         })
     }
+}
+
+/// LibreNMS's per-OS module defaults, read from its install. A file that
+/// cannot be read costs its OS its overrides, with a warning; no
+/// directory means LibreNMS is not installed here, so only the `config`
+/// table's OS settings apply.
+fn os_definitions_layer(librenms_dir: &std::path::Path) -> Option<Layer> {
+    let Some(defs) = config::os_definitions::read(librenms_dir) else {
+        tracing::info!(
+            "no LibreNMS OS definitions in {}: per-OS module defaults come only from the config table",
+            librenms_dir.join(config::os_definitions::DIR).display()
+        );
+        return None;
+    };
+    for (path, reason) in &defs.unreadable {
+        tracing::warn!(
+            "LibreNMS OS definition {} skipped: {reason}",
+            path.display()
+        );
+    }
+    tracing::debug!(
+        files = defs.files,
+        overrides = defs.layer.values.len(),
+        "LibreNMS OS definitions read"
+    );
+    Some(defs.layer)
 }
 
 async fn read_config_table(db: &Db) -> anyhow::Result<Layer> {

@@ -1,13 +1,15 @@
 //! The resolved configuration and where each value came from.
 //!
 //! Layers, later ones winning: ironpoll's defaults (LibreNMS's defaults),
-//! LibreNMS's `.env` (database, Redis, node id), LibreNMS's `config` table
+//! LibreNMS's `.env` (database, Redis, node id), LibreNMS's OS definitions
+//! (per-OS module defaults, LibreNMS mode only), LibreNMS's `config` table
 //! and this node's `poller_cluster` row (LibreNMS mode only), an optional
 //! TOML file, `IRONPOLL_*` environment variables, and command-line flags.
 //! Every value keeps its source so that `ironpoll check-config` can show it
 //! and a bad value is reported with its name and where it was set.
 
 pub mod dotenv;
+pub mod os_definitions;
 mod settings;
 
 use std::fmt;
@@ -24,6 +26,8 @@ pub use settings::{
 pub enum Source {
     Default,
     Dotenv(PathBuf),
+    /// LibreNMS's OS definitions directory.
+    OsDefinitions(PathBuf),
     ConfigTable,
     PollerCluster,
     File(PathBuf),
@@ -36,6 +40,7 @@ impl fmt::Display for Source {
         match self {
             Source::Default => f.write_str("default"),
             Source::Dotenv(p) => write!(f, "{}", p.display()),
+            Source::OsDefinitions(p) => write!(f, "LibreNMS OS definitions in {}", p.display()),
             Source::ConfigTable => f.write_str("LibreNMS config table"),
             Source::PollerCluster => f.write_str("poller_cluster row of this node"),
             Source::File(p) => write!(f, "{}", p.display()),

@@ -175,3 +175,63 @@ fn os_overrides_and_groups_parse() {
     assert_eq!(s.poller.groups, vec![1, 3]);
     assert_eq!(s.availability.durations, vec![86_400, 604_800]);
 }
+
+#[test]
+fn os_definitions_give_per_os_module_defaults_below_the_config_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join(super::os_definitions::DIR);
+    std::fs::create_dir_all(&defs).unwrap();
+    // Shaped like LibreNMS's definitions: detection rules ironpoll ignores,
+    // `poller_modules` it reads.
+    std::fs::write(
+        defs.join("edgeswitch.yaml"),
+        "os: edgeswitch\ntext: 'Edge Switch'\ntype: network\ndiscovery:\n  - sysObjectID: .1.3.6.1.4.1.4413\npoller_modules:\n  bgp-peers: false\n  stp: true\n",
+    )
+    .unwrap();
+    // No `os:` key: the file name is the OS.
+    std::fs::write(
+        defs.join("quietos.yaml"),
+        "poller_modules:\n  ports: false\n",
+    )
+    .unwrap();
+    std::fs::write(defs.join("plain.yaml"), "os: plain\ntype: server\n").unwrap();
+    std::fs::write(defs.join("broken.yaml"), "os: [unclosed\n").unwrap();
+    std::fs::write(defs.join("notes.txt"), "not a definition").unwrap();
+
+    let read = super::os_definitions::read(dir.path()).unwrap();
+    assert_eq!(read.files, 4);
+    assert_eq!(read.unreadable.len(), 1);
+    assert!(read.unreadable[0].0.ends_with("broken.yaml"));
+    let table = config_table_layer(vec![(
+        "os.edgeswitch.poller_modules.stp".into(),
+        "false".into(),
+    )]);
+    let s = resolve(&[read.layer, table], defaults()).unwrap();
+    assert!(!s.modules.os["edgeswitch"]["bgp-peers"]);
+    // The config table wins over the definition.
+    assert!(!s.modules.os["edgeswitch"]["stp"]);
+    assert_eq!(
+        s.source_of("os.edgeswitch.poller_modules.bgp-peers"),
+        Source::OsDefinitions(defs.clone())
+    );
+    assert!(!s.modules.os["quietos"]["ports"]);
+    assert!(!s.modules.os.contains_key("plain"));
+
+    // A value that is not a boolean is refused with the file's directory
+    // as its source.
+    std::fs::write(
+        defs.join("odd.yaml"),
+        "os: odd\npoller_modules:\n  ports: sometimes\n",
+    )
+    .unwrap();
+    let e = resolve(
+        &[super::os_definitions::read(dir.path()).unwrap().layer],
+        defaults(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("os.odd.poller_modules.ports"), "{e}");
+    assert!(e.contains("OS definitions"), "{e}");
+
+    assert!(super::os_definitions::read(&dir.path().join("nowhere")).is_none());
+}

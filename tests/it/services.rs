@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -742,34 +742,54 @@ async fn check_config_reads_the_config_table_and_names_a_bad_value() {
         .await
         .unwrap();
         let url = t.url.clone();
-        let out = run(
-            {
-                let mut c = ironpoll();
-                c.args(["check-config", "--db", &url, "--librenms-dir", "/nonexistent"])
-                    .current_dir(std::env::temp_dir());
-                c
-            },
-            Duration::from_secs(30),
-        );
+        let check_config = |librenms_dir: &Path| {
+            let mut c = ironpoll();
+            c.args(["check-config", "--db", &url, "--librenms-dir"])
+                .arg(librenms_dir)
+                .current_dir(std::env::temp_dir());
+            run(c, Duration::from_secs(30))
+        };
+        let out = check_config(Path::new("/nonexistent"));
         assert!(out.status.success(), "{}", stderr(&out));
         let text = stdout(&out);
         let line = text.lines().find(|l| l.starts_with("rrd.step ")).unwrap();
         assert!(line.contains("= 60") && line.contains("LibreNMS config table"), "{line}");
         assert!(!text.contains("s3cret"));
+
+        // LibreNMS's OS definitions sit below the config table.
+        let librenms = tempfile::tempdir().unwrap();
+        let defs = librenms.path().join("resources/definitions/os_detection");
+        std::fs::create_dir_all(&defs).unwrap();
+        std::fs::write(
+            defs.join("edgeswitch.yaml"),
+            "os: edgeswitch\ntype: network\npoller_modules:\n  bgp-peers: false\n  stp: false\n",
+        )
+        .unwrap();
+        t.db.execute(&Statement::new(
+            "INSERT INTO `config` (`config_name`, `config_value`) VALUES ('os.edgeswitch.poller_modules.stp', 'true')",
+        ))
+        .await
+        .unwrap();
+        let out = check_config(librenms.path());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let line = |key: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{key} ")))
+                .unwrap_or_else(|| panic!("{key} missing from\n{text}"))
+                .to_string()
+        };
+        let bgp = line("os.edgeswitch.poller_modules.bgp-peers");
+        assert!(bgp.contains("= false") && bgp.contains("LibreNMS OS definitions"), "{bgp}");
+        let stp = line("os.edgeswitch.poller_modules.stp");
+        assert!(stp.contains("= true") && stp.contains("LibreNMS config table"), "{stp}");
+
         t.db.execute(&Statement::new(
             "UPDATE `config` SET `config_value` = '\"often\"' WHERE `config_name` = 'rrd.step'",
         ))
         .await
         .unwrap();
-        let out = run(
-            {
-                let mut c = ironpoll();
-                c.args(["check-config", "--db", &url, "--librenms-dir", "/nonexistent"])
-                    .current_dir(std::env::temp_dir());
-                c
-            },
-            Duration::from_secs(30),
-        );
+        let out = check_config(Path::new("/nonexistent"));
         assert_eq!(out.status.code(), Some(1));
         assert_eq!(
             stderr(&out).trim(),
