@@ -4,6 +4,7 @@
 //! flush; the process exits.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -11,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Mode, Settings};
 use crate::coord::MemoryLeases;
 use crate::db::Db;
+use crate::db::cluster::{NodeReport, QueueStats, report_node};
 use crate::poller::engine::Engine;
-use crate::scheduler::{Scheduler, SchedulerOptions};
+use crate::scheduler::{Scheduler, SchedulerOptions, SchedulerStats};
 
 pub fn scheduler_options(settings: &Settings) -> SchedulerOptions {
     let librenms = settings.mode == Mode::Librenms;
@@ -55,6 +57,21 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
     } else {
         None
     };
+    let reporter = if settings.node_id.is_empty() {
+        if settings.mode == Mode::Librenms {
+            tracing::warn!(
+                "NODE_ID is not set: this node does not report itself in poller_cluster"
+            );
+        }
+        None
+    } else {
+        Some(tokio::spawn(report_node_every_period(
+            db.clone(),
+            settings.clone(),
+            scheduler.stats(),
+            stop.clone(),
+        )))
+    };
     let signals = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -62,6 +79,9 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
         signals.cancel();
     });
     scheduler.run(stop).await;
+    if let Some(task) = reporter {
+        let _ = task.await;
+    }
     if let Some(task) = fast_ping {
         // Its round in progress ends with its rows written.
         let _ = task.await;
@@ -81,6 +101,71 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
     db.close().await;
     tracing::info!("ironpoll poller stopped");
     Ok(())
+}
+
+/// Reports this node in `poller_cluster` and `poller_cluster_stats` at
+/// start and then on every poller-frequency boundary of the Unix clock, as
+/// LibreNMS's dispatcher does, so that LibreNMS's poller page and
+/// `validate.php` see it. `master` is 0: this node dispatches no work for
+/// other nodes.
+async fn report_node_every_period(
+    db: Db,
+    settings: Arc<Settings>,
+    stats: Arc<SchedulerStats>,
+    stop: CancellationToken,
+) {
+    let frequency = u64::from(settings.poller.frequency.max(1));
+    let groups = settings
+        .poller
+        .groups
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let (mut done_before, mut micros_before) = (0u64, 0u64);
+    let mut failing = false;
+    loop {
+        let done = stats.up.load(Ordering::Relaxed) + stats.down.load(Ordering::Relaxed);
+        let micros = stats.poll_micros.load(Ordering::Relaxed);
+        let report = NodeReport {
+            node_id: settings.node_id.clone(),
+            poller_name: settings.distributed_poller_name.clone(),
+            poller_version: format!("ironpoll {}", env!("CARGO_PKG_VERSION")),
+            poller_groups: groups.clone(),
+            master: false,
+            queues: vec![QueueStats {
+                poller_type: "poller",
+                depth: stats.pending.load(Ordering::Relaxed),
+                devices: done - done_before,
+                worker_seconds: (micros - micros_before) as f64 / 1e6,
+                workers: settings.poller.concurrency as u64,
+                frequency,
+            }],
+        };
+        match report_node(&db, &report).await {
+            Ok(()) => {
+                if failing {
+                    tracing::warn!("this node's poller_cluster report is written again");
+                }
+                failing = false;
+                (done_before, micros_before) = (done, micros);
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::error!("cannot report this node in poller_cluster: {e}");
+                }
+                failing = true;
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let next = Duration::from_secs((now.as_secs() / frequency + 1) * frequency);
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(next.saturating_sub(now)) => {}
+        }
+    }
 }
 
 async fn wait_for_signal() {

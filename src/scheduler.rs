@@ -45,6 +45,9 @@ pub struct SchedulerStats {
     pub abandoned: AtomicU64,
     /// Sum of poll durations, in microseconds.
     pub poll_micros: AtomicU64,
+    /// Due devices waiting for room at the last tick (LibreNMS's queue
+    /// depth).
+    pub pending: AtomicU64,
 }
 
 pub struct Scheduler {
@@ -139,6 +142,16 @@ impl Scheduler {
                 not_before.remove(&d.device_id);
                 start.push(d.device_id);
             }
+            let waiting = {
+                let in_flight = in_flight.lock();
+                due.iter()
+                    .filter(|d| !in_flight.contains(&d.device_id))
+                    .count()
+            };
+            self.stats.pending.store(
+                waiting.saturating_sub(start.len()) as u64,
+                Ordering::Relaxed,
+            );
             if !start.is_empty() {
                 self.start_polls(start, &budget, &tracker, &in_flight).await;
             }

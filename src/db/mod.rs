@@ -6,6 +6,7 @@
 //! project's own table and column names only; every value travels as a bind
 //! parameter.
 
+pub mod cluster;
 pub mod devices;
 pub mod ids;
 pub mod schema;
@@ -709,6 +710,25 @@ fn sqlite_value(row: &SqliteRow, i: usize) -> Val {
         "REAL" => row.try_get::<f64, _>(i).map_or(Val::Null, Val::Float),
         "BLOB" => row.try_get::<Vec<u8>, _>(i).map_or(Val::Null, Val::Bytes),
         _ => row.try_get::<String, _>(i).map_or(Val::Null, Val::Text),
+    }
+}
+
+/// The end of an upsert in either dialect: when `keys` collide, the
+/// `update` columns take the new row's values.
+pub fn upsert_clause(d: Dialect, keys: &[&str], update: &[&str]) -> String {
+    let list = |cols: &[&str], f: &dyn Fn(&str) -> String| {
+        cols.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ")
+    };
+    match d {
+        Dialect::Mysql => format!(
+            " ON DUPLICATE KEY UPDATE {}",
+            list(update, &|c| format!("`{c}` = VALUES(`{c}`)"))
+        ),
+        Dialect::Sqlite => format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            list(keys, &|c| format!("`{c}`")),
+            list(update, &|c| format!("`{c}` = excluded.`{c}`"))
+        ),
     }
 }
 

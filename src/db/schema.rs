@@ -600,6 +600,31 @@ pub static TABLES: &[Table] = &[
             },
         ],
     },
+    Table {
+        name: "poller_cluster_stats",
+        columns: &[
+            c("id", "int unsigned", false, None, "auto_increment"),
+            c("parent_poller", "int unsigned", false, Some("0"), ""),
+            c("poller_type", "varchar(64)", false, Some(""), ""),
+            c("depth", "int unsigned", false, None, ""),
+            c("devices", "int unsigned", false, None, ""),
+            c("worker_seconds", "double", false, None, ""),
+            c("workers", "int unsigned", false, None, ""),
+            c("frequency", "int unsigned", false, None, ""),
+        ],
+        indexes: &[
+            Index {
+                name: "PRIMARY",
+                columns: &["id"],
+                unique: true,
+            },
+            Index {
+                name: "poller_cluster_stats_parent_poller_poller_type_unique",
+                columns: &["parent_poller", "poller_type"],
+                unique: true,
+            },
+        ],
+    },
 ];
 
 pub fn table(name: &str) -> Option<&'static Table> {

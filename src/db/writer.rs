@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{Db, DbError, Dialect, MAX_BINDS, Statement, Val, chunk_sizes};
+use super::{Db, DbError, Dialect, MAX_BINDS, Statement, Val, chunk_sizes, upsert_clause};
 
 /// Column names and their new values.
 pub type Cols = Vec<(&'static str, Val)>;
@@ -350,34 +350,7 @@ fn upsert(
         .map(|(c, _)| *c)
         .filter(|c| !keys.contains(c) && *c != "created_at")
         .collect();
-    match d {
-        Dialect::Mysql => {
-            st.push(" ON DUPLICATE KEY UPDATE ");
-            st.push(
-                &updates
-                    .iter()
-                    .map(|c| format!("`{c}` = VALUES(`{c}`)"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            );
-        }
-        Dialect::Sqlite => {
-            st.push(&format!(
-                " ON CONFLICT ({}) DO UPDATE SET ",
-                keys.iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            st.push(
-                &updates
-                    .iter()
-                    .map(|c| format!("`{c}` = excluded.`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            );
-        }
-    }
+    st.push(&upsert_clause(d, keys, &updates));
     st
 }
 

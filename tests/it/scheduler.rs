@@ -155,3 +155,72 @@ async fn sigterm_stops_the_daemon_after_writing_its_results() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_reports_its_node_in_poller_cluster_every_period() {
+    within(120, async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let db = Db::open_sqlite(path.to_str().unwrap(), 2).await.unwrap();
+        db.create_schema().await.unwrap();
+        let sim = fleet(2).await;
+        for d in &sim.fleet {
+            add(&db, d.addr.port()).await;
+        }
+        let mut layer = Layer::new(Source::Flag, true);
+        for (k, v) in [
+            ("rrd_dir", dir.path().join("rrd").display().to_string()),
+            ("node_id", "ironpoll-test-node".into()),
+            ("distributed_poller_name", "poller-7".into()),
+            ("distributed_poller_group", "0,4".into()),
+            ("service_poller_frequency", "2".into()),
+            ("poller.concurrency", "12".into()),
+            ("fping_options.count", "1".into()),
+        ] {
+            layer.set(k, serde_json::Value::String(v));
+        }
+        let settings = resolve(&[layer], settings_defaults(Mode::Standalone)).unwrap();
+        let stop = CancellationToken::new();
+        let daemon = tokio::spawn(ironpoll::daemon::run(settings, db.clone(), stop.clone()));
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        stop.cancel();
+        daemon.await.unwrap().unwrap();
+        // The daemon closes its pool on the way out.
+        let db = Db::open_sqlite(path.to_str().unwrap(), 1).await.unwrap();
+
+        let nodes = db
+            .fetch(&Statement::new(
+                "SELECT `id`, `node_id`, `poller_name`, `poller_version`, `poller_groups`, `master`, `last_report` FROM `poller_cluster`",
+            ))
+            .await
+            .unwrap();
+        // One row however many reports: an upsert on node_id.
+        assert_eq!(nodes.len(), 1);
+        let node = &nodes[0];
+        assert_eq!(node.string("node_id").as_deref(), Some("ironpoll-test-node"));
+        assert_eq!(node.string("poller_name").as_deref(), Some("poller-7"));
+        assert!(node.string("poller_version").unwrap().starts_with("ironpoll "));
+        assert_eq!(node.string("poller_groups").as_deref(), Some("0,4"));
+        assert_eq!(node.i64("master"), Some(0));
+        assert!(node.string("last_report").is_some());
+        let stats = db
+            .fetch(&Statement::new(
+                "SELECT `parent_poller`, `poller_type`, `devices`, `worker_seconds`, `workers`, `frequency` FROM `poller_cluster_stats`",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(stats.len(), 1);
+        let s = &stats[0];
+        assert_eq!(s.u64("parent_poller"), node.u64("id"));
+        assert_eq!(s.string("poller_type").as_deref(), Some("poller"));
+        assert_eq!(s.i64("workers"), Some(12));
+        assert_eq!(s.i64("frequency"), Some(2));
+        // The last report counts the polls since the one before it: each of
+        // the two devices is polled about once per 2 s period.
+        let devices = s.i64("devices").unwrap();
+        assert!((1..=6).contains(&devices), "devices in the last period: {devices}");
+        assert!(s.f64("worker_seconds").unwrap() > 0.0);
+        drop(sim);
+    })
+    .await;
+}

@@ -839,3 +839,64 @@ fn the_tables_match_librenms_schema() {
         assert_eq!(ours, theirs, "table {}", table.name);
     }
 }
+
+/// The node report on LibreNMS's schema: the row is made once and then
+/// only its version, report time and master flag move, as LibreNMS's
+/// dispatcher keeps them; queue rows are one per type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_report_upserts_poller_cluster_rows_on_mariadb() {
+    use ironpoll::db::cluster::{NodeReport, QueueStats, report_node};
+    within(60, async {
+        let t = TestDb::new().await;
+        let mut report = NodeReport {
+            node_id: "5f1c".into(),
+            poller_name: "poller-a".into(),
+            poller_version: "ironpoll 0.1.0".into(),
+            poller_groups: "0,2".into(),
+            master: false,
+            queues: vec![QueueStats {
+                poller_type: "poller",
+                depth: 7,
+                devices: 120,
+                worker_seconds: 315.5,
+                workers: 16,
+                frequency: 300,
+            }],
+        };
+        report_node(&t.db, &report).await.unwrap();
+        report.poller_name = "renamed".into();
+        report.poller_groups = "9".into();
+        report.poller_version = "ironpoll 0.2.0".into();
+        report.queues[0].devices = 80;
+        report.queues[0].depth = 0;
+        report_node(&t.db, &report).await.unwrap();
+
+        let node = t
+            .db
+            .fetch(&Statement::new(
+                "SELECT `id`, `poller_name`, `poller_groups`, `poller_version`, `master`, TIMESTAMPDIFF(SECOND, `last_report`, NOW()) AS `age` FROM `poller_cluster`",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(node.len(), 1);
+        assert_eq!(node[0].string("poller_name").as_deref(), Some("poller-a"));
+        assert_eq!(node[0].string("poller_groups").as_deref(), Some("0,2"));
+        assert_eq!(node[0].string("poller_version").as_deref(), Some("ironpoll 0.2.0"));
+        assert_eq!(node[0].i64("master"), Some(0));
+        assert!(node[0].i64("age").unwrap() <= 5);
+        let stats = t
+            .db
+            .fetch(&Statement::new(
+                "SELECT `parent_poller`, `poller_type`, `depth`, `devices`, `worker_seconds` FROM `poller_cluster_stats`",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(stats.len(), 1);
+        assert_eq!(stats[0].u64("parent_poller"), node[0].u64("id"));
+        assert_eq!(stats[0].i64("devices"), Some(80));
+        assert_eq!(stats[0].i64("depth"), Some(0));
+        assert_eq!(stats[0].f64("worker_seconds"), Some(315.5));
+        t.drop_database().await;
+    })
+    .await;
+}
