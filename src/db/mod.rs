@@ -584,6 +584,32 @@ impl Tx {
         }
     }
 
+    /// Runs a query inside the transaction (it sees the transaction's own
+    /// writes).
+    pub async fn fetch(&mut self, st: &Statement) -> Result<Vec<Row>, DbError> {
+        self.stats.statements.fetch_add(1, Ordering::Relaxed);
+        let rows = match &mut self.inner {
+            TxInner::Mysql(t) => {
+                let rows = mysql_query(st)
+                    .fetch_all(&mut **t)
+                    .await
+                    .map_err(DbError::query)?;
+                convert_rows(&rows, mysql_value)
+            }
+            TxInner::Sqlite(t) => {
+                let rows = sqlite_query(st)
+                    .fetch_all(&mut **t)
+                    .await
+                    .map_err(DbError::query)?;
+                convert_rows(&rows, sqlite_value)
+            }
+        };
+        self.stats
+            .rows_read
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        Ok(rows)
+    }
+
     /// Runs an INSERT and returns the id it created.
     pub async fn insert(&mut self, st: &Statement) -> Result<u64, DbError> {
         self.stats.statements.fetch_add(1, Ordering::Relaxed);

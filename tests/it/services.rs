@@ -900,3 +900,50 @@ async fn the_node_report_upserts_poller_cluster_rows_on_mariadb() {
     })
     .await;
 }
+
+/// New ports come back with their own ids, in the order asked, even where
+/// an older row (a deleted port) has the same ifIndex; each gets its
+/// ports_statistics row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_ports_get_their_own_ids_on_mariadb() {
+    use ironpoll::modules::PollStore;
+    within(60, async {
+        let t = TestDb::new().await;
+        let device = t.add_device("127.0.0.1", 161, &[]).await;
+        t.db.execute(&Statement::new(format!(
+            "INSERT INTO `ports` (`device_id`, `ifIndex`, `ifName`, `deleted`) VALUES ({device}, 7, 'old7', 1)"
+        )))
+        .await
+        .unwrap();
+        let old = t.scalar("SELECT MAX(`port_id`) FROM `ports`").await.as_i64().unwrap();
+        let wanted: Vec<(i64, Option<String>)> = (1..=1500)
+            .rev()
+            .map(|i| (i, Some(format!("eth{i}"))))
+            .collect();
+        let ids = t.db.new_ports(device, &wanted).await.unwrap();
+        assert_eq!(ids.len(), 1500);
+        assert!(ids.iter().all(|id| i64::from(*id) > old));
+        for ((if_index, name), id) in wanted.iter().zip(&ids).step_by(97) {
+            let row = t
+                .db
+                .fetch(&Statement::new(format!(
+                    "SELECT `ifIndex`, `ifName`, `device_id` FROM `ports` WHERE `port_id` = {id}"
+                )))
+                .await
+                .unwrap();
+            assert_eq!(row[0].i64("ifIndex"), Some(*if_index));
+            assert_eq!(row[0].string("ifName"), name.clone());
+            assert_eq!(row[0].u64("device_id"), Some(u64::from(device)));
+        }
+        let seven = wanted.iter().position(|(i, _)| *i == 7).unwrap();
+        assert!(i64::from(ids[seven]) > old, "not the deleted port's id");
+        let stats = t
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM `ports_statistics` WHERE `port_id` > {old}"
+            ))
+            .await;
+        assert_eq!(stats.as_i64(), Some(1500));
+        t.drop_database().await;
+    })
+    .await;
+}
