@@ -315,6 +315,18 @@ pub struct DbStats {
     pub rows_read: AtomicU64,
 }
 
+impl DbStats {
+    /// Counts a query and the rows it read.
+    fn count_read(&self, rows: Result<Vec<Row>, DbError>) -> Result<Vec<Row>, DbError> {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        if let Ok(rows) = &rows {
+            self.rows_read
+                .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        }
+        rows
+    }
+}
+
 /// A bounded pool on one of the two databases.
 #[derive(Clone)]
 pub struct Db {
@@ -478,24 +490,11 @@ impl Db {
     }
 
     pub async fn fetch(&self, st: &Statement) -> Result<Vec<Row>, DbError> {
-        self.stats.statements.fetch_add(1, Ordering::Relaxed);
         let rows = match &self.pool {
-            Pool::Mysql(p) => {
-                let rows = mysql_query(st).fetch_all(p).await.map_err(DbError::query)?;
-                convert_rows(&rows, mysql_value)
-            }
-            Pool::Sqlite(p) => {
-                let rows = sqlite_query(st)
-                    .fetch_all(p)
-                    .await
-                    .map_err(DbError::query)?;
-                convert_rows(&rows, sqlite_value)
-            }
+            Pool::Mysql(p) => mysql_fetch(p, st).await,
+            Pool::Sqlite(p) => sqlite_fetch(p, st).await,
         };
-        self.stats
-            .rows_read
-            .fetch_add(rows.len() as u64, Ordering::Relaxed);
-        Ok(rows)
+        self.stats.count_read(rows)
     }
 
     /// Runs statements in one transaction: all of them or none.
@@ -587,27 +586,11 @@ impl Tx {
     /// Runs a query inside the transaction (it sees the transaction's own
     /// writes).
     pub async fn fetch(&mut self, st: &Statement) -> Result<Vec<Row>, DbError> {
-        self.stats.statements.fetch_add(1, Ordering::Relaxed);
         let rows = match &mut self.inner {
-            TxInner::Mysql(t) => {
-                let rows = mysql_query(st)
-                    .fetch_all(&mut **t)
-                    .await
-                    .map_err(DbError::query)?;
-                convert_rows(&rows, mysql_value)
-            }
-            TxInner::Sqlite(t) => {
-                let rows = sqlite_query(st)
-                    .fetch_all(&mut **t)
-                    .await
-                    .map_err(DbError::query)?;
-                convert_rows(&rows, sqlite_value)
-            }
+            TxInner::Mysql(t) => mysql_fetch(&mut **t, st).await,
+            TxInner::Sqlite(t) => sqlite_fetch(&mut **t, st).await,
         };
-        self.stats
-            .rows_read
-            .fetch_add(rows.len() as u64, Ordering::Relaxed);
-        Ok(rows)
+        self.stats.count_read(rows)
     }
 
     /// Runs an INSERT and returns the id it created.
@@ -674,6 +657,25 @@ fn sqlite_query(st: &Statement) -> SqliteQuery {
         };
     }
     q
+}
+
+async fn mysql_fetch<'e>(
+    on: impl sqlx::Executor<'e, Database = sqlx::MySql>,
+    st: &Statement,
+) -> Result<Vec<Row>, DbError> {
+    let rows = mysql_query(st).fetch_all(on).await.map_err(DbError::query)?;
+    Ok(convert_rows(&rows, mysql_value))
+}
+
+async fn sqlite_fetch<'e>(
+    on: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    st: &Statement,
+) -> Result<Vec<Row>, DbError> {
+    let rows = sqlite_query(st)
+        .fetch_all(on)
+        .await
+        .map_err(DbError::query)?;
+    Ok(convert_rows(&rows, sqlite_value))
 }
 
 fn convert_rows<R: sqlx::Row>(rows: &[R], value: fn(&R, usize) -> Val) -> Vec<Row> {
