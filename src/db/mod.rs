@@ -663,7 +663,10 @@ async fn mysql_fetch<'e>(
     on: impl sqlx::Executor<'e, Database = sqlx::MySql>,
     st: &Statement,
 ) -> Result<Vec<Row>, DbError> {
-    let rows = mysql_query(st).fetch_all(on).await.map_err(DbError::query)?;
+    let rows = mysql_query(st)
+        .fetch_all(on)
+        .await
+        .map_err(DbError::query)?;
     Ok(convert_rows(&rows, mysql_value))
 }
 
