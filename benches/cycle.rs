@@ -13,7 +13,7 @@
 //! Needs IRONPOLL_TEST_MYSQL (mysql://root@127.0.0.1:PORT) and rrdcached,
 //! snmpget, snmpbulkwalk and fping on the PATH; `benches/run.sh` sets all
 //! of that up. Options: `--devices N --sample N --dead-percent P
-//! --latency-ms A..B --workers N --rra "RRA:..."`.
+//! --latency-ms A..B --workers N --rra "RRA:..." --concurrency N`.
 
 #[path = "support/measure.rs"]
 mod measure;
