@@ -6,12 +6,16 @@
 //! project's own table and column names only; every value travels as a bind
 //! parameter.
 
+pub mod changes;
 pub mod cluster;
 pub mod devices;
 pub mod ids;
 pub mod schema;
 pub mod state;
+pub mod value;
 pub mod writer;
+
+pub use value::{Row, Val};
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -53,175 +57,6 @@ impl Dialect {
             Dialect::Mysql => "UNIX_TIMESTAMP()",
             Dialect::Sqlite => "CAST(strftime('%s', 'now') AS INTEGER)",
         }
-    }
-}
-
-/// A value bound to, or read from, a statement.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Val {
-    Null,
-    Int(i64),
-    UInt(u64),
-    Float(f64),
-    Text(String),
-    Bytes(Vec<u8>),
-    /// The database clock at execution (written as SQL, not bound).
-    Now,
-}
-
-impl Val {
-    pub fn text(s: impl Into<String>) -> Val {
-        Val::Text(s.into())
-    }
-
-    pub fn opt_text(s: Option<impl Into<String>>) -> Val {
-        s.map_or(Val::Null, |s| Val::Text(s.into()))
-    }
-
-    pub fn is_null(&self) -> bool {
-        matches!(self, Val::Null)
-    }
-
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            Val::Int(i) => Some(*i),
-            Val::UInt(u) => i64::try_from(*u).ok(),
-            Val::Float(f) => Some(*f as i64),
-            Val::Text(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    }
-
-    pub fn as_u64(&self) -> Option<u64> {
-        match self {
-            Val::Int(i) => u64::try_from(*i).ok(),
-            Val::UInt(u) => Some(*u),
-            Val::Float(f) if *f >= 0.0 => Some(*f as u64),
-            Val::Text(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    }
-
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            Val::Int(i) => Some(*i as f64),
-            Val::UInt(u) => Some(*u as f64),
-            Val::Float(f) => Some(*f),
-            Val::Text(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Val::Text(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    pub fn into_string(self) -> Option<String> {
-        match self {
-            Val::Text(s) => Some(s),
-            Val::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-            Val::Int(i) => Some(i.to_string()),
-            Val::UInt(u) => Some(u.to_string()),
-            Val::Float(f) => Some(f.to_string()),
-            Val::Null | Val::Now => None,
-        }
-    }
-}
-
-impl From<i64> for Val {
-    fn from(v: i64) -> Val {
-        Val::Int(v)
-    }
-}
-impl From<u64> for Val {
-    fn from(v: u64) -> Val {
-        Val::UInt(v)
-    }
-}
-impl From<u32> for Val {
-    fn from(v: u32) -> Val {
-        Val::Int(i64::from(v))
-    }
-}
-impl From<i32> for Val {
-    fn from(v: i32) -> Val {
-        Val::Int(i64::from(v))
-    }
-}
-impl From<f64> for Val {
-    fn from(v: f64) -> Val {
-        Val::Float(v)
-    }
-}
-impl From<bool> for Val {
-    fn from(v: bool) -> Val {
-        Val::Int(i64::from(v))
-    }
-}
-impl From<&str> for Val {
-    fn from(v: &str) -> Val {
-        Val::Text(v.to_string())
-    }
-}
-impl From<String> for Val {
-    fn from(v: String) -> Val {
-        Val::Text(v)
-    }
-}
-impl<T: Into<Val>> From<Option<T>> for Val {
-    fn from(v: Option<T>) -> Val {
-        v.map_or(Val::Null, Into::into)
-    }
-}
-
-/// One result row: column names shared by all rows of a result.
-#[derive(Debug, Clone)]
-pub struct Row {
-    columns: Arc<[String]>,
-    values: Vec<Val>,
-}
-
-impl Row {
-    pub fn get(&self, column: &str) -> &Val {
-        static NULL: Val = Val::Null;
-        self.columns
-            .iter()
-            .position(|c| c == column)
-            .map_or(&NULL, |i| &self.values[i])
-    }
-
-    pub fn take(&mut self, column: &str) -> Val {
-        match self.columns.iter().position(|c| c == column) {
-            Some(i) => std::mem::replace(&mut self.values[i], Val::Null),
-            None => Val::Null,
-        }
-    }
-
-    pub fn i64(&self, column: &str) -> Option<i64> {
-        self.get(column).as_i64()
-    }
-
-    pub fn u64(&self, column: &str) -> Option<u64> {
-        self.get(column).as_u64()
-    }
-
-    pub fn f64(&self, column: &str) -> Option<f64> {
-        self.get(column).as_f64()
-    }
-
-    pub fn string(&self, column: &str) -> Option<String> {
-        self.get(column).clone().into_string()
-    }
-
-    pub fn columns(&self) -> &[String] {
-        &self.columns
-    }
-
-    pub fn values(&self) -> &[Val] {
-        &self.values
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::value::php_of;
 use super::{Db, DbError, Row, Statement, Val, schema};
 use crate::device::Attribs;
 use crate::librenms::php::Php;
@@ -267,17 +268,4 @@ pub async fn load_ports(db: &Db, ids: &[u32]) -> Result<Vec<(u32, PortRow)>, DbE
             (port.device_id, port)
         })
         .collect())
-}
-
-/// A database value as PHP's PDO hands it over: integers as int (those
-/// beyond PHP's range as strings), text as strings.
-pub fn php_of(v: &Val) -> Php {
-    match v {
-        Val::Null | Val::Now => Php::Null,
-        Val::Int(i) => Php::Int(*i),
-        Val::UInt(u) => i64::try_from(*u).map_or_else(|_| Php::Str(u.to_string()), Php::Int),
-        Val::Float(f) => Php::Float(*f),
-        Val::Text(s) => Php::Str(s.clone()),
-        Val::Bytes(b) => Php::Str(String::from_utf8_lossy(b).into_owned()),
-    }
 }

@@ -6,7 +6,7 @@
 //! that one device's odd row costs no other device its data; the poll that
 //! still fails is dropped, counted and logged.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,199 +14,135 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::changes::{Changes, Cols, Filter, RowUpdate, TableChange};
 use super::{Db, DbError, Dialect, MAX_BINDS, Statement, Val, chunk_sizes, upsert_clause};
 
-/// Column names and their new values.
-pub type Cols = Vec<(&'static str, Val)>;
-
-/// One row's new values, by key (device_id or port_id).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowUpdate {
-    pub key: u64,
-    pub cols: Vec<(&'static str, Val)>,
-}
-
-/// An eventlog row; its time is the database clock at write.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub device_id: u32,
-    pub message: String,
-    pub kind: String,
-    pub reference: Option<String>,
-    pub severity: u8,
-}
-
-/// Outage bookkeeping, applied in order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OutageChange {
-    /// Opens an outage at `going_down` unless one is open already.
-    Open { device_id: u32, going_down: i64 },
-    /// Closes every open outage of the device.
-    Close { device_id: u32, up_again: i64 },
-}
-
-/// Everything one device poll writes.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Changes {
-    pub devices: Vec<RowUpdate>,
-    pub ports: Vec<RowUpdate>,
-    pub ports_statistics: Vec<RowUpdate>,
-    /// Ports of one device whose poll times move together
-    /// (`poll_time`, `poll_prev`, `poll_period`).
-    pub ports_poll_times: Vec<(Vec<u64>, Cols)>,
-    pub events: Vec<Event>,
-    pub outages: Vec<OutageChange>,
-    /// `device_stats` rows to insert or update, by device.
-    pub device_stats: Vec<(u32, Vec<(&'static str, Val)>)>,
-    /// `availability` (device, duration, percent) to insert or update; the
-    /// device's other durations are deleted.
-    pub availability: Vec<(u32, Vec<(i64, f64)>)>,
-    pub graphs_add: Vec<(u32, String)>,
-    pub graphs_remove: Vec<(u32, String)>,
-}
-
-impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self == &Changes::default()
-    }
-
-    /// Rows this poll writes (for the writer's bound).
-    pub fn rows(&self) -> usize {
-        self.devices.len()
-            + self.ports.len()
-            + self.ports_statistics.len()
-            + self
-                .ports_poll_times
-                .iter()
-                .map(|p| p.0.len())
-                .sum::<usize>()
-            + self.events.len()
-            + self.outages.len()
-            + self.device_stats.len()
-            + self.availability.iter().map(|a| a.1.len()).sum::<usize>()
-            + self.graphs_add.len()
-            + self.graphs_remove.len()
-    }
-
-    pub fn extend(&mut self, other: Changes) {
-        self.devices.extend(other.devices);
-        self.ports.extend(other.ports);
-        self.ports_statistics.extend(other.ports_statistics);
-        self.ports_poll_times.extend(other.ports_poll_times);
-        self.events.extend(other.events);
-        self.outages.extend(other.outages);
-        self.device_stats.extend(other.device_stats);
-        self.availability.extend(other.availability);
-        self.graphs_add.extend(other.graphs_add);
-        self.graphs_remove.extend(other.graphs_remove);
-    }
-}
-
-/// The statements that write `changes`, in a safe order.
-pub fn statements(d: Dialect, changes: &Changes) -> Vec<Statement> {
-    let mut out = Vec::new();
-    update_rows(d, "devices", "device_id", &changes.devices, &mut out);
-    update_rows(d, "ports", "port_id", &changes.ports, &mut out);
-    update_rows(
-        d,
-        "ports_statistics",
-        "port_id",
-        &changes.ports_statistics,
-        &mut out,
-    );
-    for (ids, cols) in &changes.ports_poll_times {
-        for chunk in ids.chunks(1000) {
-            let mut st = Statement::new("UPDATE `ports` SET ");
-            for (i, (c, v)) in cols.iter().enumerate() {
-                if i > 0 {
-                    st.push(", ");
+/// The statements that write `changes`. Alike changes (the same table,
+/// kind and columns) become multi-row statements; groups are written in
+/// the order they first appear, so each poll's changes keep their order
+/// (modules record in a fixed order). When one batch updates a row twice
+/// with the same columns, the later values win.
+pub fn statements<'a>(
+    d: Dialect,
+    changes: impl IntoIterator<Item = &'a TableChange>,
+) -> Vec<Statement> {
+    let mut groups: Vec<Group<'a>> = Vec::new();
+    let mut index: HashMap<GroupKey, usize> = HashMap::new();
+    for change in changes {
+        let (key, group) = match change {
+            TableChange::Update { table, key, row } => (
+                GroupKey::Update(table, key, names(&row.cols)),
+                Group::Update {
+                    table,
+                    key,
+                    rows: Vec::new(),
+                    seen: HashMap::new(),
+                },
+            ),
+            TableChange::Insert { table, row } => (
+                GroupKey::Insert(table, names(row)),
+                Group::Rows {
+                    table,
+                    keys: None,
+                    rows: Vec::new(),
+                },
+            ),
+            TableChange::Upsert { table, keys, row } => (
+                GroupKey::Upsert(table, keys, names(row)),
+                Group::Rows {
+                    table,
+                    keys: Some(keys),
+                    rows: Vec::new(),
+                },
+            ),
+            other => {
+                groups.push(Group::Single(other));
+                continue;
+            }
+        };
+        let at = *index.entry(key).or_insert_with(|| {
+            groups.push(group);
+            groups.len() - 1
+        });
+        match (&mut groups[at], change) {
+            (Group::Update { rows, seen, .. }, TableChange::Update { row, .. }) => {
+                match seen.get(&row.key) {
+                    Some(&i) => rows[i] = row,
+                    None => {
+                        seen.insert(row.key, rows.len());
+                        rows.push(row);
+                    }
                 }
-                st.push(&format!("`{c}` = "));
-                st.value(d, v.clone());
             }
-            st.push(" WHERE `port_id` IN (");
-            st.values(d, chunk.iter().map(|i| Val::UInt(*i)));
-            st.push(")");
-            out.push(st);
+            (
+                Group::Rows { rows, .. },
+                TableChange::Insert { row, .. } | TableChange::Upsert { row, .. },
+            ) => rows.push(row),
+            _ => unreachable!("a group holds one kind of change"),
         }
     }
-    insert_events(d, &changes.events, &mut out);
-    for o in &changes.outages {
-        out.push(outage_statement(d, o));
-    }
-    for (device_id, cols) in &changes.device_stats {
-        out.push(upsert(d, "device_stats", &["device_id"], *device_id, cols));
-    }
-    for (device_id, rows) in &changes.availability {
-        for (duration, perc) in rows {
-            let cols = vec![
-                ("duration", Val::Int(*duration)),
-                ("availability_perc", Val::Float(*perc)),
-            ];
-            out.push(upsert(
-                d,
-                "availability",
-                &["device_id", "duration"],
-                *device_id,
-                &cols,
-            ));
+    let mut out = Vec::new();
+    for group in groups {
+        match group {
+            Group::Single(change) => single(d, change, &mut out),
+            Group::Update {
+                table, key, rows, ..
+            } => update_rows(d, table, key, &rows, &mut out),
+            Group::Rows { table, keys, rows } => insert_rows(d, table, &rows, keys, &mut out),
         }
-        let mut st = Statement::new("DELETE FROM `availability` WHERE `device_id` = ");
-        st.value(d, Val::from(*device_id));
-        if !rows.is_empty() {
-            st.push(" AND `duration` NOT IN (");
-            st.values(d, rows.iter().map(|(dur, _)| Val::Int(*dur)));
-            st.push(")");
-        }
-        out.push(st);
-    }
-    if !changes.graphs_add.is_empty() {
-        for chunk in changes.graphs_add.chunks(1000) {
-            let mut st =
-                Statement::new("INSERT INTO `device_graphs` (`device_id`, `graph`) VALUES ");
-            for (i, (dev, g)) in chunk.iter().enumerate() {
-                st.push(if i > 0 { ", (" } else { "(" });
-                st.values(d, [Val::from(*dev), Val::text(g)]);
-                st.push(")");
-            }
-            out.push(st);
-        }
-    }
-    for (dev, g) in &changes.graphs_remove {
-        let mut st = Statement::new("DELETE FROM `device_graphs` WHERE `device_id` = ");
-        st.value(d, Val::from(*dev))
-            .push(" AND `graph` = ")
-            .value(d, Val::text(g));
-        out.push(st);
     }
     out
 }
 
-/// Multi-row UPDATE through a derived table of new values, grouped by the
-/// set of columns each row changes.
-fn update_rows(d: Dialect, table: &str, key: &str, rows: &[RowUpdate], out: &mut Vec<Statement>) {
-    let mut groups: BTreeMap<Vec<&'static str>, Vec<&RowUpdate>> = BTreeMap::new();
-    for r in rows {
-        if r.cols.is_empty() {
-            continue;
-        }
-        groups
-            .entry(r.cols.iter().map(|(c, _)| *c).collect())
-            .or_default()
-            .push(r);
-    }
-    let bind_limit = match d {
+/// What makes changes alike: their kind, table and columns.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum GroupKey {
+    Update(&'static str, &'static str, Vec<&'static str>),
+    Insert(&'static str, Vec<&'static str>),
+    Upsert(&'static str, &'static [&'static str], Vec<&'static str>),
+}
+
+enum Group<'a> {
+    /// Rows by key, and where each key sits (a later update of the same
+    /// row replaces the earlier one).
+    Update {
+        table: &'static str,
+        key: &'static str,
+        rows: Vec<&'a RowUpdate>,
+        seen: HashMap<u64, usize>,
+    },
+    /// Inserted rows; upserted ones when `keys` are given.
+    Rows {
+        table: &'static str,
+        keys: Option<&'static [&'static str]>,
+        rows: Vec<&'a Cols>,
+    },
+    Single(&'a TableChange),
+}
+
+fn names(cols: &Cols) -> Vec<&'static str> {
+    cols.iter().map(|(c, _)| *c).collect()
+}
+
+fn bind_limit(d: Dialect) -> usize {
+    match d {
         Dialect::Mysql => MAX_BINDS,
         Dialect::Sqlite => 32_766,
+    }
+}
+
+/// Multi-row UPDATE through a derived table of new values.
+fn update_rows(d: Dialect, table: &str, key: &str, rows: &[&RowUpdate], out: &mut Vec<Statement>) {
+    let Some(first) = rows.first() else {
+        return;
     };
-    for (cols, group) in groups {
-        let max_rows = (bind_limit / (cols.len() + 1)).max(1);
-        let mut rest: &[&RowUpdate] = &group;
-        for size in chunk_sizes(group.len(), max_rows) {
-            let (now, later) = rest.split_at(size);
-            rest = later;
-            out.push(update_group(d, table, key, &cols, now));
-        }
+    let cols = names(&first.cols);
+    let max_rows = (bind_limit(d) / (cols.len() + 1)).max(1);
+    let mut rest = rows;
+    for size in chunk_sizes(rows.len(), max_rows) {
+        let (now, later) = rest.split_at(size);
+        rest = later;
+        out.push(update_group(d, table, key, &cols, now));
     }
 }
 
@@ -260,98 +196,157 @@ fn update_group(
     }
 }
 
-fn insert_events(d: Dialect, events: &[Event], out: &mut Vec<Statement>) {
-    for chunk in events.chunks(1000) {
-        let mut st = Statement::new(
-            "INSERT INTO `eventlog` (`device_id`, `datetime`, `message`, `type`, `reference`, `username`, `severity`) VALUES ",
-        );
-        for (i, e) in chunk.iter().enumerate() {
+/// Multi-row INSERT, or upsert when `keys` are given.
+fn insert_rows(
+    d: Dialect,
+    table: &str,
+    rows: &[&Cols],
+    keys: Option<&[&str]>,
+    out: &mut Vec<Statement>,
+) {
+    let Some(first) = rows.first() else {
+        return;
+    };
+    let cols = names(first);
+    let head = format!("INSERT INTO `{table}` ({}) VALUES ", quoted(&cols));
+    let tail = keys.map(|keys| {
+        // `created_at` is set when the row is made and kept after.
+        let mut updates: Vec<&str> = cols
+            .iter()
+            .copied()
+            .filter(|c| !keys.contains(c) && *c != "created_at")
+            .collect();
+        if updates.is_empty() {
+            updates = keys[..1].to_vec();
+        }
+        upsert_clause(d, keys, &updates)
+    });
+    let max_rows = (bind_limit(d) / cols.len().max(1)).clamp(1, 1000);
+    for chunk in rows.chunks(max_rows) {
+        let mut st = Statement::new(head.clone());
+        for (i, row) in chunk.iter().enumerate() {
             st.push(if i > 0 { ", (" } else { "(" });
-            st.values(
-                d,
-                [
-                    Val::from(e.device_id),
-                    Val::Now,
-                    Val::text(&e.message),
-                    Val::text(&e.kind),
-                    Val::opt_text(e.reference.clone()),
-                    // LibreNMS logs '' when no user is logged in.
-                    Val::text(""),
-                    Val::Int(i64::from(e.severity)),
-                ],
-            );
+            st.values(d, row.iter().map(|(_, v)| v.clone()));
             st.push(")");
+        }
+        if let Some(tail) = &tail {
+            st.push(tail);
         }
         out.push(st);
     }
 }
 
-fn outage_statement(d: Dialect, o: &OutageChange) -> Statement {
-    match o {
-        OutageChange::Open {
-            device_id,
-            going_down,
-        } => {
-            // One open outage per device, as LibreNMS keeps it.
-            let mut st =
-                Statement::new("INSERT INTO `device_outages` (`device_id`, `going_down`) SELECT ");
-            st.values(d, [Val::from(*device_id), Val::Int(*going_down)]);
-            st.push(match d {
-                Dialect::Mysql => " FROM DUAL",
-                Dialect::Sqlite => "",
-            });
-            st.push(" WHERE NOT EXISTS (SELECT 1 FROM `device_outages` WHERE `device_id` = ");
-            st.value(d, Val::from(*device_id));
-            st.push(" AND `up_again` IS NULL)");
-            st
+fn quoted(cols: &[&str]) -> String {
+    cols.iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `col = ? AND col IS NULL AND col IN (...)`.
+fn push_filters(d: Dialect, st: &mut Statement, filters: &[Filter]) {
+    if filters.is_empty() {
+        st.push("1 = 1");
+    }
+    for (i, f) in filters.iter().enumerate() {
+        if i > 0 {
+            st.push(" AND ");
         }
-        OutageChange::Close {
-            device_id,
-            up_again,
-        } => {
-            let mut st = Statement::new("UPDATE `device_outages` SET `up_again` = ");
-            st.value(d, Val::Int(*up_again));
-            st.push(" WHERE `device_id` = ");
-            st.value(d, Val::from(*device_id));
-            st.push(" AND `up_again` IS NULL");
-            st
+        match f {
+            Filter::Eq(c, v) => {
+                st.push(&format!("`{c}` = "));
+                st.value(d, v.clone());
+            }
+            Filter::IsNull(c) => {
+                st.push(&format!("`{c}` IS NULL"));
+            }
+            Filter::In(_, vals) if vals.is_empty() => {
+                st.push("1 = 0");
+            }
+            Filter::NotIn(_, vals) if vals.is_empty() => {
+                st.push("1 = 1");
+            }
+            Filter::In(c, vals) | Filter::NotIn(c, vals) => {
+                let not = if matches!(f, Filter::NotIn(..)) {
+                    "NOT "
+                } else {
+                    ""
+                };
+                st.push(&format!("`{c}` {not}IN ("));
+                st.values(d, vals.iter().cloned());
+                st.push(")");
+            }
         }
     }
 }
 
-/// INSERT or UPDATE of a row keyed by `device_id` (and more key columns
-/// among `cols`).
-fn upsert(
-    d: Dialect,
-    table: &str,
-    keys: &[&str],
-    device_id: u32,
-    cols: &[(&'static str, Val)],
-) -> Statement {
-    let mut names = vec!["device_id"];
-    names.extend(cols.iter().map(|(c, _)| *c));
-    let mut st = Statement::new(format!(
-        "INSERT INTO `{table}` ({}) VALUES (",
-        names
-            .iter()
-            .map(|c| format!("`{c}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    st.value(d, Val::from(device_id));
-    for (_, v) in cols {
-        st.push(", ");
-        st.value(d, v.clone());
+/// The statement of a change that is written on its own.
+fn single(d: Dialect, change: &TableChange, out: &mut Vec<Statement>) {
+    match change {
+        TableChange::UpdateWhere {
+            table,
+            set,
+            filters,
+        } => {
+            // A long id list is written 1,000 ids a statement.
+            let split = filters
+                .iter()
+                .position(|f| matches!(f, Filter::In(_, v) if v.len() > 1000));
+            let parts: Vec<Vec<Filter>> = match split {
+                Some(at) => {
+                    let Filter::In(col, ids) = &filters[at] else {
+                        unreachable!("found an In filter")
+                    };
+                    ids.chunks(1000)
+                        .map(|chunk| {
+                            let mut f = filters.clone();
+                            f[at] = Filter::In(col, chunk.to_vec());
+                            f
+                        })
+                        .collect()
+                }
+                None => vec![filters.clone()],
+            };
+            for filters in parts {
+                let mut st = Statement::new(format!("UPDATE `{table}` SET "));
+                for (i, (c, v)) in set.iter().enumerate() {
+                    if i > 0 {
+                        st.push(", ");
+                    }
+                    st.push(&format!("`{c}` = "));
+                    st.value(d, v.clone());
+                }
+                st.push(" WHERE ");
+                push_filters(d, &mut st, &filters);
+                out.push(st);
+            }
+        }
+        TableChange::Delete { table, filters } => {
+            let mut st = Statement::new(format!("DELETE FROM `{table}` WHERE "));
+            push_filters(d, &mut st, filters);
+            out.push(st);
+        }
+        TableChange::InsertUnless { table, row, exists } => {
+            let mut st = Statement::new(format!(
+                "INSERT INTO `{table}` ({}) SELECT ",
+                quoted(&names(row))
+            ));
+            st.values(d, row.iter().map(|(_, v)| v.clone()));
+            st.push(match d {
+                Dialect::Mysql => " FROM DUAL",
+                Dialect::Sqlite => "",
+            });
+            st.push(&format!(
+                " WHERE NOT EXISTS (SELECT 1 FROM `{table}` WHERE "
+            ));
+            push_filters(d, &mut st, exists);
+            st.push(")");
+            out.push(st);
+        }
+        TableChange::Update { .. } | TableChange::Insert { .. } | TableChange::Upsert { .. } => {
+            unreachable!("grouped changes are not written alone")
+        }
     }
-    st.push(")");
-    // `created_at` is set when the row is made and kept after.
-    let updates: Vec<&str> = cols
-        .iter()
-        .map(|(c, _)| *c)
-        .filter(|c| !keys.contains(c) && *c != "created_at")
-        .collect();
-    st.push(&upsert_clause(d, keys, &updates));
-    st
 }
 
 #[derive(Debug, Clone)]
@@ -390,8 +385,51 @@ pub struct DbWriterStats {
     pub dropped_polls: AtomicU64,
 }
 
+/// How one poll's changes ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// In the database.
+    Committed,
+    /// The database refused them (a bad row); the reason.
+    Refused(String),
+    /// Never written: the buffer overflowed while the database was down,
+    /// or the writer stopped.
+    Dropped,
+}
+
+/// Resolves when one poll's changes are committed (or will never be).
+pub struct Commit(Option<oneshot::Receiver<Written>>);
+
+impl Commit {
+    /// Waits for the outcome.
+    pub async fn wait(self) -> Written {
+        match self.0 {
+            None => Written::Committed,
+            Some(rx) => rx.await.unwrap_or(Written::Dropped),
+        }
+    }
+}
+
+/// Changes waiting to be written, and whom to tell.
+struct Held {
+    changes: Changes,
+    done: Option<oneshot::Sender<Written>>,
+}
+
+impl Held {
+    fn rows(&self) -> usize {
+        self.changes.rows()
+    }
+
+    fn finish(self, outcome: Written) {
+        if let Some(done) = self.done {
+            let _ = done.send(outcome);
+        }
+    }
+}
+
 enum Msg {
-    Changes(Box<Changes>),
+    Changes(Box<Held>),
     Flush(oneshot::Sender<Result<(), String>>),
 }
 
@@ -410,13 +448,24 @@ impl DbWriter {
         (DbWriter { tx, stats }, task)
     }
 
-    pub fn send(&self, changes: Changes) {
+    /// Queues one poll's changes; the returned [`Commit`] says when they
+    /// are in the database.
+    pub fn send(&self, changes: Changes) -> Commit {
         if changes.is_empty() {
-            return;
+            return Commit(None);
         }
-        if self.tx.send(Msg::Changes(Box::new(changes))).is_err() {
+        let (done, rx) = oneshot::channel();
+        let held = Held {
+            changes,
+            done: Some(done),
+        };
+        if let Err(mpsc::error::SendError(Msg::Changes(held))) =
+            self.tx.send(Msg::Changes(Box::new(held)))
+        {
             self.stats.dropped_polls.fetch_add(1, Ordering::Relaxed);
+            held.finish(Written::Dropped);
         }
+        Commit(Some(rx))
     }
 
     /// Writes everything sent so far.
@@ -440,7 +489,7 @@ async fn run(
     stats: Arc<DbWriterStats>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
 ) {
-    let mut held: VecDeque<Changes> = VecDeque::new();
+    let mut held: VecDeque<Held> = VecDeque::new();
     let mut held_rows = 0usize;
     let mut due: Option<Instant> = None;
     let mut retry_at: Option<Instant> = None;
@@ -465,7 +514,8 @@ async fn run(
                             let old = held.pop_front().expect("len > 1");
                             held_rows -= old.rows();
                             stats.dropped_polls.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!("database writer buffer full: dropped one poll's changes");
+                            tracing::warn!(device = ?old.changes.device, "database writer buffer full: dropped one poll's changes");
+                            old.finish(Written::Dropped);
                         }
                         due.get_or_insert_with(|| Instant::now() + options.flush_interval);
                     }
@@ -489,7 +539,7 @@ async fn run(
                 || held_rows >= options.batch_rows
                 || due.is_some_and(|d| now >= d))
         {
-            let mut batch: Vec<Changes> = Vec::new();
+            let mut batch: Vec<Held> = Vec::new();
             let mut batch_rows = 0usize;
             while batch_rows < options.batch_rows
                 && let Some(c) = held.pop_front()
@@ -541,6 +591,9 @@ async fn run(
                     polls = held.len(),
                     "database unreachable at shutdown: poll results lost"
                 );
+                for h in held.drain(..) {
+                    h.finish(Written::Dropped);
+                }
             }
             return;
         }
@@ -552,45 +605,47 @@ async fn run(
 async fn write(
     db: &Db,
     stats: &DbWriterStats,
-    batch: Vec<Changes>,
-) -> Result<(), (DbError, Vec<Changes>)> {
-    let mut merged = Changes::default();
-    for c in &batch {
-        merged.extend(c.clone());
-    }
+    batch: Vec<Held>,
+) -> Result<(), (DbError, Vec<Held>)> {
     let d = db.dialect();
-    match db.transaction(&statements(d, &merged)).await {
+    let all = statements(d, batch.iter().flat_map(|h| &h.changes.ops));
+    match db.transaction(&all).await {
         Ok(_) => {
+            drop(all);
             stats.flushes.fetch_add(1, Ordering::Relaxed);
             stats.polls.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            stats
-                .rows
-                .fetch_add(merged.rows() as u64, Ordering::Relaxed);
+            let rows: usize = batch.iter().map(Held::rows).sum();
+            stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
+            for h in batch {
+                h.finish(Written::Committed);
+            }
             Ok(())
         }
         Err(e) if e.is_unavailable() => Err((e, batch)),
         Err(e) => {
+            drop(all);
             tracing::debug!("batched write failed ({e}); writing poll by poll");
             let mut polls = batch.into_iter();
-            while let Some(c) = polls.next() {
-                match db.transaction(&statements(d, &c)).await {
+            while let Some(h) = polls.next() {
+                match db.transaction(&statements(d, &h.changes.ops)).await {
                     Ok(_) => {
                         stats.polls.fetch_add(1, Ordering::Relaxed);
-                        stats.rows.fetch_add(c.rows() as u64, Ordering::Relaxed);
+                        stats.rows.fetch_add(h.rows() as u64, Ordering::Relaxed);
+                        h.finish(Written::Committed);
                     }
                     Err(e) if e.is_unavailable() => {
-                        let mut back = vec![c];
+                        let mut back = vec![h];
                         back.extend(polls);
                         return Err((e, back));
                     }
                     Err(e) => {
                         stats.refused_polls.fetch_add(1, Ordering::Relaxed);
-                        let device = c
-                            .devices
-                            .first()
-                            .map(|r| r.key.to_string())
-                            .unwrap_or_else(|| "?".into());
+                        let device = h
+                            .changes
+                            .device
+                            .map_or_else(|| "?".to_string(), |d| d.to_string());
                         tracing::warn!(device, "the database refused a poll's results: {e}");
+                        h.finish(Written::Refused(e.to_string()));
                     }
                 }
             }

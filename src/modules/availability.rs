@@ -6,6 +6,8 @@ use futures_util::future::BoxFuture;
 use serde_json::json;
 
 use super::{ModuleError, Poll};
+use crate::db::Val;
+use crate::db::changes::{Filter, TableChange};
 use crate::db::state::Outage;
 use crate::librenms::format;
 use crate::rrd::{AVAILABILITY, Datum};
@@ -41,7 +43,30 @@ fn run(p: &mut Poll<'_>) {
         );
         shown.insert(name, json!(stored));
     }
-    p.changes.availability.push((p.device.device_id, rows));
+    let device_id = Val::from(p.device.device_id);
+    for (duration, perc) in &rows {
+        p.changes.upsert(
+            "availability",
+            &["device_id", "duration"],
+            vec![
+                ("device_id", device_id.clone()),
+                ("duration", Val::Int(*duration)),
+                ("availability_perc", Val::Float(*perc)),
+            ],
+        );
+    }
+    // Durations no longer configured go.
+    let mut filters = vec![Filter::Eq("device_id", device_id)];
+    if !rows.is_empty() {
+        filters.push(Filter::NotIn(
+            "duration",
+            rows.iter().map(|(d, _)| Val::Int(*d)).collect(),
+        ));
+    }
+    p.changes.push(TableChange::Delete {
+        table: "availability",
+        filters,
+    });
     p.output
         .insert("availability".into(), serde_json::Value::Object(shown));
 }

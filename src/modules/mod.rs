@@ -18,8 +18,8 @@ use futures_util::future::BoxFuture;
 
 use crate::config::Settings;
 use crate::db::Val;
+use crate::db::changes::{Changes, Event};
 use crate::db::state::{DeviceState, PortRow};
-use crate::db::writer::{Changes, Event};
 use crate::device::Device;
 use crate::rrd::{Datum, RrdDef, RrdFile, RrdUpdate};
 use crate::snmp;
@@ -117,6 +117,7 @@ impl<'a> Poll<'a> {
         store: &'a dyn PollStore,
         now: i64,
     ) -> Poll<'a> {
+        let device_id = device.device_id;
         Poll {
             device,
             state,
@@ -125,7 +126,7 @@ impl<'a> Poll<'a> {
             store,
             now,
             device_columns: BTreeMap::new(),
-            changes: Changes::default(),
+            changes: Changes::for_device(device_id),
             rrd: Vec::new(),
             graphs: BTreeSet::new(),
             output: serde_json::Map::new(),
@@ -149,7 +150,7 @@ impl<'a> Poll<'a> {
         severity: u8,
         reference: Option<String>,
     ) {
-        self.changes.events.push(Event {
+        self.changes.event(Event {
             device_id: self.device.device_id,
             message: message.into(),
             kind: kind.to_string(),
@@ -181,10 +182,12 @@ impl<'a> Poll<'a> {
         let cols = std::mem::take(&mut self.device_columns)
             .into_iter()
             .collect();
-        self.changes.devices.push(crate::db::writer::RowUpdate {
-            key: u64::from(self.device.device_id),
+        self.changes.update(
+            "devices",
+            "device_id",
+            u64::from(self.device.device_id),
             cols,
-        });
+        );
     }
 }
 

@@ -14,9 +14,10 @@ use serde_json::json;
 
 use super::table::{self, Rows};
 use super::{ModuleError, Poll, severity};
+use crate::db::Val;
+use crate::db::changes::{Filter, RowUpdate, TableChange};
 use crate::db::state::PortRow;
-use crate::db::writer::RowUpdate;
-use crate::db::{Val, schema};
+use crate::db::value::coerce;
 use crate::librenms::format;
 use crate::librenms::php::{self, Php, loose_eq};
 use crate::mib::{
@@ -415,10 +416,12 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
             let pos = match position {
                 Some(pos) => {
                     if ports[pos].flag("deleted") {
-                        p.changes.ports.push(RowUpdate {
-                            key: u64::from(ports[pos].row.port_id),
-                            cols: vec![("deleted", Val::Int(0))],
-                        });
+                        p.changes.update(
+                            "ports",
+                            "port_id",
+                            u64::from(ports[pos].row.port_id),
+                            vec![("deleted", Val::Int(0))],
+                        );
                         ports[pos].set("deleted", Php::Int(0));
                     }
                     pos
@@ -456,10 +459,12 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         {
             deleted_now.insert(pos);
             ports[pos].set("deleted", Php::Int(1));
-            p.changes.ports.push(RowUpdate {
-                key: u64::from(ports[pos].row.port_id),
-                cols: vec![("deleted", Val::Int(1))],
-            });
+            p.changes.update(
+                "ports",
+                "port_id",
+                u64::from(ports[pos].row.port_id),
+                vec![("deleted", Val::Int(1))],
+            );
         }
     }
     // New ports get their rows (and ids) in one go.
@@ -496,10 +501,12 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         if !found_set.contains(&pos) {
             if !port.flag("deleted") && !deleted_now.contains(&pos) {
                 port.set("deleted", Php::Int(1));
-                p.changes.ports.push(RowUpdate {
-                    key: u64::from(port_id),
-                    cols: vec![("deleted", Val::Int(1))],
-                });
+                p.changes.update(
+                    "ports",
+                    "port_id",
+                    u64::from(port_id),
+                    vec![("deleted", Val::Int(1))],
+                );
             }
             continue;
         }
@@ -526,17 +533,18 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         }
     }
     if !globally_updated.is_empty() {
-        p.changes.ports_poll_times.push((
-            globally_updated,
-            vec![
+        p.changes.push(TableChange::UpdateWhere {
+            table: "ports",
+            filters: vec![Filter::In(
+                "port_id",
+                globally_updated.into_iter().map(Val::UInt).collect(),
+            )],
+            set: vec![
                 ("poll_time", Val::Int(polled)),
-                (
-                    "poll_prev",
-                    php_to_val("ports", "poll_prev", &global_poll_prev),
-                ),
+                ("poll_prev", coerce("ports", "poll_prev", &global_poll_prev)),
                 ("poll_period", global_period),
             ],
-        ));
+        });
     }
     p.output.insert(
         "ports".into(),
@@ -766,10 +774,9 @@ fn poll_port(
         update.push(("poll_prev", poll_time.clone()));
         update.push(("poll_period", Php::Int(polled_period)));
         p.changes
-            .ports
             .push(full_row("ports", port, &update, port_shape(counted)));
         if !extended.is_empty() {
-            p.changes.ports_statistics.push(full_row(
+            p.changes.push(full_row(
                 "ports_statistics",
                 port,
                 &extended,
@@ -1088,74 +1095,33 @@ pub fn parse_description(alias: &str) -> Option<Description> {
     })
 }
 
-/// A PHP value as the database column takes it: numbers for numeric
-/// columns (rates rounded as MySQL rounds them), text cut to the column.
-fn php_to_val(table: &str, column: &str, v: &Php) -> Val {
-    let ty = schema::column_type(table, column).unwrap_or("");
-    let numeric = ty.contains("int") || ty.starts_with("double") || ty.starts_with("decimal");
-    match v {
-        Php::Null => Val::Null,
-        Php::Int(i) => Val::Int(*i),
-        Php::Float(f) if ty.contains("int") => {
-            let r = php::round(*f, 0);
-            if r >= 0.0 {
-                Val::UInt(r as u64)
-            } else {
-                Val::Int(r as i64)
-            }
-        }
-        Php::Float(f) => Val::Float(*f),
-        Php::Str(s) if numeric => match php::numeric_value(s) {
-            Some(Php::Int(i)) => Val::Int(i),
-            Some(Php::Float(f)) if ty.contains("int") => match s.trim().parse::<u64>() {
-                Ok(u) => Val::UInt(u),
-                Err(_) => Val::Int(php::round(f, 0) as i64),
-            },
-            Some(Php::Float(f)) => Val::Float(f),
-            _ => match s.trim().parse::<u64>() {
-                Ok(u) => Val::UInt(u),
-                Err(_) => Val::Int(php::intval(s)),
-            },
-        },
-        Php::Str(s) => Val::Text(fit(ty, s)),
-    }
-}
-
-/// Cuts text to a `varchar(n)` column, as a non-strict MySQL would.
-fn fit(ty: &str, s: &str) -> String {
-    let limit = ty
-        .strip_prefix("varchar(")
-        .and_then(|r| r.strip_suffix(')'))
-        .and_then(|n| n.parse::<usize>().ok());
-    match limit {
-        Some(n) if s.chars().count() > n => s.chars().take(n).collect(),
-        _ => s.to_string(),
-    }
-}
-
 /// A port's row in `shape`: the poll's value for a column it set (the last
 /// one, as in PHP's array), else the value the row has.
 fn full_row(
-    table: &str,
+    table: &'static str,
     port: &Port,
     set: &[(&'static str, Php)],
     shape: &[&'static str],
-) -> RowUpdate {
+) -> TableChange {
     // Later entries win, as in PHP's array.
     let latest: FxHashMap<&str, &Php> = set.iter().map(|(k, v)| (*k, v)).collect();
     let cols = shape
         .iter()
         .map(|c| {
             let v = match latest.get(c) {
-                Some(v) => php_to_val(table, c, v),
-                None => php_to_val(table, c, port.row.get(c)),
+                Some(v) => coerce(table, c, v),
+                None => coerce(table, c, port.row.get(c)),
             };
             (*c, v)
         })
         .collect();
-    RowUpdate {
-        key: u64::from(port.row.port_id),
-        cols,
+    TableChange::Update {
+        table,
+        key: "port_id",
+        row: RowUpdate {
+            key: u64::from(port.row.port_id),
+            cols,
+        },
     }
 }
 
@@ -1189,29 +1155,5 @@ mod tests {
         );
         assert!(parse_description("GigabitEthernet0/1").is_none());
         assert!(parse_description("").is_none());
-    }
-
-    #[test]
-    fn values_fit_their_columns() {
-        assert_eq!(
-            php_to_val("ports", "ifMtu", &Php::str("1500")),
-            Val::Int(1500)
-        );
-        assert_eq!(
-            php_to_val("ports", "ifInOctets_rate", &Php::Float(12.5)),
-            Val::UInt(13)
-        );
-        assert_eq!(
-            php_to_val("ports", "ifInOctets", &Php::str("18446744073709551615")),
-            Val::UInt(u64::MAX)
-        );
-        assert_eq!(
-            php_to_val("ports", "ifAlias", &Php::str("x".repeat(300))),
-            Val::Text("x".repeat(255))
-        );
-        assert_eq!(
-            php_to_val("ports", "ifSpeed", &Php::str("1000000000")),
-            Val::Int(1_000_000_000)
-        );
     }
 }

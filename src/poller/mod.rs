@@ -20,8 +20,8 @@ use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::db::Val;
+use crate::db::changes::{Changes, Filter, TableChange};
 use crate::db::state::DeviceState;
-use crate::db::writer::Changes;
 use crate::device::Device;
 use crate::icmp::{PingOptions, PingResult, Pinger};
 use crate::modules::{ModuleDef, Poll, PollStore, Selection, SnmpSource, severity};
@@ -285,11 +285,20 @@ fn persist_graphs(poll: &mut Poll<'_>) {
     let known = poll.state.graphs.clone();
     let device_id = poll.device.device_id;
     for g in enabled.difference(&known) {
-        poll.changes.graphs_add.push((device_id, g.clone()));
+        poll.changes.insert(
+            "device_graphs",
+            vec![("device_id", Val::from(device_id)), ("graph", Val::text(g))],
+        );
     }
     if poll.device.status {
         for g in known.difference(&enabled) {
-            poll.changes.graphs_remove.push((device_id, g.clone()));
+            poll.changes.push(TableChange::Delete {
+                table: "device_graphs",
+                filters: vec![
+                    Filter::Eq("device_id", Val::from(device_id)),
+                    Filter::Eq("graph", Val::text(g)),
+                ],
+            });
         }
     }
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use crate::db::Val;
+use crate::db::changes::{Filter, TableChange};
 use crate::db::state::{DeviceStats, Outage};
-use crate::db::writer::OutageChange;
 use crate::device::Device;
 use crate::icmp::PingResult;
 use crate::mib::scalars;
@@ -103,9 +103,13 @@ fn update_outages(poll: &mut Poll<'_>, up: bool) {
     let open = poll.state.outages.iter().any(|o| o.up_again.is_none());
     if up {
         if open {
-            poll.changes.outages.push(OutageChange::Close {
-                device_id,
-                up_again: now,
+            poll.changes.push(TableChange::UpdateWhere {
+                table: "device_outages",
+                set: vec![("up_again", Val::Int(now))],
+                filters: vec![
+                    Filter::Eq("device_id", Val::from(device_id)),
+                    Filter::IsNull("up_again"),
+                ],
             });
             for o in poll
                 .state
@@ -117,9 +121,17 @@ fn update_outages(poll: &mut Poll<'_>, up: bool) {
             }
         }
     } else if !open {
-        poll.changes.outages.push(OutageChange::Open {
-            device_id,
-            going_down: now,
+        // One open outage per device, as LibreNMS keeps it.
+        poll.changes.push(TableChange::InsertUnless {
+            table: "device_outages",
+            row: vec![
+                ("device_id", Val::from(device_id)),
+                ("going_down", Val::Int(now)),
+            ],
+            exists: vec![
+                Filter::Eq("device_id", Val::from(device_id)),
+                Filter::IsNull("up_again"),
+            ],
         });
         poll.state.outages.push(Outage {
             id: 0,
@@ -149,9 +161,11 @@ pub fn save_ping_row(poll: &mut Poll<'_>, p: &PingResult) {
     fill_stats(&mut stats, p, factor);
     poll.state.stats = Some(stats.clone());
     let opt = |v: Option<f64>| v.map_or(Val::Null, Val::Float);
-    poll.changes.device_stats.push((
-        poll.device.device_id,
+    poll.changes.upsert(
+        "device_stats",
+        &["device_id"],
         vec![
+            ("device_id", Val::from(poll.device.device_id)),
             ("ping_last_timestamp", Val::Now),
             ("ping_rtt_last", opt(stats.ping_rtt_last)),
             ("ping_rtt_prev", opt(stats.ping_rtt_prev)),
@@ -162,7 +176,7 @@ pub fn save_ping_row(poll: &mut Poll<'_>, p: &PingResult) {
             ("created_at", Val::Now),
             ("updated_at", Val::Now),
         ],
-    ));
+    );
 }
 
 /// LibreNMS's `DeviceStats::fillStats`: last, previous and an exponentially

@@ -120,7 +120,7 @@ pub async fn poll(
         }
     }
     p.finish_device_row();
-    db.transaction(&statements(db.dialect(), &p.changes))
+    db.transaction(&statements(db.dialect(), &p.changes.ops))
         .await
         .unwrap_or_else(|e| panic!("device {device_id}: writing the poll: {e}"));
     (p.rrd, p.output)

@@ -4,22 +4,22 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ironpoll::db::Statement;
-use ironpoll::db::writer::{Changes, DbWriter, DbWriterOptions, Event};
+use ironpoll::db::changes::{Changes, Event};
+use ironpoll::db::writer::{DbWriter, DbWriterOptions};
 
 use crate::harness::sqlite_store;
 use crate::within;
 
 fn one_event(device_id: u32, n: usize) -> Changes {
-    Changes {
-        events: vec![Event {
-            device_id,
-            message: format!("event {n}"),
-            kind: "system".into(),
-            reference: None,
-            severity: 3,
-        }],
-        ..Changes::default()
-    }
+    let mut c = Changes::for_device(device_id);
+    c.event(Event {
+        device_id,
+        message: format!("event {n}"),
+        kind: "system".into(),
+        reference: None,
+        severity: 3,
+    });
+    c
 }
 
 #[tokio::test]
