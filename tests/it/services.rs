@@ -800,46 +800,6 @@ async fn check_config_reads_the_config_table_and_names_a_bad_value() {
     .await;
 }
 
-/// ironpoll's DDL against LibreNMS's schema dump: same columns, in the same
-/// order, with the same types, nullability and defaults.
-#[test]
-fn the_tables_match_librenms_schema() {
-    let text = std::fs::read_to_string(librenms_fixtures().join("db_schema.yaml")).unwrap();
-    let schema: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    for table in ironpoll::db::schema::TABLES {
-        let cols = schema[table.name]["Columns"]
-            .as_sequence()
-            .unwrap_or_else(|| panic!("{} not in LibreNMS's schema", table.name));
-        let theirs: Vec<(String, String, bool, Option<String>, String)> = cols
-            .iter()
-            .map(|c| {
-                (
-                    c["Field"].as_str().unwrap().to_string(),
-                    c["Type"].as_str().unwrap().to_string(),
-                    c["Null"].as_bool().unwrap(),
-                    c.get("Default")
-                        .and_then(|d| d.as_str().map(str::to_string)),
-                    c["Extra"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
-        let ours: Vec<(String, String, bool, Option<String>, String)> = table
-            .columns
-            .iter()
-            .map(|c| {
-                (
-                    c.name.to_string(),
-                    c.ty.to_string(),
-                    c.nullable,
-                    c.default.map(str::to_string),
-                    c.extra.to_string(),
-                )
-            })
-            .collect();
-        assert_eq!(ours, theirs, "table {}", table.name);
-    }
-}
-
 /// The node report on LibreNMS's schema: the row is made once and then
 /// only its version, report time and master flag move, as LibreNMS's
 /// dispatcher keeps them; queue rows are one per type.
