@@ -33,7 +33,7 @@ pub fn scheduler_options(settings: &Settings) -> SchedulerOptions {
 /// Runs the daemon until a signal, or until `stop` is cancelled.
 pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
-    let engine = Arc::new(Engine::start(settings.clone(), db.clone()).await?);
+    let engine = Engine::start(settings.clone(), db.clone()).await?;
     let scheduler = Scheduler::new(
         engine.clone(),
         Arc::new(MemoryLeases::new()),
@@ -86,17 +86,8 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
         // Its round in progress ends with its rows written.
         let _ = task.await;
     }
-    match Arc::try_unwrap(engine) {
-        Ok(engine) => {
-            for p in engine.finish().await {
-                tracing::error!("at shutdown: {p}");
-            }
-        }
-        Err(engine) => {
-            for p in engine.flush().await {
-                tracing::error!("at shutdown: {p}");
-            }
-        }
+    for p in engine.finish().await {
+        tracing::error!("at shutdown: {p}");
     }
     db.close().await;
     tracing::info!("ironpoll poller stopped");

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::coord::Leases;
 use crate::db::{devices, state};
 use crate::modules::Selection;
-use crate::poller::engine::{Engine, poll_with_deadline};
+use crate::poller::engine::Engine;
 
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
@@ -227,14 +227,14 @@ impl Scheduler {
             stats.started.fetch_add(1, Ordering::Relaxed);
             tracker.spawn(async move {
                 let _permit = permit;
-                let report =
-                    poll_with_deadline(&engine.env, device, state, &selection, opts.deadline).await;
+                let report = engine
+                    .poll_one(device, state, &selection, opts.deadline)
+                    .await;
                 match report {
-                    Some(mut r) => {
+                    Some(r) => {
                         stats
                             .poll_micros
                             .fetch_add((r.seconds * 1e6) as u64, Ordering::Relaxed);
-                        engine.write(&mut r);
                         if r.status {
                             stats.up.fetch_add(1, Ordering::Relaxed);
                             // Until the written last_polled is visible to

@@ -114,6 +114,7 @@ fn unsafe_code_stays_in_its_few_places() {
             "src/alloc.rs",
             "src/config/settings.rs",
             "src/icmp/mod.rs",
+            "src/poller/php.rs",
             "src/rrd/graph.rs",
             "src/rrd/local.rs",
             "src/sim/server.rs",
@@ -122,7 +123,8 @@ fn unsafe_code_stays_in_its_few_places() {
             "src/udp.rs"
         ],
         "raw system calls belong in src/udp.rs (UDP), src/telemetry.rs (getrusage), \
-         src/icmp/mod.rs (ICMP socket options), src/rrd (librrd), the host name in \
+         src/icmp/mod.rs (ICMP socket options), src/rrd (librrd), src/poller/php.rs \
+         (the PHP process group's kill, the effective user), the host name in \
          src/config/settings.rs and mimalloc's options in src/alloc.rs; server.rs and \
          transport.rs only register sockets with tokio"
     );

@@ -321,11 +321,9 @@ async fn devices_mode(args: PingArgs) -> Result<u8, (u8, String)> {
     }
     loaded.settings.icmp_check = true;
     let db = loaded.db.clone();
-    let engine = Arc::new(
-        Engine::start(Arc::new(loaded.settings), db.clone())
-            .await
-            .map_err(system)?,
-    );
+    let engine = Engine::start(Arc::new(loaded.settings), db.clone())
+        .await
+        .map_err(system)?;
     let Some(mut fast) = FastPing::new(engine.clone()) else {
         return Err((
             EXIT_SYSTEM,

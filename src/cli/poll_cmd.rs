@@ -10,7 +10,7 @@ use super::setup::ConfigArgs;
 use crate::db::devices;
 use crate::modules::Selection;
 use crate::poller::engine::Engine;
-use crate::poller::{DeviceReport, exit_code};
+use crate::poller::{DeviceReport, PolledBy, exit_code};
 
 #[derive(Debug, clap::Args)]
 pub struct PollArgs {
@@ -97,9 +97,26 @@ fn print_report(r: &DeviceReport) {
         println!("    snmp           {e}");
     }
     for m in &r.modules {
+        let by = match m.by {
+            PolledBy::Native => "",
+            PolledBy::Php => "  (LibreNMS PHP)",
+        };
         match &m.error {
-            None => println!("    {:<14} {:.3}s", m.module, m.seconds),
-            Some(e) => println!("    {:<14} {:.3}s  error: {e}", m.module, m.seconds),
+            None => println!("    {:<14} {:.3}s{by}", m.module, m.seconds),
+            Some(e) => println!("    {:<14} {:.3}s{by}  error: {e}", m.module, m.seconds),
         }
+    }
+    // Modules for PHP that did not run (no PHP here) are listed once.
+    let unpolled: Vec<&str> = r
+        .php_modules
+        .iter()
+        .filter(|m| !r.modules.iter().any(|x| x.module == **m))
+        .copied()
+        .collect();
+    if !unpolled.is_empty() {
+        println!(
+            "    not polled (LibreNMS's PHP is needed for them): {}",
+            unpolled.join(", ")
+        );
     }
 }

@@ -216,6 +216,45 @@ pub async fn check_config(args: ConfigArgs) -> anyhow::Result<std::process::Exit
     for (key, value, source) in s.entries() {
         println!("{key:width$} = {value}    # {source}");
     }
+    print_modules(s);
     loaded.db.close().await;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The enabled modules (global settings), who polls each, and whether
+/// LibreNMS's PHP is there for the ones ironpoll hands to it.
+fn print_modules(s: &Settings) {
+    use crate::modules::{Implementation, MODULES};
+    let enabled: Vec<&crate::modules::ModuleDef> = MODULES
+        .iter()
+        .filter(|m| {
+            m.name == "core"
+                || s.modules
+                    .global
+                    .get(m.name)
+                    .copied()
+                    .unwrap_or(m.default_enabled)
+        })
+        .collect();
+    let (native, php): (Vec<_>, Vec<_>) = enabled
+        .iter()
+        .partition(|m| matches!(m.implementation, Implementation::Native(_)));
+    let names =
+        |v: &[&&crate::modules::ModuleDef]| v.iter().map(|m| m.name).collect::<Vec<_>>().join(" ");
+    println!("# poller modules polled natively: {}", names(&native));
+    println!(
+        "# poller modules for LibreNMS's PHP: {} (and, per OS, those whose LibreNMS OS code replaces the generic polling)",
+        names(&php)
+    );
+    match crate::poller::php::Php::find(s) {
+        Ok(p) => println!(
+            "# LibreNMS PHP: {} ({} at once, killed after {} s)",
+            p.lnms().display(),
+            p.processes(),
+            s.php_deadline_secs()
+        ),
+        Err(why) => {
+            println!("# LibreNMS PHP: unavailable ({why}); the modules for it are not polled")
+        }
+    }
 }

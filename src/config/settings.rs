@@ -121,6 +121,16 @@ pub struct PollerSettings {
     pub device_deadline: u32,
 }
 
+/// LibreNMS's PHP, for the modules ironpoll hands to it.
+#[derive(Debug, Clone)]
+pub struct PhpSettings {
+    /// `lnms device:poll` processes at once.
+    pub processes: usize,
+    /// Seconds a PHP run may take before it is killed; 0: the poller
+    /// frequency.
+    pub deadline: u32,
+}
+
 /// `poller_modules.*` and `os.<os>.poller_modules.*` overrides.
 #[derive(Debug, Clone, Default)]
 pub struct ModuleSettings {
@@ -197,6 +207,7 @@ pub struct Settings {
     pub icmp_check: bool,
     pub poller: PollerSettings,
     pub modules: ModuleSettings,
+    pub php: PhpSettings,
     pub ports: PortSettings,
     pub availability: AvailabilitySettings,
     pub device_stats_avg_factor: f64,
@@ -290,6 +301,13 @@ impl Settings {
                 device_deadline: 0,
             },
             modules: ModuleSettings::default(),
+            // LibreNMS's dispatcher runs up to its poller workers (24) PHP
+            // polls at once; a node that does most modules natively needs
+            // fewer, each PHP process costing ~50 MB.
+            php: PhpSettings {
+                processes: 8,
+                deadline: 0,
+            },
             ports: PortSettings {
                 good_if: Vec::new(),
                 bad_if: strings(&[
@@ -454,6 +472,8 @@ impl Settings {
             "poller.device_deadline" => {
                 self.poller.device_deadline = ranged(v, 0, 86_400).map_err(inv)? as u32
             }
+            "php.processes" => self.php.processes = ranged(v, 1, 1_000).map_err(inv)? as usize,
+            "php.deadline" => self.php.deadline = ranged(v, 0, 86_400).map_err(inv)? as u32,
             "good_if" => self.ports.good_if = str_list(v).map_err(inv)?,
             "bad_if" => self.ports.bad_if = str_list(v).map_err(inv)?,
             "bad_if_regexp" => {
@@ -571,6 +591,15 @@ impl Settings {
         }
     }
 
+    /// The seconds a PHP run may take before it is killed.
+    pub fn php_deadline_secs(&self) -> u32 {
+        if self.php.deadline == 0 {
+            self.poller.frequency
+        } else {
+            self.php.deadline
+        }
+    }
+
     /// Every setting as `(key, shown value, source)`, secrets masked.
     pub fn entries(&self) -> Vec<(String, String, Source)> {
         let mut out = Vec::new();
@@ -634,6 +663,8 @@ impl Settings {
             "poller.device_deadline",
             self.device_deadline_secs().to_string(),
         );
+        add("php.processes", self.php.processes.to_string());
+        add("php.deadline", self.php_deadline_secs().to_string());
         add("distributed_poller", self.distributed_poller.to_string());
         add("distributed_poller_name", q(&self.distributed_poller_name));
         for (m, on) in &self.modules.global {

@@ -8,6 +8,7 @@
 
 pub mod availability;
 pub mod core;
+pub mod hooks;
 pub mod ports;
 pub mod source;
 pub mod table;
@@ -194,37 +195,159 @@ impl<'a> Poll<'a> {
 /// A module's poll function.
 pub type PollFn = for<'p, 'a> fn(&'p mut Poll<'a>) -> BoxFuture<'p, Result<(), ModuleError>>;
 
-/// A poller module.
+/// How ironpoll runs a LibreNMS poller module.
+#[derive(Clone, Copy)]
+pub enum Implementation {
+    /// ironpoll's own code, except for the OSes whose LibreNMS PHP replaces
+    /// the module's generic polling ([`hooks::PHP_HOOKS`]).
+    Native(PollFn),
+    /// LibreNMS's PHP (`lnms device:poll <id> -m <module>`), run after
+    /// ironpoll's rows for the device are committed.
+    Php,
+}
+
+/// What a module needs from the device before LibreNMS polls it
+/// (`shouldPoll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requires {
+    /// SNMP answering (the device up, SNMP not failing or disabled).
+    Snmp,
+    /// Nothing: runs when the device is down too.
+    Nothing,
+    /// IPMI credentials (`ipmi_hostname` attribute).
+    Ipmi,
+    /// The unix agent (a TCP check-mk agent; LibreNMS's own business).
+    UnixAgent,
+}
+
+/// A LibreNMS poller module.
 pub struct ModuleDef {
     /// LibreNMS's module name (`poller_modules.<name>`).
     pub name: &'static str,
-    /// Skipped when SNMP is not available (device down, snmp disabled).
-    pub needs_snmp: bool,
+    pub requires: Requires,
     /// LibreNMS's default for `poller_modules.<name>`.
     pub default_enabled: bool,
-    pub poll: PollFn,
+    pub implementation: Implementation,
+    /// Modules whose data this one reads (LibreNMS's `dependencies()`).
+    pub depends_on: &'static [&'static str],
 }
 
-/// The modules ironpoll implements, in LibreNMS's execution order.
+impl ModuleDef {
+    /// ironpoll's poll function for a device of `os`, or None when the
+    /// module is LibreNMS's PHP's for it.
+    pub fn native_for(&self, os: &str) -> Option<PollFn> {
+        match self.implementation {
+            Implementation::Native(f) if !php_hook(self.name, os) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// Whether LibreNMS's PHP replaces `module`'s generic polling for `os`.
+pub fn php_hook(module: &str, os: &str) -> bool {
+    hooks::PHP_HOOKS
+        .iter()
+        .find(|(m, _)| *m == module)
+        .is_some_and(|(_, oses)| oses.binary_search(&os).is_ok())
+}
+
+const fn native(
+    name: &'static str,
+    requires: Requires,
+    default_enabled: bool,
+    poll: PollFn,
+) -> ModuleDef {
+    ModuleDef {
+        name,
+        requires,
+        default_enabled,
+        implementation: Implementation::Native(poll),
+        depends_on: &[],
+    }
+}
+
+const fn php(
+    name: &'static str,
+    default_enabled: bool,
+    depends_on: &'static [&'static str],
+) -> ModuleDef {
+    ModuleDef {
+        name,
+        requires: Requires::Snmp,
+        default_enabled,
+        implementation: Implementation::Php,
+        depends_on,
+    }
+}
+
+/// Every LibreNMS poller module, in LibreNMS's order (the key order of
+/// `poller_modules` in its config definitions; `core` always runs first).
+/// Adding a native module is a file and one line here.
 pub static MODULES: &[ModuleDef] = &[
     ModuleDef {
-        name: "core",
-        needs_snmp: true,
-        default_enabled: true,
-        poll: core::poll,
+        requires: Requires::UnixAgent,
+        ..php("unix-agent", false, &[])
     },
+    native("core", Requires::Snmp, true, core::poll),
+    php("os", true, &[]),
+    native("availability", Requires::Nothing, true, availability::poll),
     ModuleDef {
-        name: "availability",
-        needs_snmp: false,
-        default_enabled: true,
-        poll: availability::poll,
+        requires: Requires::Ipmi,
+        ..php("ipmi", true, &[])
     },
-    ModuleDef {
-        name: "ports",
-        needs_snmp: true,
-        default_enabled: true,
-        poll: ports::poll,
-    },
+    php("qos", true, &[]),
+    php("sensors", true, &[]),
+    php("processors", true, &[]),
+    php("mempools", true, &[]),
+    php("storage", true, &[]),
+    php("netstats", true, &[]),
+    php("hr-mib", true, &[]),
+    php("ucd-mib", true, &[]),
+    php("ip-system-stats", true, &[]),
+    native("ports", Requires::Snmp, true, ports::poll),
+    php("ports-stack", false, &["ports"]),
+    php("xdsl", false, &["ports"]),
+    php("arp-table", false, &["ports"]),
+    php("ipv6-nd", false, &["ports"]),
+    php("customoid", true, &[]),
+    php(
+        "bgp-peers",
+        true,
+        &["ports", "vrf", "ipv4-addresses", "ipv6-addresses"],
+    ),
+    php("vlans", false, &["ports"]),
+    php("junose-atm-vp", false, &[]),
+    php("printer-supplies", false, &[]),
+    php("ucd-diskio", true, &[]),
+    php("vminfo", false, &[]),
+    php("wireless", true, &["os", "ports"]),
+    php("ospf", true, &["ports"]),
+    php("ospfv3", true, &["ports", "vrf"]),
+    php("isis", false, &["ports"]),
+    php("cisco-ipsec-flow-monitor", false, &[]),
+    php("cisco-remote-access-monitor", false, &[]),
+    php("cisco-cef", false, &[]),
+    php("slas", false, &[]),
+    php("mac-accounting", true, &["ports"]),
+    php("cipsec-tunnels", false, &[]),
+    php("cisco-ace-loadbalancer", false, &[]),
+    php("cisco-ace-serverfarms", false, &[]),
+    php("cisco-otv", false, &[]),
+    php("cisco-qfp", false, &[]),
+    php("cisco-vpdn", false, &[]),
+    php("nac", false, &["ports"]),
+    php("netscaler-vsvr", false, &[]),
+    php("aruba-controller", false, &[]),
+    php("entity-physical", true, &[]),
+    php("transceivers", true, &["ports"]),
+    php("entity-state", false, &[]),
+    php("applications", true, &[]),
+    php("stp", true, &["ports", "vlans"]),
+    php("ntp", true, &[]),
+    php("loadbalancers", false, &[]),
+    php("mef", false, &[]),
+    php("mpls", true, &["ports", "vrf"]),
+    php("port-security", false, &[]),
 ];
 
 pub fn module(name: &str) -> Option<&'static ModuleDef> {
@@ -250,7 +373,7 @@ impl Selection {
             let name = raw.split('/').next().unwrap_or(raw);
             if module(name).is_none() {
                 return Err(format!(
-                    "unknown module {name:?}; ironpoll polls {}",
+                    "unknown module {name:?}; LibreNMS's poller modules are {}",
                     MODULES
                         .iter()
                         .map(|m| m.name)
@@ -270,19 +393,23 @@ impl Selection {
         matches!(self, Selection::Only(_))
     }
 
-    /// The modules to run for a device, in LibreNMS order.
+    /// The modules to run for a device, in LibreNMS order. `core` always
+    /// runs, first, as in LibreNMS (`-m` included).
     pub fn modules(
         &self,
         device: &Device,
         state: &DeviceState,
         settings: &Settings,
     ) -> Vec<&'static ModuleDef> {
-        MODULES
-            .iter()
-            .filter(|m| match self {
-                Selection::Only(names) => names.iter().any(|n| n == m.name),
-                Selection::Configured => enabled(m, device, state, settings),
-            })
+        let core = module("core").expect("core is registered");
+        std::iter::once(core)
+            .chain(MODULES.iter().filter(|m| {
+                m.name != "core"
+                    && match self {
+                        Selection::Only(names) => names.iter().any(|n| n == m.name),
+                        Selection::Configured => enabled(m, device, state, settings),
+                    }
+            }))
             .collect()
     }
 }

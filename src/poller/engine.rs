@@ -2,16 +2,20 @@
 //! benchmarks share. Loads device state in batches, polls devices
 //! concurrently, and hands each poll's rows and RRD updates to the writers.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{DeviceReport, PollEnv, poll_device};
+use super::php::Php;
+use super::{DeviceReport, ModuleReport, PollEnv, PolledBy, poll_device};
 use crate::config::{Mode, Settings};
 use crate::db::state::{self, Needs};
-use crate::db::writer::{DbWriter, DbWriterOptions};
+use crate::db::writer::{Commit, DbWriter, DbWriterOptions, Written};
 use crate::db::{Db, DbError};
 use crate::device::Device;
 use crate::icmp::Pinger;
@@ -43,12 +47,18 @@ pub struct Engine {
     pub db: Db,
     pub db_writer: DbWriter,
     pub rrd: RrdWriter,
+    /// LibreNMS's PHP for the modules ironpoll does not poll natively, or
+    /// why there is none.
+    pub php: Result<Php, String>,
+    /// (device, module) pairs already logged as skipped for want of PHP:
+    /// one line each per run of ironpoll.
+    php_skipped: Mutex<HashSet<(u32, &'static str)>>,
     writer_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Engine {
     /// Opens the SNMP client and the pinger, starts both writers.
-    pub async fn start(settings: Arc<Settings>, db: Db) -> anyhow::Result<Engine> {
+    pub async fn start(settings: Arc<Settings>, db: Db) -> anyhow::Result<Arc<Engine>> {
         let client = SnmpClient::new(ClientOptions::default())
             .map_err(|e| anyhow::anyhow!("cannot open SNMP sockets: {e}"))?;
         let pinger = if settings.icmp_check {
@@ -73,7 +83,8 @@ impl Engine {
             },
         );
         let (db_writer, db_task) = DbWriter::start(db.clone(), DbWriterOptions::default());
-        Ok(Engine {
+        let php = Php::find(&settings);
+        Ok(Arc::new(Engine {
             env: PollEnv {
                 settings,
                 client,
@@ -83,8 +94,10 @@ impl Engine {
             db,
             db_writer,
             rrd,
+            php,
+            php_skipped: Mutex::default(),
             writer_tasks: vec![rrd_task, db_task],
-        })
+        }))
     }
 
     pub fn settings(&self) -> &Settings {
@@ -112,7 +125,7 @@ impl Engine {
     /// here, so a cycle's memory does not grow with the fleet. A device
     /// whose poll was abandoned at its deadline has no report.
     pub async fn poll_devices(
-        &self,
+        self: &Arc<Self>,
         devices: Vec<Device>,
         selection: &Selection,
         concurrency: usize,
@@ -123,6 +136,7 @@ impl Engine {
         let needs = self.needs();
         let mut tasks = JoinSet::new();
         let mut devices = devices.into_iter().peekable();
+
         // States are loaded a chunk at a time, when the chunk's first device
         // may start: memory follows the polls in flight, not the size of the
         // fleet.
@@ -134,47 +148,117 @@ impl Engine {
             let mut first = Some(first);
             for device in chunk {
                 let state = states.remove(&device.device_id).unwrap_or_default();
-                let env = self.env.clone();
                 let selection = selection.clone();
                 let permit = match first.take() {
                     Some(p) => p,
                     None => limit.clone().acquire_owned().await.expect("semaphore open"),
                 };
+                let engine = self.clone();
                 tasks.spawn(async move {
                     let _permit = permit;
-                    poll_with_deadline(&env, device, state, &selection, deadline).await
+                    engine.poll_one(device, state, &selection, deadline).await
                 });
-                // Hand finished polls to the writers while others start.
+                // Reports of finished polls go out while others start.
                 while let Some(joined) = tasks.try_join_next() {
-                    self.take_report(joined, &mut on_done);
+                    take_report(joined, &mut on_done);
                 }
             }
         }
         while let Some(joined) = tasks.join_next().await {
-            self.take_report(joined, &mut on_done);
+            take_report(joined, &mut on_done);
         }
         Ok(())
     }
 
-    fn take_report(
+    /// The one path of a device poll, for `run`, `poll` and the demo: poll
+    /// within the deadline, hand the rows and RRD updates to the writers,
+    /// and once the rows are committed, run what comes after (LibreNMS's
+    /// PHP for the modules ironpoll does not poll natively). None when the
+    /// poll was abandoned at its deadline.
+    pub async fn poll_one(
         &self,
-        joined: Result<Option<DeviceReport>, tokio::task::JoinError>,
-        on_done: &mut impl FnMut(DeviceReport),
-    ) {
-        match joined {
-            Ok(Some(mut report)) => {
-                self.write(&mut report);
-                on_done(report);
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!("a device poll panicked: {e}"),
+        device: Device,
+        state: crate::db::state::DeviceState,
+        selection: &Selection,
+        deadline: Duration,
+    ) -> Option<DeviceReport> {
+        let mut report = poll_with_deadline(&self.env, device, state, selection, deadline).await?;
+        let committed = self.write(&mut report);
+        if !report.php_modules.is_empty() {
+            self.hand_to_php(&mut report, committed).await;
         }
+        Some(report)
     }
 
-    /// Hands a report's rows and updates to the writers.
-    pub fn write(&self, report: &mut DeviceReport) {
-        self.db_writer.send(std::mem::take(&mut report.changes));
+    /// Runs the report's PHP modules once its rows are committed, and adds
+    /// their outcome to the report.
+    async fn hand_to_php(&self, report: &mut DeviceReport, committed: Commit) {
+        let php = match &self.php {
+            Ok(php) => php,
+            Err(why) => {
+                let mut skipped = self.php_skipped.lock();
+                for m in &report.php_modules {
+                    if skipped.insert((report.device_id, m)) {
+                        tracing::warn!(
+                            device = report.device_id,
+                            hostname = %report.hostname,
+                            module = m,
+                            "module not polled: ironpoll does not poll it natively and LibreNMS's PHP is unavailable ({why})"
+                        );
+                    }
+                }
+                return;
+            }
+        };
+        match committed.wait().await {
+            Written::Committed => {}
+            other => {
+                tracing::warn!(
+                    device = report.device_id,
+                    hostname = %report.hostname,
+                    "LibreNMS's PHP modules not run: this poll's rows were not written ({other:?})"
+                );
+                return;
+            }
+        }
+        let run = php.poll(report.device_id, &report.php_modules).await;
+        match &run.error {
+            None => tracing::info!(
+                device = report.device_id,
+                hostname = %report.hostname,
+                modules = report.php_modules.join(","),
+                seconds = format!("{:.3}", run.seconds),
+                "LibreNMS's PHP polled its modules"
+            ),
+            Some(e) => tracing::warn!(
+                device = report.device_id,
+                hostname = %report.hostname,
+                modules = report.php_modules.join(","),
+                "LibreNMS's PHP poll failed: {e}"
+            ),
+        }
+        for m in &report.php_modules {
+            let seconds = run
+                .module_seconds
+                .iter()
+                .find(|(name, _)| name == m)
+                .map_or(0.0, |(_, s)| *s);
+            report.modules.push(ModuleReport {
+                module: m,
+                by: PolledBy::Php,
+                seconds,
+                error: run.error.clone(),
+            });
+        }
+        report.php = Some(run);
+    }
+
+    /// Hands a report's rows and updates to the writers; the [`Commit`]
+    /// says when the rows are in the database.
+    pub fn write(&self, report: &mut DeviceReport) -> Commit {
+        let committed = self.db_writer.send(std::mem::take(&mut report.changes));
         self.rrd.send(std::mem::take(&mut report.rrd));
+        committed
     }
 
     /// Writes everything held; returns what could not be written.
@@ -189,15 +273,19 @@ impl Engine {
         problems
     }
 
-    /// Flushes and stops the writers.
-    pub async fn finish(self) -> Vec<String> {
+    /// Flushes and stops the writers (only flushes while other holders of
+    /// the engine remain).
+    pub async fn finish(self: Arc<Self>) -> Vec<String> {
         let problems = self.flush().await;
+        let Ok(engine) = Arc::try_unwrap(self) else {
+            return problems;
+        };
         let Engine {
             db_writer,
             rrd,
             writer_tasks,
             ..
-        } = self;
+        } = engine;
         drop(db_writer);
         drop(rrd);
         for t in writer_tasks {
@@ -207,11 +295,22 @@ impl Engine {
     }
 }
 
+fn take_report(
+    joined: Result<Option<DeviceReport>, tokio::task::JoinError>,
+    on_done: &mut impl FnMut(DeviceReport),
+) {
+    match joined {
+        Ok(Some(report)) => on_done(report),
+        Ok(None) => {}
+        Err(e) => tracing::error!("a device poll panicked: {e}"),
+    }
+}
+
 /// Devices whose state is loaded in one go by [`Engine::poll_devices`].
 const STATE_CHUNK: usize = 32;
 
 /// Polls a device, abandoning the poll after `deadline`.
-pub async fn poll_with_deadline(
+async fn poll_with_deadline(
     env: &PollEnv,
     device: Device,
     state: crate::db::state::DeviceState,

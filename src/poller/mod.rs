@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod fastping;
+pub mod php;
 pub mod status;
 
 use std::collections::BTreeSet;
@@ -24,7 +25,7 @@ use crate::db::changes::{Changes, Filter, TableChange};
 use crate::db::state::DeviceState;
 use crate::device::Device;
 use crate::icmp::{PingOptions, PingResult, Pinger};
-use crate::modules::{ModuleDef, Poll, PollStore, Selection, SnmpSource, severity};
+use crate::modules::{ModuleDef, Poll, PollStore, Requires, Selection, SnmpSource, severity};
 use crate::rrd::{Datum, ICMP_PERF, POLLER_PERF, RrdUpdate};
 use crate::snmp::{Session, SnmpClient};
 
@@ -38,10 +39,21 @@ pub struct PollEnv {
     pub store: Arc<dyn PollStore>,
 }
 
+/// Who polled a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolledBy {
+    /// ironpoll's own code.
+    Native,
+    /// LibreNMS's PHP, after ironpoll's rows were committed.
+    Php,
+}
+
 /// How long one module took, and how it ended.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModuleReport {
     pub module: &'static str,
+    pub by: PolledBy,
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -56,6 +68,13 @@ pub struct DeviceReport {
     pub status_reason: String,
     pub seconds: f64,
     pub modules: Vec<ModuleReport>,
+    /// Enabled modules LibreNMS's PHP polls for this device, in LibreNMS
+    /// order (they run once this poll's rows are committed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub php_modules: Vec<&'static str>,
+    /// How the PHP run went, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub php: Option<php::PhpRun>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ping: Option<PingSummary>,
     /// Why SNMP could not be used, when it could not.
@@ -186,13 +205,25 @@ pub async fn poll_device(
     let device_for_selection = poll.device.clone();
     let modules: Vec<&'static ModuleDef> =
         selection.modules(&device_for_selection, &poll.state, settings);
+    let os = device_for_selection.os.as_deref().unwrap_or("");
     let mut reports = Vec::with_capacity(modules.len());
+    let mut php_modules = Vec::new();
     for m in modules {
-        if m.needs_snmp && !snmp_available {
+        // LibreNMS's `shouldPoll`: what the module needs from the device.
+        let can_poll = match m.requires {
+            Requires::Snmp => snmp_available,
+            Requires::Nothing | Requires::UnixAgent => true,
+            Requires::Ipmi => poll.state.attribs.get("ipmi_hostname").is_some(),
+        };
+        if !can_poll {
             continue;
         }
+        let Some(poll_fn) = m.native_for(os) else {
+            php_modules.push(m.name);
+            continue;
+        };
         let t = Instant::now();
-        let result = (m.poll)(&mut poll).await;
+        let result = poll_fn(&mut poll).await;
         let seconds = t.elapsed().as_secs_f64();
         let error = match result {
             Ok(()) => None,
@@ -224,6 +255,7 @@ pub async fn poll_device(
         poll.enable_graph("poller_modules_perf");
         reports.push(ModuleReport {
             module: m.name,
+            by: PolledBy::Native,
             seconds,
             error,
         });
@@ -261,6 +293,8 @@ pub async fn poll_device(
         status_reason: poll.device.status_reason.clone(),
         seconds,
         modules: reports,
+        php_modules,
+        php: None,
         ping: ping.as_ref().map(PingSummary::from),
         snmp_error: if snmp_available { None } else { snmp_error },
         output: poll.output,

@@ -52,7 +52,7 @@ async fn devices_are_polled_on_schedule_and_down_ones_after_the_retry_time() {
             layer.set(k, serde_json::Value::String(v));
         }
         let settings = Arc::new(resolve(&[layer], settings_defaults(Mode::Standalone)).unwrap());
-        let engine = Arc::new(Engine::start(settings, db.clone()).await.unwrap());
+        let engine = Engine::start(settings, db.clone()).await.unwrap();
         let opts = SchedulerOptions {
             frequency: Duration::from_secs(4),
             down_retry: Duration::from_secs(2),

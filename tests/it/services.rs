@@ -546,16 +546,14 @@ async fn engine(t: &TestDb, overrides: &[(&str, &str)]) -> (Arc<Engine>, Rrdcach
     let pairs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let settings = librenms_settings(&pairs);
     (
-        Arc::new(
-            Engine::start(Arc::new(settings), t.db.clone())
-                .await
-                .unwrap(),
-        ),
+        Engine::start(Arc::new(settings), t.db.clone())
+            .await
+            .unwrap(),
         rrd,
     )
 }
 
-async fn poll_all(e: &Engine) -> Vec<ironpoll::poller::DeviceReport> {
+async fn poll_all(e: &Arc<Engine>) -> Vec<ironpoll::poller::DeviceReport> {
     let list = devices::find(&e.db, "all").await.unwrap();
     let mut reports = Vec::new();
     e.poll_devices(list, &Selection::Configured, 16, |r| reports.push(r))
