@@ -9,6 +9,8 @@
 # The tests start their own private snmpd and snmpsim instances on free
 # loopback ports and stop them when they finish.
 # Extra arguments go to `cargo test`, e.g. ./misc/test.sh faults::
+# Plain `cargo test` runs only the service-free tier (unit tests, the
+# modules on recordings, conformance on SQLite).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -23,4 +25,4 @@ export IRONPOLL_LIBRENMS_FIXTURES="${IRONPOLL_LIBRENMS_FIXTURES:-$repo_root/../s
 
 cd "$repo_root"
 log "running the tests"
-cargo test --locked "$@"
+cargo test --locked --features services "$@"

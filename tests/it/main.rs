@@ -5,11 +5,14 @@
 //! what they need; a missing peer fails with that hint.
 
 mod cli;
-mod conformance;
 mod engine;
 mod fastping;
 mod faults;
-mod golden;
+#[path = "../offline/fixtures.rs"]
+mod fixtures;
+// Shared with the service-free tier; this tier uses part of it.
+#[allow(dead_code)]
+#[path = "../offline/harness.rs"]
 mod harness;
 mod ping;
 mod scheduler;
@@ -18,7 +21,6 @@ mod sim;
 mod snmpd;
 mod snmpsim;
 mod support;
-mod writer;
 
 use std::future::Future;
 use std::time::Duration;

@@ -18,11 +18,9 @@ use ironpoll::snmp::{
     ClientOptions, Credentials, Oid, Session, SessionOptions, SnmpClient, VarBind, oid,
 };
 
-pub const SETUP_HINT: &str = "run ./misc/test.sh, which installs and starts what the tests need";
+pub use crate::fixtures::{librenms_fixtures, repo_root};
 
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub const SETUP_HINT: &str = "run ./misc/test.sh, which installs and starts what the tests need";
 
 /// The `ironpoll` binary built for these tests.
 pub fn ironpoll() -> Command {
@@ -88,19 +86,6 @@ pub fn tool(name: &str) -> PathBuf {
         }
     }
     panic!("{name} is not installed: {SETUP_HINT}");
-}
-
-/// LibreNMS's recordings and expected data, which the project does not copy.
-pub fn librenms_fixtures() -> PathBuf {
-    let dir = std::env::var_os("IRONPOLL_LIBRENMS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/fixtures/librenms"));
-    assert!(
-        dir.join("snmpsim").is_dir(),
-        "LibreNMS fixtures not found at {} (set IRONPOLL_LIBRENMS_FIXTURES, or {SETUP_HINT})",
-        dir.display()
-    );
-    dir
 }
 
 pub fn librenms_recordings() -> Vec<PathBuf> {
