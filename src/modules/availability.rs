@@ -10,7 +10,13 @@ use crate::db::Val;
 use crate::db::changes::{Filter, TableChange};
 use crate::db::state::Outage;
 use crate::librenms::format;
-use crate::rrd::{AVAILABILITY, Datum};
+use crate::rrd::{Datum, DsType, RrdDef, ds};
+
+/// `availability-<seconds>.rrd` (availability module).
+pub static AVAILABILITY: RrdDef = RrdDef {
+    name: "availability",
+    datasets: &[ds("availability", DsType::Gauge, Some(0.0), Some(100.0))],
+};
 
 pub fn poll<'p, 'a>(p: &'p mut Poll<'a>) -> BoxFuture<'p, Result<(), ModuleError>> {
     Box::pin(async move {

@@ -7,8 +7,14 @@ use serde_json::json;
 use super::{ModuleError, Poll, severity};
 use crate::librenms::format;
 use crate::mib::{Syntax, render, scalars};
-use crate::rrd::{Datum, UPTIME};
+use crate::rrd::{Datum, DsType, RrdDef, ds};
 use crate::snmp::{Oid, Value};
+
+/// `uptime.rrd` (core module).
+pub static UPTIME: RrdDef = RrdDef {
+    name: "uptime",
+    datasets: &[ds("uptime", DsType::Gauge, Some(0.0), None)],
+};
 
 pub fn poll<'p, 'a>(p: &'p mut Poll<'a>) -> BoxFuture<'p, Result<(), ModuleError>> {
     Box::pin(run(p))

@@ -24,7 +24,31 @@ use crate::mib::{
     DOT1Q_PORT_VLAN_ENTRY, DOT3_STATS_ENTRY, IF_ENTRY, IF_X_ENTRY, VLAN_TRUNK_PORT_ENTRY,
     VM_MEMBERSHIP_ENTRY,
 };
-use crate::rrd::{Datum, PORT};
+use crate::rrd::{Datum, DsType, RrdDef, ds};
+
+const PORT_MAX: Option<f64> = Some(12_500_000_000.0);
+
+/// `port-id<port_id>.rrd`: the 15 interface counters (ports module).
+pub static PORT: RrdDef = RrdDef {
+    name: "port",
+    datasets: &[
+        ds("INOCTETS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("OUTOCTETS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("INERRORS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("OUTERRORS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("INUCASTPKTS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("OUTUCASTPKTS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("INNUCASTPKTS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("OUTNUCASTPKTS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("INDISCARDS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("OUTDISCARDS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("INUNKNOWNPROTOS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("INBROADCASTPKTS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("OUTBROADCASTPKTS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("INMULTICASTPKTS", DsType::Derive, Some(0.0), PORT_MAX),
+        ds("OUTMULTICASTPKTS", DsType::Derive, Some(0.0), PORT_MAX),
+    ],
+};
 
 /// Columns whose changes LibreNMS writes and logs.
 const DATA_OIDS: [&str; 13] = [

@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::engine::Engine;
-use super::{ICMP_PERF_DEF, icmp_perf_values, resolve, status, unix_now};
+use super::{ICMP_PERF, icmp_perf_values, resolve, status, unix_now};
 use crate::config::{Mode, Settings};
 use crate::db::state;
 use crate::db::{DbError, devices};
@@ -161,7 +161,7 @@ impl FastPing {
             status::save_ping_row(&mut poll, &ping);
             if let Some(spec) = &self.rrd_spec {
                 let file = RrdFile::new(&poll.device.hostname, &["icmp-perf"]);
-                let update = RrdUpdate::new(file, ICMP_PERF_DEF, now, icmp_perf_values(&ping));
+                let update = RrdUpdate::new(file, &ICMP_PERF, now, icmp_perf_values(&ping));
                 poll.rrd.push(update.with_spec(spec.clone()));
             }
             poll.finish_device_row();

@@ -26,8 +26,28 @@ use crate::db::state::DeviceState;
 use crate::device::Device;
 use crate::icmp::{PingOptions, PingResult, Pinger};
 use crate::modules::{ModuleDef, Poll, PollStore, Requires, Selection, SnmpSource, severity};
-use crate::rrd::{Datum, ICMP_PERF, POLLER_PERF, RrdUpdate};
+use crate::rrd::{Datum, DsType, RrdDef, RrdUpdate, ds};
 use crate::snmp::{Session, SnmpClient};
+
+/// `poller-perf.rrd` and `poller-perf-<module>.rrd`: seconds a poll took.
+pub static POLLER_PERF: RrdDef = RrdDef {
+    name: "poller-perf",
+    datasets: &[ds("poller", DsType::Gauge, Some(0.0), None)],
+};
+
+const PING_MAX: Option<f64> = Some(65_535.0);
+
+/// `icmp-perf.rrd`: the ping check's RTTs (ms) and packet counts.
+pub static ICMP_PERF: RrdDef = RrdDef {
+    name: "icmp-perf",
+    datasets: &[
+        ds("avg", DsType::Gauge, Some(0.0), PING_MAX),
+        ds("xmt", DsType::Gauge, Some(0.0), PING_MAX),
+        ds("rcv", DsType::Gauge, Some(0.0), PING_MAX),
+        ds("min", DsType::Gauge, Some(0.0), PING_MAX),
+        ds("max", DsType::Gauge, Some(0.0), PING_MAX),
+    ],
+};
 
 /// What every poll shares.
 #[derive(Clone)]
@@ -417,6 +437,3 @@ pub fn icmp_perf_values(p: &PingResult) -> Vec<Datum> {
         Datum::Float(p.max()),
     ]
 }
-
-#[doc(hidden)]
-pub static ICMP_PERF_DEF: &crate::rrd::RrdDef = &ICMP_PERF;

@@ -145,7 +145,7 @@ fn update_outages(poll: &mut Poll<'_>, up: bool) {
 /// ping, as LibreNMS saves them after its fping.
 pub fn save_ping_stats(poll: &mut Poll<'_>, p: &PingResult) {
     save_ping_row(poll, p);
-    poll.rrd(&["icmp-perf"], super::ICMP_PERF_DEF, icmp_perf_values(p));
+    poll.rrd(&["icmp-perf"], &super::ICMP_PERF, icmp_perf_values(p));
 }
 
 /// last_ping, last_ping_timetaken and device_stats from a ping.

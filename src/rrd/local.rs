@@ -159,7 +159,8 @@ fn c_path(path: &Path) -> Result<CString, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rrd::{Datum, Rra, UPTIME};
+    use crate::modules::core::UPTIME;
+    use crate::rrd::{Datum, Rra};
 
     #[test]
     fn creates_then_updates_and_refuses_old_times() {

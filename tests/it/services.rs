@@ -13,10 +13,11 @@ use std::time::Duration;
 use ironpoll::config::{DbSettings, Mode, Settings, resolve, settings_defaults};
 use ironpoll::db::{Db, Statement, Val, devices};
 use ironpoll::modules::Selection;
+use ironpoll::modules::core::UPTIME;
 use ironpoll::poller::engine::Engine;
 use ironpoll::rrd::rrdcached::Address;
 use ironpoll::rrd::writer::WriterOptions;
-use ironpoll::rrd::{CreateSpec, Datum, Rra, RrdFile, RrdSink, RrdUpdate, RrdWriter, UPTIME};
+use ironpoll::rrd::{CreateSpec, Datum, Rra, RrdFile, RrdSink, RrdUpdate, RrdWriter};
 use ironpoll::sim::profile::Profile;
 use ironpoll::sim::{FleetConfig, FleetLayout, Member, SimConfig, Simulator};
 
