@@ -91,15 +91,14 @@ impl ConfigArgs {
             mode,
             librenms_dir: self.librenms_dir.clone(),
         };
-        let (low, high) = self.base_layers(dotenv.as_ref())?;
+        let (mut low, high) = self.base_layers(dotenv.as_ref())?;
+        // LibreNMS's OS definitions sit just above the defaults.
+        low.push(os_definitions_layer(&self.librenms_dir));
         let first: Vec<Layer> = low.iter().chain(high.iter()).cloned().collect();
         let pre = config::resolve(&first, defaults.clone())?;
         let db = Db::connect(&pre.db).await?;
         let settings = if mode == Mode::Librenms {
             let mut layers = low.clone();
-            if let Some(defs) = os_definitions_layer(&self.librenms_dir) {
-                layers.push(defs);
-            }
             layers.push(read_config_table(&db).await?);
             if let Some(cluster) = read_poller_cluster(&db, &pre.node_id).await? {
                 layers.push(cluster);
@@ -120,17 +119,16 @@ impl ConfigArgs {
     }
 }
 
-/// LibreNMS's per-OS module defaults, read from its install. A file that
-/// cannot be read costs its OS its overrides, with a warning; no
-/// directory means LibreNMS is not installed here, so only the `config`
-/// table's OS settings apply.
-fn os_definitions_layer(librenms_dir: &std::path::Path) -> Option<Layer> {
+/// LibreNMS's OS definitions, read from its install; without one, those
+/// built into ironpoll. A file that cannot be read costs its OS its
+/// settings, with a warning.
+fn os_definitions_layer(librenms_dir: &std::path::Path) -> Layer {
     let Some(defs) = config::os_definitions::read(librenms_dir) else {
         tracing::info!(
-            "no LibreNMS OS definitions in {}: per-OS module defaults come only from the config table",
+            "no LibreNMS OS definitions in {}: using those built into ironpoll",
             librenms_dir.join(config::os_definitions::DIR).display()
         );
-        return None;
+        return config::os_definitions::builtin();
     };
     for (path, reason) in &defs.unreadable {
         tracing::warn!(
@@ -143,7 +141,7 @@ fn os_definitions_layer(librenms_dir: &std::path::Path) -> Option<Layer> {
         overrides = defs.layer.values.len(),
         "LibreNMS OS definitions read"
     );
-    Some(defs.layer)
+    defs.layer
 }
 
 async fn read_config_table(db: &Db) -> anyhow::Result<Layer> {
@@ -216,6 +214,10 @@ pub async fn check_config(args: ConfigArgs) -> anyhow::Result<std::process::Exit
     for (key, value, source) in s.entries() {
         println!("{key:width$} = {value}    # {source}");
     }
+    println!(
+        "# per-OS settings below the config table: {}",
+        s.source_of("os.linux.group")
+    );
     print_modules(s);
     loaded.db.close().await;
     Ok(std::process::ExitCode::SUCCESS)

@@ -28,6 +28,8 @@ pub enum Source {
     Dotenv(PathBuf),
     /// LibreNMS's OS definitions directory.
     OsDefinitions(PathBuf),
+    /// The OS definitions built into ironpoll.
+    BuiltinOsDefinitions,
     ConfigTable,
     PollerCluster,
     File(PathBuf),
@@ -41,6 +43,9 @@ impl fmt::Display for Source {
             Source::Default => f.write_str("default"),
             Source::Dotenv(p) => write!(f, "{}", p.display()),
             Source::OsDefinitions(p) => write!(f, "LibreNMS OS definitions in {}", p.display()),
+            Source::BuiltinOsDefinitions => {
+                f.write_str("LibreNMS OS definitions built into ironpoll")
+            }
             Source::ConfigTable => f.write_str("LibreNMS config table"),
             Source::PollerCluster => f.write_str("poller_cluster row of this node"),
             Source::File(p) => write!(f, "{}", p.display()),

@@ -1,31 +1,57 @@
-//! LibreNMS's OS definitions: per-OS module defaults.
+//! LibreNMS's OS definitions: each OS's group and the settings its poller
+//! reads (module defaults, port filters, SNMP knobs, uptime quirks).
 //!
 //! LibreNMS merges `resources/definitions/os_detection/<os>.yaml` into its
-//! configuration below the `config` table, so that an OS's
-//! `poller_modules:` map becomes `os.<os>.poller_modules.<module>`
-//! (`app/ConfigRepository.php`). The `config` table holds only what an
-//! operator changed, so a node that polls for LibreNMS reads the files too.
+//! configuration below the `config` table, so that an OS's `poller_modules:`
+//! map becomes `os.<os>.poller_modules.<module>`, its `bad_if:` list
+//! `os.<os>.bad_if`, and so on (`app/ConfigRepository.php`). A node that
+//! polls for LibreNMS reads the files of its install; without one, the
+//! definitions built into ironpoll (`os_definitions.json`, generated from
+//! LibreNMS's files of the version ironpoll follows, GPL-3.0 as LibreNMS)
+//! stand in.
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::{Layer, Source};
 
 /// Where the definitions sit below LibreNMS's directory.
 pub const DIR: &str = "resources/definitions/os_detection";
 
-/// The two keys of a definition ironpoll reads; the rest (detection
-/// rules, discovery) is not the poller's.
-#[derive(Deserialize)]
-struct Definition {
-    os: Option<String>,
-    #[serde(default)]
-    poller_modules: serde_yaml::Mapping,
-}
+/// The keys of a definition the poller reads; the rest (detection rules,
+/// discovery, texts) is not the poller's.
+const KEPT: &[&str] = &[
+    "group",
+    "icon",
+    "poller_modules",
+    "empty_ifdescr",
+    "good_if",
+    "bad_if",
+    "bad_if_regexp",
+    "bad_ifname_regexp",
+    "bad_ifalias_regexp",
+    "bad_iftype",
+    "bad_ifoperstatus",
+    "bad_ifXEntry",
+    "ifname",
+    "ifXmcbc",
+    "snmp_bulk",
+    "snmp",
+    "oids",
+    "snmp_max_oid",
+    "sensor_descr",
+    "bad_uptime",
+    "bad_snmpEngineTime",
+    "bad_hrSystemUptime",
+    "bad_disk_regexp",
+    "ignore_mount_string",
+    "ignore_mount_regexp",
+    "ignore_mount_type",
+];
 
 /// What was read: the layer, and the files that could not be (each with
-/// its reason), which cost their OS its overrides and nothing else.
+/// its reason), which cost their OS its settings and nothing else.
 pub struct OsDefinitions {
     pub layer: Layer,
     pub files: usize,
@@ -51,10 +77,9 @@ pub fn read(librenms_dir: &Path) -> Option<OsDefinitions> {
     };
     for path in paths {
         match definition(&path) {
-            Ok((os, modules)) => {
-                for (module, on) in modules {
-                    out.layer
-                        .set(format!("os.{os}.poller_modules.{module}"), on);
+            Ok((os, settings)) => {
+                for (key, value) in settings {
+                    out.layer.set(format!("os.{os}.{key}"), value);
                 }
             }
             Err(reason) => out.unreadable.push((path, reason)),
@@ -63,29 +88,125 @@ pub fn read(librenms_dir: &Path) -> Option<OsDefinitions> {
     Some(out)
 }
 
-/// One file's OS name (its `os:` key, else the file name) and module
-/// overrides.
-fn definition(path: &Path) -> Result<(String, Vec<(String, serde_json::Value)>), String> {
+/// The definitions built into ironpoll, as a layer.
+pub fn builtin() -> Layer {
+    let mut layer = Layer::new(Source::BuiltinOsDefinitions, false);
+    for (os, settings) in builtin_map() {
+        if let Value::Object(settings) = settings {
+            for (key, value) in settings {
+                layer.set(format!("os.{os}.{key}"), value.clone());
+            }
+        }
+    }
+    layer
+}
+
+fn builtin_map() -> &'static serde_json::Map<String, Value> {
+    static MAP: std::sync::OnceLock<serde_json::Map<String, Value>> = std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        serde_json::from_str(include_str!("os_definitions.json"))
+            .expect("the built-in OS definitions are valid JSON (a test checks them)")
+    })
+}
+
+/// One file's OS name (its `os:` key, else the file name) and its kept
+/// settings as `key = value` pairs (`poller_modules.<module>`,
+/// `snmp.<key>`, `oids.<key>` flattened).
+fn definition(path: &Path) -> Result<(String, Vec<(String, Value)>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let def: Definition = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
-    let os = match def.os {
+    let def: serde_yaml::Mapping = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+    let os = match def.get("os").and_then(|v| v.as_str()) {
         Some(os) if !os.trim().is_empty() => os.trim().to_string(),
         _ => path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    let mut modules = Vec::new();
-    for (k, v) in def.poller_modules {
-        let Some(module) = k.as_str() else {
-            return Err(format!(
-                "poller_modules has a key that is not a name: {k:?}"
-            ));
+    Ok((os, kept_settings(&def)?))
+}
+
+fn kept_settings(def: &serde_yaml::Mapping) -> Result<Vec<(String, Value)>, String> {
+    let mut out = Vec::new();
+    for key in KEPT {
+        let Some(v) = def.get(*key) else {
+            continue;
         };
-        // The value is checked where every layer's values are: a bad one
-        // is reported with this file as its source.
-        let value = serde_json::to_value(&v).map_err(|e| e.to_string())?;
-        modules.push((module.to_string(), value));
+        // The values are checked where every layer's values are: a bad one
+        // is reported with the definitions as its source.
+        let value = serde_json::to_value(v).map_err(|e| e.to_string())?;
+        match (*key, value) {
+            ("poller_modules" | "snmp" | "oids", Value::Object(map)) => {
+                for (k, v) in map {
+                    out.push((format!("{key}.{k}"), v));
+                }
+            }
+            ("poller_modules" | "snmp" | "oids", other) => {
+                return Err(format!("{key} is not a map: {other}"));
+            }
+            (_, value) => out.push((key.to_string(), value)),
+        }
     }
-    Ok((os, modules))
+    Ok(out)
+}
+
+#[cfg(test)]
+mod sourcegen {
+    use super::*;
+
+    /// The built-in definitions are LibreNMS's, of the version the
+    /// fixtures beside the project come from: regenerated from them, they
+    /// are what is committed.
+    #[test]
+    fn builtin_definitions_are_generated_from_librenms() {
+        let fixtures = std::env::var_os("IRONPOLL_LIBRENMS_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/librenms")
+            });
+        let dir = fixtures.join("definitions/os_detection");
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "LibreNMS's OS definitions not found at {} ({e}); set IRONPOLL_LIBRENMS_FIXTURES",
+                    dir.display()
+                )
+            })
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        paths.sort();
+        let mut want = String::from("{\n");
+        let mut first = true;
+        for path in &paths {
+            let (os, settings) = definition(path).unwrap();
+            let map: serde_json::Map<String, Value> = settings.into_iter().collect();
+            if !first {
+                want.push_str(",\n");
+            }
+            first = false;
+            want.push_str(&format!(
+                "{}: {}",
+                serde_json::to_string(&os).unwrap(),
+                serde_json::to_string(&map).unwrap()
+            ));
+        }
+        want.push_str("\n}\n");
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/config/os_definitions.json");
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        if have != want {
+            if std::env::var_os("IRONPOLL_UPDATE_OS_DEFINITIONS").is_some() {
+                std::fs::write(&path, &want).unwrap();
+            } else {
+                panic!(
+                    "{} is not what LibreNMS's OS definitions generate; run IRONPOLL_UPDATE_OS_DEFINITIONS=1 cargo test config::os_definitions",
+                    path.display()
+                );
+            }
+        }
+        assert!(
+            builtin_map().len() > 800,
+            "{} OSes built in",
+            builtin_map().len()
+        );
+    }
 }

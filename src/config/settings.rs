@@ -131,6 +131,109 @@ pub struct PhpSettings {
     pub deadline: u32,
 }
 
+/// LibreNMS's per-OS settings (`os.<os>.<key>`), from its OS definitions
+/// and the `config` table: read with LibreNMS's `getOsSetting` (the OS's
+/// value, else the global one) and `getCombined` (global and OS lists
+/// together) rules by the code that needs them.
+#[derive(Debug, Clone, Default)]
+pub struct OsSettings(BTreeMap<String, BTreeMap<String, Value>>);
+
+/// How a per-OS key's value is checked.
+enum OsKind {
+    Bool,
+    Text,
+    List,
+    Regexes,
+    Count,
+}
+
+fn os_kind(key: &str) -> Option<OsKind> {
+    Some(match key {
+        "empty_ifdescr" | "snmp_bulk" | "sensor_descr" | "bad_uptime" | "bad_snmpEngineTime"
+        | "bad_hrSystemUptime" | "ifname" | "ifXmcbc" => OsKind::Bool,
+        "group" | "icon" => OsKind::Text,
+        "good_if"
+        | "bad_if"
+        | "bad_iftype"
+        | "bad_ifoperstatus"
+        | "bad_ifXEntry"
+        | "ignore_mount_string"
+        | "ignore_mount_type"
+        | "oids.unordered"
+        | "oids.no_bulk" => OsKind::List,
+        "bad_if_regexp"
+        | "bad_ifname_regexp"
+        | "bad_ifalias_regexp"
+        | "bad_disk_regexp"
+        | "ignore_mount_regexp" => OsKind::Regexes,
+        "snmp_max_oid" | "snmp.max_repeaters" => OsKind::Count,
+        _ => return None,
+    })
+}
+
+impl OsSettings {
+    /// `os.<os>.<key>` when the OS sets it.
+    pub fn get(&self, os: &str, key: &str) -> Option<&Value> {
+        self.0.get(os)?.get(key)
+    }
+
+    pub fn flag(&self, os: &str, key: &str) -> Option<bool> {
+        self.get(os, key).and_then(Value::as_bool)
+    }
+
+    pub fn text(&self, os: &str, key: &str) -> Option<&str> {
+        self.get(os, key).and_then(Value::as_str)
+    }
+
+    pub fn count(&self, os: &str, key: &str) -> Option<u64> {
+        self.get(os, key).and_then(Value::as_u64)
+    }
+
+    /// The OS's list for `key` (empty when it sets none).
+    pub fn list(&self, os: &str, key: &str) -> Vec<String> {
+        match self.get(os, key) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// LibreNMS's `getCombined`: the global list and the OS's, without
+    /// duplicates, global entries first.
+    pub fn combined(&self, os: &str, key: &str, global: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = global.to_vec();
+        for item in self.list(os, key) {
+            if !out.contains(&item) {
+                out.push(item);
+            }
+        }
+        out
+    }
+
+    /// The OS's group (`cisco`, `unix`, `printer`...).
+    pub fn group(&self, os: &str) -> Option<&str> {
+        self.text(os, "group")
+    }
+
+    fn set(&mut self, os: &str, key: &str, v: &Value) -> Result<(), ApplyError> {
+        let inv = ApplyError::Invalid;
+        let value = match os_kind(key).ok_or(ApplyError::Unknown)? {
+            OsKind::Bool => Value::Bool(boolean(v).map_err(inv)?),
+            OsKind::Text => Value::String(string(v).map_err(inv)?),
+            OsKind::List => Value::from(str_list(v).map_err(inv)?),
+            OsKind::Regexes => Value::from(regex_list(v).map_err(inv)?),
+            OsKind::Count => Value::from(ranged(v, 0, 1_000_000).map_err(inv)?),
+        };
+        self.0
+            .entry(os.to_string())
+            .or_default()
+            .insert(key.to_string(), value);
+        Ok(())
+    }
+}
+
 /// `poller_modules.*` and `os.<os>.poller_modules.*` overrides.
 #[derive(Debug, Clone, Default)]
 pub struct ModuleSettings {
@@ -207,6 +310,7 @@ pub struct Settings {
     pub icmp_check: bool,
     pub poller: PollerSettings,
     pub modules: ModuleSettings,
+    pub os: OsSettings,
     pub php: PhpSettings,
     pub ports: PortSettings,
     pub availability: AvailabilitySettings,
@@ -301,6 +405,7 @@ impl Settings {
                 device_deadline: 0,
             },
             modules: ModuleSettings::default(),
+            os: OsSettings::default(),
             // LibreNMS's dispatcher runs up to its poller workers (24) PHP
             // polls at once; a node that does most modules natively needs
             // fewer, each PHP process costing ~50 MB.
@@ -541,6 +646,10 @@ impl Settings {
                         .entry(os.to_string())
                         .or_default()
                         .insert(module.to_string(), boolean(v).map_err(inv)?);
+                } else if let Some((os, rest)) =
+                    key.strip_prefix("os.").and_then(|r| r.split_once('.'))
+                {
+                    self.os.set(os, rest, v)?;
                 } else {
                     return Err(ApplyError::Unknown);
                 }
@@ -670,9 +779,28 @@ impl Settings {
         for (m, on) in &self.modules.global {
             add(&format!("poller_modules.{m}"), on.to_string());
         }
+        // Per-OS settings an operator set (the OS definitions' own are
+        // summed up by check-config, not listed: there are thousands).
+        let from_definitions = |key: &str| {
+            matches!(
+                self.source_of(key),
+                Source::OsDefinitions(_) | Source::BuiltinOsDefinitions
+            )
+        };
         for (os, mods) in &self.modules.os {
             for (m, on) in mods {
-                add(&format!("os.{os}.poller_modules.{m}"), on.to_string());
+                let key = format!("os.{os}.poller_modules.{m}");
+                if !from_definitions(&key) {
+                    add(&key, on.to_string());
+                }
+            }
+        }
+        for (os, keys) in &self.os.0 {
+            for (k, v) in keys {
+                let key = format!("os.{os}.{k}");
+                if !from_definitions(&key) {
+                    add(&key, v.to_string());
+                }
             }
         }
         add("good_if", list(&self.ports.good_if));

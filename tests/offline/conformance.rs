@@ -465,8 +465,7 @@ fn compare_table(
     }
 }
 
-async fn run_case(db: &Db, case: &Case, tally: &mut Tally) {
-    let settings = harness::librenms_settings();
+async fn run_case(db: &Db, settings: &ironpoll::config::Settings, case: &Case, tally: &mut Tally) {
     let os_row = discovery_rows(&case.data, "os", "devices")
         .first()
         .copied()
@@ -494,7 +493,7 @@ async fn run_case(db: &Db, case: &Case, tally: &mut Tally) {
     let walls = unreadable_records(&case.recording, &recording.skipped);
     let src = RecordingSource::new(recording.varbinds).with_walls(walls);
     let polls: Vec<PollFn> = native.iter().map(|(_, f)| *f).collect();
-    harness::poll(db, device_id, &src, TEST_TIME, &settings, &polls).await;
+    harness::poll(db, device_id, &src, TEST_TIME, settings, &polls).await;
 
     // devices: the fields the core module fills.
     if !os_row.is_empty() {
@@ -599,8 +598,9 @@ async fn librenms_poller_data_is_reproduced() {
         cases.retain(|c| names.contains(&c.name));
     }
     let mut tally = Tally::default();
+    let settings = harness::librenms_settings();
     for case in &cases {
-        run_case(&db, case, &mut tally).await;
+        run_case(&db, &settings, case, &mut tally).await;
     }
 
     let mut report = String::from("field\tmatched\ttotal\tagreement\n");

@@ -27,7 +27,11 @@ pub async fn sqlite_store() -> Store {
 /// LibreNMS's defaults, as its test suite polls: no ICMP, ports polled even
 /// before discovery found any.
 pub fn librenms_settings() -> Settings {
-    let mut s = resolve(&[], settings_defaults(Mode::Librenms)).unwrap();
+    let mut s = resolve(
+        &[ironpoll::config::os_definitions::builtin()],
+        settings_defaults(Mode::Librenms),
+    )
+    .unwrap();
     s.ports.discover_when_empty = true;
     s.icmp_check = false;
     s
