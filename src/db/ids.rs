@@ -4,7 +4,7 @@
 use futures_util::future::BoxFuture;
 
 use super::state::{PortRow, load_ports};
-use super::{Db, DbError, Statement, Val};
+use super::{Db, DbError, Row, Statement, Val, schema};
 use crate::modules::PollStore;
 
 /// New ports inserted (or looked up) in one statement at most: 3 binds
@@ -12,6 +12,47 @@ use crate::modules::PollStore;
 const NEW_PORTS_PER_STATEMENT: usize = 1000;
 
 impl PollStore for Db {
+    fn rows<'a>(
+        &'a self,
+        table: &'static str,
+        device_id: u32,
+    ) -> BoxFuture<'a, Result<Vec<Row>, DbError>> {
+        Box::pin(async move {
+            let t = schema::table(table)
+                .ok_or_else(|| DbError::Query(format!("{table} is not a table ironpoll knows")))?;
+            let order = t
+                .indexes
+                .iter()
+                .find(|i| i.name == "PRIMARY")
+                .map(|i| {
+                    i.columns
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_else(|| "`device_id`".into());
+            let mut st = Statement::new(format!("SELECT * FROM `{table}` WHERE `device_id` = "));
+            st.value(self.dialect(), Val::from(device_id));
+            st.push(&format!(" ORDER BY {order}"));
+            self.fetch(&st).await
+        })
+    }
+
+    fn state_translations(&self, device_id: u32) -> BoxFuture<'_, Result<Vec<Row>, DbError>> {
+        Box::pin(async move {
+            let mut st = Statement::new(
+                "SELECT m.`sensor_id`, t.`state_descr`, t.`state_value` FROM `sensors_to_state_indexes` m \
+                 JOIN `sensors` s ON s.`sensor_id` = m.`sensor_id` \
+                 JOIN `state_translations` t ON t.`state_index_id` = m.`state_index_id` \
+                 WHERE s.`device_id` = ",
+            );
+            st.value(self.dialect(), Val::from(device_id));
+            st.push(" ORDER BY t.`state_translation_id`");
+            self.fetch(&st).await
+        })
+    }
+
     fn ports(&self, device_id: u32) -> BoxFuture<'_, Result<Vec<PortRow>, DbError>> {
         Box::pin(async move {
             Ok(load_ports(self, &[device_id])

@@ -8,4 +8,5 @@
 
 pub mod format;
 pub mod names;
+pub mod number;
 pub mod php;

@@ -127,6 +127,40 @@ pub fn loose_eq(a: &Php, b: &Php) -> bool {
     }
 }
 
+/// Whether Eloquent saves a column that held `old` and now holds `new`:
+/// a NULL that becomes a value (or the reverse), or a value that differs
+/// by PHP's `==` (numbers by value).
+pub fn changed(old: &Php, new: &Php) -> bool {
+    old.is_null() != new.is_null() || !loose_eq(old, new)
+}
+
+/// PHP 8's `<=>` on scalars (`<`, `>` and friends): numbers and numeric
+/// strings by value, other strings by bytes, null as `false` against a
+/// number and as `""` against a string. None for NAN.
+pub fn loose_cmp(a: &Php, b: &Php) -> Option<Ordering> {
+    use Php::*;
+    match (a, b) {
+        (Null, Null) => Some(Ordering::Equal),
+        (Null, Str(s)) => Some("".cmp(s.as_str())),
+        (Str(s), Null) => Some(s.as_str().cmp("")),
+        (Null, other) => Some(false.cmp(&other.truthy())),
+        (other, Null) => Some(other.truthy().cmp(&false)),
+        (Int(_) | Float(_), Int(_) | Float(_)) => compare_numbers(a, b),
+        (Int(_) | Float(_), Str(s)) => match numeric_value(s) {
+            Some(n) => compare_numbers(a, &n),
+            None => Some(a.to_string().as_str().cmp(s.as_str())),
+        },
+        (Str(s), Int(_) | Float(_)) => match numeric_value(s) {
+            Some(n) => compare_numbers(&n, b),
+            None => Some(s.as_str().cmp(b.to_string().as_str())),
+        },
+        (Str(x), Str(y)) => match (numeric_value(x), numeric_value(y)) {
+            (Some(nx), Some(ny)) => compare_numbers(&nx, &ny),
+            _ => Some(x.as_str().cmp(y.as_str())),
+        },
+    }
+}
+
 fn compare_numbers(a: &Php, b: &Php) -> Option<Ordering> {
     match (a, b) {
         (Php::Int(x), Php::Int(y)) => Some(x.cmp(y)),

@@ -9,8 +9,12 @@
 pub mod availability;
 pub mod core;
 pub mod hooks;
+pub mod mempools;
 pub mod ports;
+pub mod processors;
 pub mod source;
+pub mod storage;
+pub mod stored_oids;
 pub mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,9 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::future::BoxFuture;
 
 use crate::config::Settings;
-use crate::db::Val;
 use crate::db::changes::{Changes, Event};
 use crate::db::state::{DeviceState, PortRow};
+use crate::db::{Row, Val};
 use crate::device::Device;
 use crate::rrd::{Datum, RrdDef, RrdFile, RrdUpdate};
 use crate::snmp;
@@ -63,6 +67,21 @@ pub trait PollStore: Send + Sync {
         device_id: u32,
         ports: &'a [(i64, Option<String>)],
     ) -> BoxFuture<'a, Result<Vec<u32>, crate::db::DbError>>;
+
+    /// The device's rows of `table` (every column), in primary key order:
+    /// what discovery stored for a module to poll.
+    fn rows<'a>(
+        &'a self,
+        table: &'static str,
+        device_id: u32,
+    ) -> BoxFuture<'a, Result<Vec<Row>, crate::db::DbError>>;
+
+    /// The state translations of the device's state sensors: `sensor_id`,
+    /// `state_descr`, `state_value`.
+    fn state_translations(
+        &self,
+        device_id: u32,
+    ) -> BoxFuture<'_, Result<Vec<Row>, crate::db::DbError>>;
 }
 
 /// A store without a database (tests, dry runs): no ports known, new ones
@@ -87,6 +106,21 @@ impl PollStore for CountingIds {
                 .collect())
         })
     }
+
+    fn rows<'a>(
+        &'a self,
+        _table: &'static str,
+        _device_id: u32,
+    ) -> BoxFuture<'a, Result<Vec<Row>, crate::db::DbError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn state_translations(
+        &self,
+        _device_id: u32,
+    ) -> BoxFuture<'_, Result<Vec<Row>, crate::db::DbError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// One device poll in progress: what modules read and what they produce.
@@ -107,6 +141,10 @@ pub struct Poll<'a> {
     pub graphs: BTreeSet<String>,
     /// Each module's output, for `ironpoll poll --json`.
     pub output: serde_json::Map<String, serde_json::Value>,
+    /// Problems with single entities (an OID that no longer answers, a
+    /// value that is not a number): each logged, the entity skipped or
+    /// written as LibreNMS would, the rest of the module unaffected.
+    pub problems: Vec<String>,
 }
 
 impl<'a> Poll<'a> {
@@ -131,6 +169,7 @@ impl<'a> Poll<'a> {
             rrd: Vec::new(),
             graphs: BTreeSet::new(),
             output: serde_json::Map::new(),
+            problems: Vec::new(),
         }
     }
 
@@ -165,6 +204,17 @@ impl<'a> Poll<'a> {
     pub fn rrd(&mut self, parts: &[&str], def: &'static RrdDef, values: Vec<Datum>) {
         let file = RrdFile::new(&self.device.hostname, parts);
         self.rrd.push(RrdUpdate::new(file, def, self.now, values));
+    }
+
+    /// Records a problem with one entity of `module`.
+    pub fn problem(&mut self, module: &str, text: impl std::fmt::Display) {
+        let text = format!("{module}: {text}");
+        tracing::warn!(
+            device = self.device.device_id,
+            hostname = %self.device.hostname,
+            "{text}"
+        );
+        self.problems.push(text);
     }
 
     pub fn set_device(&mut self, column: &'static str, value: impl Into<Val>) {
@@ -297,9 +347,9 @@ pub static MODULES: &[ModuleDef] = &[
     },
     php("qos", true, &[]),
     php("sensors", true, &[]),
-    php("processors", true, &[]),
-    php("mempools", true, &[]),
-    php("storage", true, &[]),
+    native("processors", Requires::Snmp, true, processors::poll),
+    native("mempools", Requires::Snmp, true, mempools::poll),
+    native("storage", Requires::Snmp, true, storage::poll),
     php("netstats", true, &[]),
     php("hr-mib", true, &[]),
     php("ucd-mib", true, &[]),

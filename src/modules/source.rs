@@ -18,9 +18,18 @@ pub trait SnmpSource: Send + Sync {
         root: &'a Oid,
         each: &'a mut (dyn FnMut(VarBind) + Send),
     ) -> BoxFuture<'a, Result<(), snmp::Error>>;
+
+    /// OIDs per GET request for this device (LibreNMS's `snmp_max_oid`).
+    fn max_oids(&self) -> usize {
+        10
+    }
 }
 
 impl SnmpSource for Session {
+    fn max_oids(&self) -> usize {
+        self.options().max_oids_per_pdu.max(1)
+    }
+
     fn get<'a>(&'a self, oids: &'a [Oid]) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>> {
         Box::pin(Session::get(self, oids))
     }

@@ -101,6 +101,9 @@ pub struct DeviceReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snmp_error: Option<String>,
     pub output: serde_json::Map<String, serde_json::Value>,
+    /// Problems with single entities, by module.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     #[serde(skip)]
     pub changes: Changes,
     #[serde(skip)]
@@ -318,6 +321,7 @@ pub async fn poll_device(
         ping: ping.as_ref().map(PingSummary::from),
         snmp_error: if snmp_available { None } else { snmp_error },
         output: poll.output,
+        problems: poll.problems,
         changes: poll.changes,
         rrd: poll.rrd,
     }

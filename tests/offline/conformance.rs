@@ -283,12 +283,18 @@ fn poller_rows<'a>(data: &'a JsonRow, module: &str, table: &str) -> Option<Vec<&
     }
 }
 
-/// A seeded row: the JSON row with the poller's columns blanked.
-fn blanked(row: &JsonRow, blank: &[&str]) -> JsonRow {
+/// A seeded row: the JSON row with the poller's columns blanked: NULL, or
+/// -1 where the column takes no NULL (a value no poll reads).
+fn blanked(table: &str, row: &JsonRow, blank: &[&str]) -> JsonRow {
+    let columns = ironpoll::db::schema::table(table)
+        .expect("a known table")
+        .columns;
     let mut row = row.clone();
     for c in blank {
         if row.contains_key(*c) {
-            row.insert((*c).to_string(), Json::Null);
+            let nullable = columns.iter().any(|col| col.name == *c && col.nullable);
+            let value = if nullable { Json::Null } else { Json::from(-1) };
+            row.insert((*c).to_string(), value);
         }
     }
     row
@@ -337,7 +343,8 @@ async fn seed(db: &Db, device_id: u32, data: &JsonRow, module: &str) {
             let spec = spec("sensors");
             for s in discovery_rows(data, "sensors", "sensors") {
                 let sensor_id =
-                    harness::insert_row(db, "sensors", &device, &blanked(s, spec.blank)).await;
+                    harness::insert_row(db, "sensors", &device, &blanked("sensors", s, spec.blank))
+                        .await;
                 if let Some(index) = s
                     .get("state_name")
                     .and_then(Json::as_str)
@@ -359,7 +366,13 @@ async fn seed(db: &Db, device_id: u32, data: &JsonRow, module: &str) {
         _ => {
             for spec in SPECS.iter().filter(|s| s.module == module) {
                 for row in discovery_rows(data, module, spec.table) {
-                    harness::insert_row(db, spec.table, &device, &blanked(row, spec.blank)).await;
+                    harness::insert_row(
+                        db,
+                        spec.table,
+                        &device,
+                        &blanked(spec.table, row, spec.blank),
+                    )
+                    .await;
                 }
             }
         }
