@@ -131,7 +131,7 @@ impl<T: Into<Val>> From<Option<T>> for Val {
 }
 
 /// One result row: column names shared by all rows of a result.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Row {
     pub(crate) columns: Arc<[String]>,
     pub(crate) values: Vec<Val>,

@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod mempools;
 pub mod ports;
 pub mod processors;
+pub mod sensors;
 pub mod source;
 pub mod storage;
 pub mod stored_oids;
@@ -346,7 +347,7 @@ pub static MODULES: &[ModuleDef] = &[
         ..php("ipmi", true, &[])
     },
     php("qos", true, &[]),
-    php("sensors", true, &[]),
+    native("sensors", Requires::Snmp, true, sensors::poll),
     native("processors", Requires::Snmp, true, processors::poll),
     native("mempools", Requires::Snmp, true, mempools::poll),
     native("storage", Requires::Snmp, true, storage::poll),
