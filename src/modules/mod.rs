@@ -17,6 +17,7 @@ pub mod source;
 pub mod storage;
 pub mod stored_oids;
 pub mod table;
+pub mod wireless;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -371,7 +372,10 @@ pub static MODULES: &[ModuleDef] = &[
     php("printer-supplies", false, &[]),
     php("ucd-diskio", true, &[]),
     php("vminfo", false, &[]),
-    php("wireless", true, &["os", "ports"]),
+    ModuleDef {
+        depends_on: &["os", "ports"],
+        ..native("wireless", Requires::Snmp, true, wireless::poll)
+    },
     php("ospf", true, &["ports"]),
     php("ospfv3", true, &["ports", "vrf"]),
     php("isis", false, &["ports"]),
