@@ -315,6 +315,8 @@ pub struct Settings {
     pub ports: PortSettings,
     pub availability: AvailabilitySettings,
     pub device_stats_avg_factor: f64,
+    /// Disks ucd-diskio leaves out (PHP patterns; OS lists add to it).
+    pub bad_disk_regexp: Vec<String>,
     pub discovery_on_reboot: bool,
     pub distributed_poller: bool,
     pub distributed_poller_name: String,
@@ -470,6 +472,7 @@ impl Settings {
                 consider_maintenance: false,
             },
             device_stats_avg_factor: 0.05,
+            bad_disk_regexp: Vec::new(),
             discovery_on_reboot: false,
             distributed_poller: false,
             distributed_poller_name: local_hostname(),
@@ -630,6 +633,7 @@ impl Settings {
                 self.device_stats_avg_factor = f;
             }
             "discovery_on_reboot" => self.discovery_on_reboot = boolean(v).map_err(inv)?,
+            "bad_disk_regexp" => self.bad_disk_regexp = regex_list(v).map_err(inv)?,
             "distributed_poller" => self.distributed_poller = boolean(v).map_err(inv)?,
             "distributed_poller_name" => self.distributed_poller_name = string(v).map_err(inv)?,
             _ => {
@@ -803,6 +807,7 @@ impl Settings {
                 }
             }
         }
+        add("bad_disk_regexp", list(&self.bad_disk_regexp));
         add("good_if", list(&self.ports.good_if));
         add("bad_if", list(&self.ports.bad_if));
         add("bad_if_regexp", list(&self.ports.bad_if_regexp));

@@ -7,6 +7,7 @@
 //! (`0:21:5e:18:98:a1` for a PhysAddress). [`render`] produces that text from
 //! a decoded value so that ironpoll stores the same strings.
 
+pub mod data;
 mod iana_if_type;
 
 use crate::snmp::{Oid, Value};

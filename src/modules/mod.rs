@@ -9,7 +9,10 @@
 pub mod availability;
 pub mod core;
 pub mod hooks;
+pub mod hr_mib;
+pub mod ip_system_stats;
 pub mod mempools;
+pub mod netstats;
 pub mod ports;
 pub mod processors;
 pub mod sensors;
@@ -17,6 +20,8 @@ pub mod source;
 pub mod storage;
 pub mod stored_oids;
 pub mod table;
+pub mod ucd_diskio;
+pub mod ucd_mib;
 pub mod wireless;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -352,10 +357,15 @@ pub static MODULES: &[ModuleDef] = &[
     native("processors", Requires::Snmp, true, processors::poll),
     native("mempools", Requires::Snmp, true, mempools::poll),
     native("storage", Requires::Snmp, true, storage::poll),
-    php("netstats", true, &[]),
-    php("hr-mib", true, &[]),
-    php("ucd-mib", true, &[]),
-    php("ip-system-stats", true, &[]),
+    native("netstats", Requires::Snmp, true, netstats::poll),
+    native("hr-mib", Requires::Snmp, true, hr_mib::poll),
+    native("ucd-mib", Requires::Snmp, true, ucd_mib::poll),
+    native(
+        "ip-system-stats",
+        Requires::Snmp,
+        true,
+        ip_system_stats::poll,
+    ),
     native("ports", Requires::Snmp, true, ports::poll),
     php("ports-stack", false, &["ports"]),
     php("xdsl", false, &["ports"]),
@@ -370,7 +380,7 @@ pub static MODULES: &[ModuleDef] = &[
     php("vlans", false, &["ports"]),
     php("junose-atm-vp", false, &[]),
     php("printer-supplies", false, &[]),
-    php("ucd-diskio", true, &[]),
+    native("ucd-diskio", Requires::Snmp, true, ucd_diskio::poll),
     php("vminfo", false, &[]),
     ModuleDef {
         depends_on: &["os", "ports"],

@@ -214,6 +214,41 @@ pub async fn get_columns(
     Ok(())
 }
 
+/// A walk below one of a `mibs/` file's objects (a table entry or a group
+/// of scalars): values by index and column name, as net-snmp prints them
+/// (numeric timeticks and enums) after LibreNMS's clean-up. A walk that
+/// fails part-way keeps what it received, as LibreNMS parses whatever
+/// net-snmp printed; the error comes with it.
+pub async fn walk_data(
+    src: &dyn SnmpSource,
+    data: &'static crate::mib::data::MibData,
+    root: &str,
+) -> (Rows, Option<snmp::Error>) {
+    let root_oid = data.oid(root).clone();
+    let depth = root_oid.arcs().len() + 1;
+    let mut rows = Rows::default();
+    let mut take = |vb: VarBind| {
+        let arcs = vb.oid.arcs();
+        if arcs.len() <= depth {
+            return;
+        }
+        let Some(column) = data.name_of(&Oid::from_slice(&arcs[..depth])) else {
+            return;
+        };
+        let Some(text) = mib::render(&vb.value, mib::Syntax::OctetString, true) else {
+            return;
+        };
+        let index = arcs[depth..]
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(".");
+        rows.set(&index, column, clean_walk_value(text));
+    };
+    let result = src.walk_each(&root_oid, &mut take).await;
+    (rows, result.err())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

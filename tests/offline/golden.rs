@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use ironpoll::db::state::load_ports;
 use ironpoll::db::{Db, Statement, Val};
 use ironpoll::librenms::php::Php;
-use ironpoll::modules::{PollFn, RecordingSource, availability, core, ports};
+use ironpoll::modules::{self, PollFn, RecordingSource};
 use ironpoll::rrd::RrdUpdate;
 use ironpoll::sim::image::DeviceContext;
 use ironpoll::sim::profile::Profile;
@@ -19,7 +19,13 @@ use crate::harness;
 use crate::support::repo_root;
 
 const T0: i64 = 1_700_000_000;
-const MODULES: &[PollFn] = &[core::poll, availability::poll, ports::poll];
+/// Every module ironpoll polls natively, in LibreNMS's order.
+fn native_modules() -> Vec<PollFn> {
+    modules::MODULES
+        .iter()
+        .filter_map(|m| m.native_for(""))
+        .collect()
+}
 
 fn profile_snapshot(profile: Profile, seed: u64, uptime_secs: f64) -> Vec<VarBind> {
     let image = profile.image(seed);
@@ -67,6 +73,21 @@ async fn dump(db: &Db, device_id: u32, rrd: &[RrdUpdate]) -> String {
             .map(|c| format!("{c}={}", show(p.get(c))))
             .collect();
         writeln!(out, "{}", line.join(" ")).unwrap();
+    }
+    for (table, order) in [("hrSystem", "hrSystem_id"), ("ucd_diskio", "diskio_id")] {
+        writeln!(out, "# {table}").unwrap();
+        let mut st = Statement::new(format!("SELECT * FROM `{table}` WHERE `device_id` = "));
+        st.value(db.dialect(), Val::from(device_id))
+            .push(&format!(" ORDER BY `{order}`"));
+        for r in db.fetch(&st).await.unwrap() {
+            let line: Vec<String> = r
+                .columns()
+                .iter()
+                .filter(|c| !["device_id", order].contains(&c.as_str()))
+                .map(|c| format!("{c}={:?}", r.get(c)))
+                .collect();
+            writeln!(out, "{}", line.join(" ")).unwrap();
+        }
     }
     writeln!(out, "# eventlog").unwrap();
     let mut st = Statement::new(
@@ -138,7 +159,7 @@ async fn snmpd_recording_polls_to_the_golden_rows() {
         &src,
         T0,
         &harness::librenms_settings(),
-        MODULES,
+        &native_modules(),
     )
     .await;
     check("linux-snmpd", &dump(&store.db, id, &rrd).await);
@@ -150,9 +171,17 @@ async fn a_switch_polled_twice_gets_rates_and_deltas() {
     let settings = harness::librenms_settings();
     let id = harness::add_device(&store.db, "switch48", &Default::default()).await;
     let first = RecordingSource::new(profile_snapshot(Profile::Switch48, 7, 86_400.0));
-    let (mut rrd, _) = harness::poll(&store.db, id, &first, T0, &settings, MODULES).await;
+    let (mut rrd, _) = harness::poll(&store.db, id, &first, T0, &settings, &native_modules()).await;
     let second = RecordingSource::new(profile_snapshot(Profile::Switch48, 7, 86_700.0));
-    let (more, _) = harness::poll(&store.db, id, &second, T0 + 300, &settings, MODULES).await;
+    let (more, _) = harness::poll(
+        &store.db,
+        id,
+        &second,
+        T0 + 300,
+        &settings,
+        &native_modules(),
+    )
+    .await;
     rrd.extend(more);
     let text = dump(&store.db, id, &rrd).await;
     // Independent of the golden file: a busy up port shows a rate that is
@@ -182,7 +211,7 @@ async fn a_linux_server_profile_polls_to_the_golden_rows() {
         &src,
         T0,
         &harness::librenms_settings(),
-        MODULES,
+        &native_modules(),
     )
     .await;
     check("linux-profile", &dump(&store.db, id, &rrd).await);
