@@ -36,6 +36,8 @@ pub struct Device {
     pub sys_descr: Option<String>,
     pub os: Option<String>,
     pub hardware: Option<String>,
+    /// The OS version discovery found.
+    pub version: Option<String>,
     pub status: bool,
     pub status_reason: String,
     pub disabled: bool,
@@ -185,12 +187,24 @@ impl Device {
             .retries
             .filter(|r| *r > 0)
             .map_or(settings.snmp.retries, |r| r.min(100) as u32);
-        options.max_oids_per_pdu = attribs
-            .number("snmp_max_oid")
-            .map_or(settings.snmp.max_oid, |n| n.min(1000) as usize);
-        let repeaters = attribs
-            .number("snmp_max_repeaters")
-            .map_or(settings.snmp.max_repeaters, |n| n.min(10_000) as u32);
+        // The device's attribute, else its OS's setting, else the global
+        // one (LibreNMS's get_device_oid_limit and max repeaters).
+        let os = self.os.as_deref().unwrap_or("");
+        let os_count = |key: &str| settings.os.count(os, key).filter(|n| *n > 0);
+        options.max_oids_per_pdu = attribs.number("snmp_max_oid").map_or_else(
+            || os_count("snmp_max_oid").map_or(settings.snmp.max_oid, |n| n.min(1000) as usize),
+            |n| n.min(1000) as usize,
+        );
+        let repeaters = attribs.number("snmp_max_repeaters").map_or_else(
+            || {
+                os_count("snmp.max_repeaters")
+                    .map_or(settings.snmp.max_repeaters, |n| n.min(10_000) as u32)
+            },
+            |n| n.min(10_000) as u32,
+        );
+        options.bulk = settings.os.flag(os, "snmp_bulk") != Some(false);
+        options.no_bulk = crate::mib::oids_named(&settings.os.list(os, "oids.no_bulk"));
+        options.unordered = crate::mib::oids_named(&settings.os.list(os, "oids.unordered"));
         // 0 means net-snmp's own default.
         options.max_repetitions = if repeaters == 0 { 10 } else { repeaters };
         // A module walk that finds nothing gets nothing: LibreNMS discards

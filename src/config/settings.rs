@@ -260,33 +260,60 @@ pub struct PortSettings {
     /// standalone store has no separate discovery; LibreNMS waits for its
     /// discovery instead).
     pub discover_when_empty: bool,
-    compiled: std::sync::Arc<std::sync::OnceLock<CompiledFilters>>,
+    /// The filters of each OS, compiled once each.
+    filters: std::sync::Arc<parking_lot::Mutex<BTreeMap<String, std::sync::Arc<PortFilters>>>>,
 }
 
-/// The regular expressions of [`PortSettings`], compiled once.
+/// What decides whether an interface of one OS is polled
+/// (`is_port_valid`): LibreNMS's `getOsSetting` for `empty_ifdescr` and
+/// `good_if` (the OS's value replaces the global one), `getCombined` for
+/// the `bad_*` lists (the global list and the OS's), patterns compiled as
+/// LibreNMS applies them (with the `i` flag).
 #[derive(Debug)]
-pub struct CompiledFilters {
+pub struct PortFilters {
+    pub empty_ifdescr: bool,
+    pub good_if: Vec<String>,
+    pub bad_if: Vec<String>,
     pub bad_if_regexp: Vec<crate::librenms::php::Regex>,
     pub bad_ifname_regexp: Vec<crate::librenms::php::Regex>,
     pub bad_ifalias_regexp: Vec<crate::librenms::php::Regex>,
+    pub bad_iftype: Vec<String>,
+    pub bad_ifoperstatus: Vec<String>,
 }
 
-impl PortSettings {
-    /// The filters' patterns, compiled as LibreNMS applies them (with the
-    /// `i` flag added). Patterns were checked when the settings were read.
-    pub fn compiled(&self) -> &CompiledFilters {
-        self.compiled.get_or_init(|| {
-            let compile = |list: &[String]| {
-                list.iter()
-                    .filter_map(|p| crate::librenms::php::Regex::new_with_flags(p, "i").ok())
-                    .collect()
-            };
-            CompiledFilters {
-                bad_if_regexp: compile(&self.bad_if_regexp),
-                bad_ifname_regexp: compile(&self.bad_ifname_regexp),
-                bad_ifalias_regexp: compile(&self.bad_ifalias_regexp),
-            }
-        })
+impl Settings {
+    /// The port filters of an OS.
+    pub fn port_filters(&self, os: &str) -> std::sync::Arc<PortFilters> {
+        let mut cache = self.ports.filters.lock();
+        if let Some(f) = cache.get(os) {
+            return f.clone();
+        }
+        let p = &self.ports;
+        let o = &self.os;
+        let compile = |list: Vec<String>| {
+            list.iter()
+                .filter_map(|r| crate::librenms::php::Regex::new_with_flags(r, "i").ok())
+                .collect()
+        };
+        let filters = std::sync::Arc::new(PortFilters {
+            empty_ifdescr: o.flag(os, "empty_ifdescr").unwrap_or(p.empty_ifdescr),
+            good_if: match o.get(os, "good_if") {
+                Some(_) => o.list(os, "good_if"),
+                None => p.good_if.clone(),
+            },
+            bad_if: o.combined(os, "bad_if", &p.bad_if),
+            bad_if_regexp: compile(o.combined(os, "bad_if_regexp", &p.bad_if_regexp)),
+            bad_ifname_regexp: compile(o.combined(os, "bad_ifname_regexp", &p.bad_ifname_regexp)),
+            bad_ifalias_regexp: compile(o.combined(
+                os,
+                "bad_ifalias_regexp",
+                &p.bad_ifalias_regexp,
+            )),
+            bad_iftype: o.combined(os, "bad_iftype", &p.bad_iftype),
+            bad_ifoperstatus: o.combined(os, "bad_ifoperstatus", &p.bad_ifoperstatus),
+        });
+        cache.insert(os.to_string(), filters.clone());
+        filters
     }
 }
 
@@ -465,7 +492,7 @@ impl Settings {
                 ignore_unmapable_port: false,
                 rrdtool_tune: false,
                 discover_when_empty: standalone,
-                compiled: Default::default(),
+                filters: Default::default(),
             },
             availability: AvailabilitySettings {
                 durations: vec![86_400, 604_800, 2_592_000, 31_536_000],
@@ -494,6 +521,9 @@ impl Settings {
     ) -> Result<(), ApplyError> {
         use ApplyError::Invalid;
         let inv = Invalid;
+        // Filters compiled before this setting are stale (and a clone's
+        // cache is not this one's).
+        self.ports.filters = Default::default();
         match key {
             "db.url" => self.db.url = string(v).map_err(inv)?,
             "db.host" => self.db.host = string(v).map_err(inv)?,
@@ -586,16 +616,13 @@ impl Settings {
             "bad_if" => self.ports.bad_if = str_list(v).map_err(inv)?,
             "bad_if_regexp" => {
                 self.ports.bad_if_regexp = regex_list(v).map_err(inv)?;
-                self.ports.compiled = Default::default();
             }
             "bad_iftype" => self.ports.bad_iftype = str_list(v).map_err(inv)?,
             "bad_ifname_regexp" => {
                 self.ports.bad_ifname_regexp = regex_list(v).map_err(inv)?;
-                self.ports.compiled = Default::default();
             }
             "bad_ifalias_regexp" => {
                 self.ports.bad_ifalias_regexp = regex_list(v).map_err(inv)?;
-                self.ports.compiled = Default::default();
             }
             "bad_ifoperstatus" => self.ports.bad_ifoperstatus = str_list(v).map_err(inv)?,
             "empty_ifdescr" => self.ports.empty_ifdescr = boolean(v).map_err(inv)?,

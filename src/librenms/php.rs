@@ -289,6 +289,34 @@ pub fn float_to_string(f: f64) -> String {
     s
 }
 
+/// PHP's `version_compare()` for plain dotted versions: numeric parts
+/// compare as numbers, a missing part is below any present one
+/// ("11.7" < "11.7.0").
+pub fn version_compare(a: &str, b: &str) -> Ordering {
+    let parts = |v: &str| -> Vec<String> {
+        v.split(['.', '-', '_', '+'])
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let (pa, pb) = (parts(a), parts(b));
+    for i in 0..pa.len().max(pb.len()) {
+        let ord = match (pa.get(i), pb.get(i)) {
+            (Some(x), Some(y)) => match (x.parse::<u64>(), y.parse::<u64>()) {
+                (Ok(nx), Ok(ny)) => nx.cmp(&ny),
+                _ => x.cmp(y),
+            },
+            (Some(_), None) => Ordering::Greater,
+            (None, Some(_)) => Ordering::Less,
+            (None, None) => Ordering::Equal,
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
 /// PHP's `round()` for the precision LibreNMS asks (half away from zero).
 pub fn round(value: f64, precision: i32) -> f64 {
     if precision == 0 {

@@ -223,6 +223,28 @@ pub mod scalars {
     pub const HR_SYSTEM_UPTIME: &[u32] = &[1, 3, 6, 1, 2, 1, 25, 1, 1, 0];
 }
 
+/// The OIDs of objects ironpoll knows by name (`ifEntry`, `IF-MIB::ifDescr`,
+/// or numeric), for LibreNMS's per-OS OID lists; names of other MIBs are
+/// left out (the modules that walk them are LibreNMS's PHP's).
+pub fn oids_named(names: &[String]) -> Vec<Oid> {
+    names
+        .iter()
+        .filter_map(|n| {
+            let name = n.rsplit("::").next().unwrap_or(n).trim_start_matches('.');
+            if let Ok(oid) = name.parse::<Oid>() {
+                return Some(oid);
+            }
+            [&IF_ENTRY, &IF_X_ENTRY].into_iter().find_map(|t| {
+                if t.name == name {
+                    Some(t.entry_oid())
+                } else {
+                    t.column(name).map(|c| t.column_oid(c))
+                }
+            })
+        })
+        .collect()
+}
+
 /// net-snmp's text for a value of the given syntax, as printed with `-OQUs`
 /// (and `-Ot` when `numeric_timeticks`), before LibreNMS's own clean-up.
 /// Varbind exceptions have no text.

@@ -287,16 +287,24 @@ pub struct ModuleDef {
     pub implementation: Implementation,
     /// Modules whose data this one reads (LibreNMS's `dependencies()`).
     pub depends_on: &'static [&'static str],
+    /// OSes of [`hooks::PHP_HOOKS`] whose LibreNMS code for this module
+    /// ironpoll runs itself.
+    pub native_hooks: &'static [&'static str],
+    /// Devices whose LibreNMS code for this module depends on more than
+    /// their OS (a version): PHP's.
+    pub php_when: Option<fn(os: &str, version: &str) -> bool>,
 }
 
 impl ModuleDef {
-    /// ironpoll's poll function for a device of `os`, or None when the
-    /// module is LibreNMS's PHP's for it.
-    pub fn native_for(&self, os: &str) -> Option<PollFn> {
-        match self.implementation {
-            Implementation::Native(f) if !php_hook(self.name, os) => Some(f),
-            _ => None,
-        }
+    /// ironpoll's poll function for a device of `os` (and OS `version`),
+    /// or None when the module is LibreNMS's PHP's for it.
+    pub fn native_for(&self, os: &str, version: &str) -> Option<PollFn> {
+        let Implementation::Native(f) = self.implementation else {
+            return None;
+        };
+        let hooked = php_hook(self.name, os) && !self.native_hooks.contains(&os);
+        let by_version = self.php_when.is_some_and(|when| when(os, version));
+        (!hooked && !by_version).then_some(f)
     }
 }
 
@@ -320,6 +328,8 @@ const fn native(
         default_enabled,
         implementation: Implementation::Native(poll),
         depends_on: &[],
+        native_hooks: &[],
+        php_when: None,
     }
 }
 
@@ -334,6 +344,8 @@ const fn php(
         default_enabled,
         implementation: Implementation::Php,
         depends_on,
+        native_hooks: &[],
+        php_when: None,
     }
 }
 
@@ -366,7 +378,11 @@ pub static MODULES: &[ModuleDef] = &[
         true,
         ip_system_stats::poll,
     ),
-    native("ports", Requires::Snmp, true, ports::poll),
+    ModuleDef {
+        native_hooks: ports::os_hooks::NATIVE,
+        php_when: Some(ports::php_ports),
+        ..native("ports", Requires::Snmp, true, ports::poll)
+    },
     php("ports-stack", false, &["ports"]),
     php("xdsl", false, &["ports"]),
     php("arp-table", false, &["ports"]),

@@ -23,11 +23,21 @@ pub trait SnmpSource: Send + Sync {
     fn max_oids(&self) -> usize {
         10
     }
+
+    /// The same agent in another SNMP context (LibreNMS's
+    /// `SnmpQuery::context`), when the source has contexts.
+    fn in_context(&self, _context: &str) -> Option<Box<dyn SnmpSource>> {
+        None
+    }
 }
 
 impl SnmpSource for Session {
     fn max_oids(&self) -> usize {
         self.options().max_oids_per_pdu.max(1)
+    }
+
+    fn in_context(&self, context: &str) -> Option<Box<dyn SnmpSource>> {
+        Some(Box::new(Session::in_context(self, context)))
     }
 
     fn get<'a>(&'a self, oids: &'a [Oid]) -> BoxFuture<'a, Result<Vec<VarBind>, snmp::Error>> {

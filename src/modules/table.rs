@@ -124,13 +124,31 @@ impl<'t> TableWalk<'t> {
         self.rows.set(&index, column.name, clean_walk_value(text));
     }
 
-    async fn run(mut self, src: &dyn SnmpSource, root: &Oid) -> Result<Option<Rows>, snmp::Error> {
-        src.walk_each(root, &mut |vb| self.take(vb)).await?;
-        Ok((!self.discarded).then_some(self.rows))
+    /// The rows walked (None when LibreNMS would discard the walk), and
+    /// the error that ended it early: a walk that fails part-way keeps
+    /// what it received, as LibreNMS parses whatever net-snmp printed.
+    async fn run(
+        mut self,
+        src: &dyn SnmpSource,
+        root: &Oid,
+    ) -> (Option<Rows>, Option<snmp::Error>) {
+        let result = src.walk_each(root, &mut |vb| self.take(vb)).await;
+        ((!self.discarded).then_some(self.rows), result.err())
     }
 }
 
 impl Rows {
+    /// Writes `other`'s values over ours, its new indexes after ours
+    /// (PHP's `->table(1, $port_stats)` into an existing array).
+    pub fn overwrite(&mut self, other: &Rows) {
+        for index in other.indexes() {
+            if let Some(cells) = other.get(index) {
+                self.row_mut(index)
+                    .extend(cells.iter().map(|(k, v)| (*k, v.clone())));
+            }
+        }
+    }
+
     /// Adds `other`'s values, its new indexes after ours.
     fn merge(&mut self, other: Rows) {
         if self.is_empty() {
@@ -145,20 +163,21 @@ impl Rows {
     }
 }
 
-/// Walks a whole table entry (`ifXEntry`) into `rows`.
+/// Walks a whole table entry (`ifXEntry`) into `rows`; a walk that failed
+/// part-way merges what it received and returns its error.
 pub async fn walk_table(
     src: &dyn SnmpSource,
     table: &Table,
     numeric_timeticks: bool,
     rows: &mut Rows,
-) -> Result<(), snmp::Error> {
-    let walked = TableWalk::new(table, numeric_timeticks)
+) -> Option<snmp::Error> {
+    let (walked, error) = TableWalk::new(table, numeric_timeticks)
         .run(src, &table.entry_oid())
-        .await?;
+        .await;
     if let Some(walked) = walked {
         rows.merge(walked);
     }
-    Ok(())
+    error
 }
 
 /// Walks single columns of a table into `rows`, as LibreNMS walks them one
@@ -170,7 +189,7 @@ pub async fn walk_columns(
     columns: &[&str],
     numeric_timeticks: bool,
     rows: &mut Rows,
-) -> Result<(), snmp::Error> {
+) -> Vec<snmp::Error> {
     let oids: Vec<Oid> = columns
         .iter()
         .filter_map(|c| table.column(c).map(|col| table.column_oid(col)))
@@ -180,12 +199,14 @@ pub async fn walk_columns(
             .map(|o| TableWalk::new(table, numeric_timeticks).run(src, o)),
     )
     .await;
-    for result in results {
-        if let Some(walked) = result? {
+    let mut errors = Vec::new();
+    for (walked, error) in results {
+        if let Some(walked) = walked {
             rows.merge(walked);
         }
+        errors.extend(error);
     }
-    Ok(())
+    errors
 }
 
 /// GETs `columns` of the rows at `index` (LibreNMS's `snmp_get_multi`).
@@ -283,18 +304,22 @@ mod tests {
             vb("1.3.6.1.2.1.31.1.1.1.18.1", "No Such Object available"),
         ]);
         let mut rows = Rows::default();
-        walk_table(&src, &IF_X_ENTRY, false, &mut rows)
-            .await
-            .unwrap();
+        assert!(
+            walk_table(&src, &IF_X_ENTRY, false, &mut rows)
+                .await
+                .is_none()
+        );
         assert!(rows.is_empty());
         let src = RecordingSource::new(vec![
             vb("1.3.6.1.2.1.31.1.1.1.1.2", "eth1"),
             vb("1.3.6.1.2.1.31.1.1.1.1.1", "eth0"),
             vb("1.3.6.1.2.1.31.1.1.1.18.1", "uplink"),
         ]);
-        walk_table(&src, &IF_X_ENTRY, false, &mut rows)
-            .await
-            .unwrap();
+        assert!(
+            walk_table(&src, &IF_X_ENTRY, false, &mut rows)
+                .await
+                .is_none()
+        );
         assert_eq!(rows.indexes(), ["1", "2"]);
         assert_eq!(rows.get("1").unwrap()["ifAlias"], "uplink");
     }

@@ -229,6 +229,7 @@ pub async fn poll_device(
     let modules: Vec<&'static ModuleDef> =
         selection.modules(&device_for_selection, &poll.state, settings);
     let os = device_for_selection.os.as_deref().unwrap_or("");
+    let version = device_for_selection.version.as_deref().unwrap_or("");
     let mut reports = Vec::with_capacity(modules.len());
     let mut php_modules = Vec::new();
     for m in modules {
@@ -241,7 +242,7 @@ pub async fn poll_device(
         if !can_poll {
             continue;
         }
-        let Some(poll_fn) = m.native_for(os) else {
+        let Some(poll_fn) = m.native_for(os, version) else {
             php_modules.push(m.name);
             continue;
         };

@@ -60,6 +60,14 @@ pub struct SessionOptions {
     /// GET the root itself when a walk finds nothing below it (net-snmp
     /// snmpwalk does this unless `-CI`).
     pub walk_root_fallback: bool,
+    /// Walk with GETBULK (v2c, v3); false walks with GETNEXT, as LibreNMS
+    /// does for an OS with `snmp_bulk: false`.
+    pub bulk: bool,
+    /// Walks of these subtrees use GETNEXT (LibreNMS's `oids.no_bulk`).
+    pub no_bulk: Vec<Oid>,
+    /// Walks of these subtrees do not stop on an OID out of order
+    /// (LibreNMS's `oids.unordered`, net-snmp's `-Cc`).
+    pub unordered: Vec<Oid>,
 }
 
 impl Default for SessionOptions {
@@ -72,6 +80,9 @@ impl Default for SessionOptions {
             check_increasing: true,
             max_walk_varbinds: 2_000_000,
             walk_root_fallback: true,
+            bulk: true,
+            no_bulk: Vec::new(),
+            unordered: Vec::new(),
         }
     }
 }
@@ -304,6 +315,41 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// The same agent in another SNMP context: v1/v2c as the community
+    /// `<community>@<context>` (net-snmp's and snmpsim's convention, which
+    /// LibreNMS uses), v3 as the context name. In-flight limit shared.
+    pub fn in_context(&self, context: &str) -> Session {
+        let inner = &self.inner;
+        let credentials = match &inner.credentials {
+            Credentials::Community { version, community } => {
+                let mut with = community.expose().to_vec();
+                with.push(b'@');
+                with.extend_from_slice(context.as_bytes());
+                Credentials::Community {
+                    version: *version,
+                    community: crate::secret::Secret::new(with),
+                }
+            }
+            Credentials::Usm { user, .. } => Credentials::Usm {
+                user: user.clone(),
+                context: context.as_bytes().to_vec(),
+            },
+        };
+        Session {
+            inner: Arc::new(SessionInner {
+                client: inner.client.clone(),
+                addr: inner.addr,
+                agent: inner.agent.clone(),
+                credentials,
+                options: inner.options.clone(),
+                in_flight: inner.in_flight.clone(),
+                sizer: Mutex::new(BulkSizer::new(inner.options.max_repetitions)),
+                engine: Mutex::new(inner.engine.lock().clone()),
+                discovery: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
     pub fn agent(&self) -> &str {
         &self.inner.agent
     }
@@ -387,7 +433,9 @@ impl Session {
         mut f: impl FnMut(VarBind),
     ) -> Result<WalkSummary, Error> {
         let opts = &self.inner.options;
-        let bulk = self.version() != Version::V1;
+        let within = |list: &[Oid]| list.iter().any(|o| root.arcs().starts_with(o.arcs()));
+        let bulk = self.version() != Version::V1 && opts.bulk && !within(&opts.no_bulk);
+        let check_increasing = opts.check_increasing && !within(&opts.unordered);
         let mut last = root.clone();
         let mut count = 0usize;
         let mut end_of_mib = None;
@@ -429,7 +477,7 @@ impl Session {
                     left_subtree = true;
                     break;
                 }
-                if opts.check_increasing && vb.oid <= last {
+                if check_increasing && vb.oid <= last {
                     return Err(Error::NotIncreasing {
                         agent: self.inner.agent.clone(),
                         root: Box::new(root.clone()),

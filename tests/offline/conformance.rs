@@ -19,7 +19,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ironpoll::db::value::php_of;
 use ironpoll::db::{Db, Row, Statement, Val};
+use ironpoll::librenms::php::{Php, loose_eq};
 use ironpoll::modules::{self, PollFn, RecordingSource};
 use ironpoll::sim::snmprec;
 use serde_json::Value as Json;
@@ -99,8 +101,8 @@ const SPECS: &[TableSpec] = &[
     TableSpec {
         module: "sensors",
         table: "state_indexes",
-        // state_draw_graph is in LibreNMS's test data, no longer in its
-        // schema: nothing can write it.
+        // state_draw_graph is in the fixtures' data, no longer in LibreNMS's
+        // schema (removed by #19356): nothing can write it.
         excluded: &[
             "device_id",
             "sensor_id",
@@ -131,6 +133,31 @@ const SPECS: &[TableSpec] = &[
     },
 ];
 
+/// Expectations in the fixtures that LibreNMS itself no longer meets at
+/// the version whose code and definitions ironpoll follows: the fixture
+/// holds the JSON from before a change that upstream regenerated. Each was
+/// checked against LibreNMS's regenerated file at that version (which
+/// ironpoll reproduces). `case`, `table` or `table.field`, and why.
+const STALE: &[(&str, &str, &str)] = &[
+    (
+        "iosxr_c8200-400g",
+        "ports",
+        "predates LibreNMS #19889 (iosxr's bad_iftype now leaves out Optics and MACsec interfaces); LibreNMS's regenerated file agrees with ironpoll",
+    ),
+    (
+        "epmp",
+        "ports.ifSpeed",
+        "predates LibreNMS #19462 (the epmp port hook now divides a bits-per-second ifHighSpeed); LibreNMS's regenerated file has 220000000, as ironpoll",
+    ),
+];
+
+/// The `STALE` entry covering a field, by position.
+fn stale(case: &str, table: &str, field: &str) -> Option<usize> {
+    STALE.iter().position(|(c, what, _)| {
+        *c == case && (*what == table || *what == format!("{table}.{field}"))
+    })
+}
+
 /// Counts per field: (matched, total).
 #[derive(Default)]
 struct Tally {
@@ -141,6 +168,8 @@ struct Tally {
     /// Modules skipped for a case because LibreNMS's PHP polls them for
     /// its OS.
     handed_to_php: BTreeMap<String, Vec<String>>,
+    /// `STALE` entries met: fields not compared.
+    stale: std::collections::BTreeSet<usize>,
     examples: BTreeMap<String, Vec<String>>,
 }
 
@@ -271,19 +300,43 @@ fn discovery_rows<'a>(data: &'a JsonRow, module: &str, table: &str) -> Vec<&'a J
         .unwrap_or_default()
 }
 
-/// The poller section's rows; "matches discovery" means the discovery rows.
-fn poller_rows<'a>(data: &'a JsonRow, module: &str, table: &str) -> Option<Vec<&'a JsonRow>> {
+/// The poller section's rows, and whether they are only known up to PHP's
+/// `==`: LibreNMS's test writes "matches discovery" when its dump after
+/// the poll equals the discovery dump by PHP's loose comparison (NULL and
+/// 0 alike), so the discovery rows stand for the poller's that loosely.
+fn poller_rows<'a>(
+    data: &'a JsonRow,
+    module: &str,
+    table: &str,
+) -> Option<(Vec<&'a JsonRow>, bool)> {
     let m = data.get(module)?;
     match m.get("poller")? {
-        Json::String(s) if s == "matches discovery" => Some(discovery_rows(data, module, table)),
-        Json::Object(o) => Some(
+        Json::String(s) if s == "matches discovery" => {
+            Some((discovery_rows(data, module, table), true))
+        }
+        Json::Object(o) => Some((
             o.get(table)?
                 .as_array()?
                 .iter()
                 .filter_map(Json::as_object)
                 .collect(),
-        ),
+            false,
+        )),
         _ => None,
+    }
+}
+
+/// A JSON value as PHP holds it.
+fn php_of_json(v: Option<&Json>) -> Php {
+    match v {
+        None | Some(Json::Null) => Php::Null,
+        Some(Json::Bool(b)) => Php::Int(i64::from(*b)),
+        Some(Json::Number(n)) => n
+            .as_i64()
+            .map(Php::Int)
+            .unwrap_or_else(|| Php::Float(n.as_f64().unwrap_or(0.0))),
+        Some(Json::String(s)) => Php::Str(s.clone()),
+        Some(other) => Php::Str(other.to_string()),
     }
 }
 
@@ -402,7 +455,7 @@ fn spec(table: &str) -> &'static TableSpec {
 
 /// The natively polled modules this case has data for, in LibreNMS's
 /// order, and those LibreNMS's PHP polls for its OS.
-fn modules_of(case: &Case, os: &str) -> (Vec<(&'static str, PollFn)>, Vec<String>) {
+fn modules_of(case: &Case, os: &str, version: &str) -> (Vec<(&'static str, PollFn)>, Vec<String>) {
     let mut native = Vec::new();
     let mut php = Vec::new();
     for m in modules::MODULES {
@@ -412,7 +465,7 @@ fn modules_of(case: &Case, os: &str) -> (Vec<(&'static str, PollFn)>, Vec<String
         if !wanted {
             continue;
         }
-        match m.native_for(os) {
+        match m.native_for(os, version) {
             Some(f) => native.push((m.name, f)),
             None => php.push(m.name.to_string()),
         }
@@ -440,7 +493,7 @@ fn compare_table(
     tally: &mut Tally,
     case: &str,
     spec: &TableSpec,
-    want: &[&JsonRow],
+    (want, loose): (&[&JsonRow], bool),
     got: Vec<Row>,
     got_blanked: Vec<Row>,
 ) {
@@ -480,6 +533,10 @@ fn compare_table(
         let g = take(&mut by_key, &key);
         let b = take(&mut blanked_by_key, &key);
         for field in &fields {
+            if let Some(entry) = stale(case, spec.table, field) {
+                tally.stale.insert(entry);
+                continue;
+            }
             let row = if spec.blank.contains(&field.as_str()) {
                 &b
             } else {
@@ -487,10 +544,15 @@ fn compare_table(
             };
             let wv = w.get(*field).and_then(canon_json);
             let gv = row.as_ref().and_then(|r| canon_val(r.get(field)));
+            let equal = same(&gv, &wv)
+                || (loose
+                    && row.as_ref().is_some_and(|r| {
+                        loose_eq(&php_of(r.get(field)), &php_of_json(w.get(*field)))
+                    }));
             tally.count(
                 case,
                 &format!("{}.{field}", spec.table),
-                row.is_some() && same(&gv, &wv),
+                row.is_some() && equal,
                 || format!("{key:?}: got {gv:?}, want {wv:?}"),
             );
         }
@@ -525,7 +587,12 @@ async fn run_case(db: &Db, settings: &ironpoll::config::Settings, case: &Case, t
     // core fills these from the recording.
     seed_row.remove("sysDescr");
     seed_row.remove("sysObjectID");
-    let (native, php) = modules_of(case, &os);
+    let version = os_row
+        .get("version")
+        .and_then(Json::as_str)
+        .unwrap_or("")
+        .to_string();
+    let (native, php) = modules_of(case, &os, &version);
     if !php.is_empty() {
         tally.handed_to_php.insert(case.name.clone(), php);
     }
@@ -576,12 +643,12 @@ async fn run_case(db: &Db, settings: &ironpoll::config::Settings, case: &Case, t
         if !native.iter().any(|(m, _)| *m == spec.module) {
             continue;
         }
-        let Some(want) = poller_rows(&case.data, spec.module, spec.table) else {
+        let Some((want, loose)) = poller_rows(&case.data, spec.module, spec.table) else {
             continue;
         };
         let got = dump(db, spec, device_id).await;
         let got_blanked = dump(db, spec, blanked_id).await;
-        compare_table(tally, &case.name, spec, &want, got, got_blanked);
+        compare_table(tally, &case.name, spec, (&want, loose), got, got_blanked);
     }
 }
 
@@ -696,6 +763,11 @@ async fn librenms_poller_data_is_reproduced() {
         if ok != total {
             report.push_str(&format!("recording {name}: {ok}/{total}\n"));
         }
+    }
+    for (case, what, why) in tally.stale.iter().map(|i| STALE[*i]) {
+        report.push_str(&format!(
+            "not compared, stale expectation: {case} {what}: {why}\n"
+        ));
     }
     for (name, modules) in &tally.handed_to_php {
         report.push_str(&format!(

@@ -23,7 +23,7 @@ const T0: i64 = 1_700_000_000;
 fn native_modules() -> Vec<PollFn> {
     modules::MODULES
         .iter()
-        .filter_map(|m| m.native_for(""))
+        .filter_map(|m| m.native_for("", ""))
         .collect()
 }
 

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::table::{self, Rows};
 use super::{ModuleError, Poll, severity};
+use crate::config::PortFilters;
 use crate::db::Val;
 use crate::db::changes::{Filter, RowUpdate, TableChange};
 use crate::db::state::PortRow;
@@ -25,6 +26,9 @@ use crate::mib::{
     VM_MEMBERSHIP_ENTRY,
 };
 use crate::rrd::{Datum, DsType, RrdDef, ds};
+use crate::snmp;
+
+pub mod os_hooks;
 
 const PORT_MAX: Option<f64> = Some(12_500_000_000.0);
 
@@ -65,20 +69,6 @@ const DATA_OIDS: [&str; 13] = [
     "ifDuplex",
     "ifTrunk",
     "ifVlan",
-];
-
-/// LibreNMS OSes of the `cisco` group, whose ports get VLAN and trunk data
-/// from Cisco's VTP and VLAN membership MIBs.
-const CISCO_GROUP: [&str; 9] = [
-    "ios",
-    "iosxe",
-    "iosxr",
-    "nxos",
-    "catos",
-    "asa",
-    "pixos",
-    "ciscowlc",
-    "cisco-wlc",
 ];
 
 /// A counter column and the three columns LibreNMS derives from it.
@@ -269,6 +259,20 @@ const RRD_FIELDS: [&str; 15] = [
     "ifOutMulticastPkts",
 ];
 
+/// The devices whose ports LibreNMS polls with code of its own outside
+/// `ports/os/`: F5 BIG-IP 11.2 to 11.6 (`ports/f5.inc.php`) and
+/// exalink-fusion.
+pub fn php_ports(os: &str, version: &str) -> bool {
+    match os {
+        "exalink-fusion" => true,
+        "f5" => {
+            php::version_compare(version, "11.2.0").is_ge()
+                && php::version_compare(version, "11.7").is_lt()
+        }
+        _ => false,
+    }
+}
+
 pub fn poll<'p, 'a>(p: &'p mut Poll<'a>) -> BoxFuture<'p, Result<(), ModuleError>> {
     Box::pin(run(p))
 }
@@ -349,6 +353,11 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
     // only); otherwise they are read once the agent has been walked, so
     // that the seconds a poll waits on the agent are not spent holding
     // them.
+    // Walk errors: each costs only its own walk (LibreNMS parses whatever
+    // net-snmp printed, and goes on to the next walk).
+    let mut failed: Vec<snmp::Error> = Vec::new();
+    let os = p.device.os.clone().unwrap_or_default();
+    let group = settings.os.group(&os).unwrap_or("").to_string();
     let ports = if selected {
         let mut ports = load_ports(p).await?;
         if nothing_to_poll(p, &ports) {
@@ -357,7 +366,22 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         fetch_selected(p, snmp, &mut ports, &mut stats).await?;
         Some(ports)
     } else {
-        table::walk_table(snmp, &IF_X_ENTRY, false, &mut stats).await?;
+        // A model the OS lists in bad_ifXEntry gets only ifAlias and ifName
+        // of ifXEntry.
+        let hardware = p.device.hardware.clone().unwrap_or_default().to_lowercase();
+        let bad_x = settings
+            .os
+            .list(&os, "bad_ifXEntry")
+            .iter()
+            .any(|h| h.to_lowercase() == hardware);
+        if bad_x {
+            failed.extend(
+                table::walk_columns(snmp, &IF_X_ENTRY, &["ifAlias", "ifName"], true, &mut stats)
+                    .await,
+            );
+        } else {
+            failed.extend(table::walk_table(snmp, &IF_X_ENTRY, false, &mut stats).await);
+        }
         let usable_hc = stats.first().is_some_and(|first| {
             first
                 .get("ifHCInOctets")
@@ -365,38 +389,55 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
                 && first.get("ifHighSpeed").is_some_and(|v| php::is_numeric(v))
         });
         if usable_hc {
-            table::walk_columns(snmp, &IF_ENTRY, &IFMIB_OIDS, true, &mut stats).await?;
+            failed
+                .extend(table::walk_columns(snmp, &IF_ENTRY, &IFMIB_OIDS, true, &mut stats).await);
         } else {
-            table::walk_table(snmp, &IF_ENTRY, true, &mut stats).await?;
+            failed.extend(table::walk_table(snmp, &IF_ENTRY, true, &mut stats).await);
         }
-        if p.device.os.as_deref() != Some("asa") {
-            table::walk_columns(
-                snmp,
-                &DOT3_STATS_ENTRY,
-                &["dot3StatsDuplexStatus"],
-                false,
-                &mut stats,
-            )
-            .await?;
-            table::walk_table(snmp, &DOT1Q_PORT_VLAN_ENTRY, false, &mut stats).await?;
+        if os != "asa" {
+            failed.extend(
+                table::walk_columns(
+                    snmp,
+                    &DOT3_STATS_ENTRY,
+                    &["dot3StatsDuplexStatus"],
+                    false,
+                    &mut stats,
+                )
+                .await,
+            );
+            failed.extend(table::walk_table(snmp, &DOT1Q_PORT_VLAN_ENTRY, false, &mut stats).await);
         }
         None
     };
 
-    let os = p.device.os.as_deref().unwrap_or("");
-    if CISCO_GROUP.contains(&os) && os != "asa" {
-        table::walk_columns(snmp, &VM_MEMBERSHIP_ENTRY, &["vmVlan"], false, &mut stats).await?;
-        table::walk_columns(
-            snmp,
-            &VLAN_TRUNK_PORT_ENTRY,
-            &[
-                "vlanTrunkPortEncapsulationOperType",
-                "vlanTrunkPortNativeVlan",
-            ],
-            false,
-            &mut stats,
-        )
-        .await?;
+    // The OS's own additions (LibreNMS's includes/polling/ports/os/<os>).
+    if let Some(hook) = os_hooks::hook(&os) {
+        match hook(&p.device, snmp, &mut stats).await {
+            Ok(()) => {}
+            Err(e) => failed.push(e),
+        }
+    }
+
+    if group == "cisco" && os != "asa" {
+        failed.extend(
+            table::walk_columns(snmp, &VM_MEMBERSHIP_ENTRY, &["vmVlan"], false, &mut stats).await,
+        );
+        failed.extend(
+            table::walk_columns(
+                snmp,
+                &VLAN_TRUNK_PORT_ENTRY,
+                &[
+                    "vlanTrunkPortEncapsulationOperType",
+                    "vlanTrunkPortNativeVlan",
+                ],
+                false,
+                &mut stats,
+            )
+            .await,
+        );
+    }
+    for e in &failed {
+        p.problem("ports", format!("a walk failed part-way: {e}"));
     }
     let mut ports = match ports {
         Some(ports) => ports,
@@ -408,7 +449,22 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
             ports
         }
     };
+    // An agent that lists no interface at all (every walk empty) is far
+    // more likely broken for the moment than without ports: LibreNMS would
+    // mark every port deleted; ironpoll leaves them as they are.
+    if stats.is_empty() && !ports.is_empty() && !selected {
+        p.problem(
+            "ports",
+            "the agent returned no interfaces: ports left as they were, none marked deleted",
+        );
+        p.output.insert(
+            "ports".into(),
+            json!({"skipped": "the agent returned no interfaces"}),
+        );
+        return Ok(());
+    }
 
+    let filters = settings.port_filters(&os);
     let polled = p.now;
     let mode = association_mode(
         p.device.port_association_mode,
@@ -436,7 +492,7 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         // PHP looks the value up as an array key; a missing one is "".
         let key = val(&row, mode).to_string();
         let position = maps.get(mode).and_then(|m| m.get(&key)).copied();
-        if is_port_valid(&row, settings) {
+        if is_port_valid(&row, &filters) {
             let pos = match position {
                 Some(pos) => {
                     if ports[pos].flag("deleted") {
@@ -606,6 +662,17 @@ fn poll_port(
     let mut update: Vec<(&'static str, Php)> = Vec::new();
     let mut extended: Vec<(&'static str, Php)> = Vec::new();
 
+    // VMware vCenter names its devices in ifDescr.
+    if p.device.os.as_deref() == Some("vmware-vcsa") {
+        static DEVICE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let re =
+            DEVICE.get_or_init(|| regex::Regex::new("Device ([a-z0-9]+) at .*").expect("valid"));
+        let descr = val(this, "ifDescr").to_string();
+        if let Some(c) = re.captures(&descr) {
+            this.insert("ifName", Php::str(c[1].to_string()));
+        }
+    }
+
     if mode != "ifIndex" {
         update.push(("ifIndex", Php::Str(if_index.clone())));
     }
@@ -618,6 +685,15 @@ fn poll_port(
             let v = val(this, hc);
             this.insert(base, v);
         }
+    }
+    // ifHighSpeed is signed on some Fortinet agents (LibreNMS's workaround).
+    let os = p.device.os.as_deref().unwrap_or("");
+    if matches!(os, "fortigate" | "fortisandbox")
+        && isset(this, "ifHighSpeed")
+        && php::loose_cmp(&val(this, "ifHighSpeed"), &Php::Int(2_147_483_647))
+            == Some(std::cmp::Ordering::Greater)
+    {
+        this.insert("ifHighSpeed", Php::Null);
     }
     if isset(this, "ifHighSpeed") && val(this, "ifHighSpeed").is_numeric() {
         let hs = val(this, "ifHighSpeed");
@@ -836,7 +912,11 @@ async fn fetch_selected(
             .into_iter()
             .map(|k| (k, ports[i].get(k)))
             .collect();
-        if !is_port_valid(&db_row, p.settings) {
+        if !is_port_valid(
+            &db_row,
+            &p.settings
+                .port_filters(p.device.os.as_deref().unwrap_or("")),
+        ) {
             continue;
         }
         if !walk_base {
@@ -982,10 +1062,8 @@ pub fn mac_hex(text: &str) -> String {
     (1..=6).map(|i| format!("{:0>2}", &caps[i])).collect()
 }
 
-/// LibreNMS's `is_port_valid` on a polled row, with the global filters
-/// (LibreNMS adds OS-specific ones from its OS definitions).
-fn is_port_valid(row: &PolledPort, settings: &crate::config::Settings) -> bool {
-    let f = &settings.ports;
+/// LibreNMS's `is_port_valid` on a polled row, with its OS's filters.
+fn is_port_valid(row: &PolledPort, f: &PortFilters) -> bool {
     let text = |k: &str| match row.get(k) {
         Some(Php::Null) | None => String::new(),
         Some(v) => v.to_string(),
@@ -1019,12 +1097,11 @@ fn is_port_valid(row: &PolledPort, settings: &crate::config::Settings) -> bool {
     {
         return false;
     }
-    let compiled = f.compiled();
     let matches =
         |patterns: &[php::Regex], subject: &str| patterns.iter().any(|re| re.is_match(subject));
-    if matches(&compiled.bad_if_regexp, &if_descr)
-        || matches(&compiled.bad_ifname_regexp, &if_name)
-        || matches(&compiled.bad_ifalias_regexp, &if_alias)
+    if matches(&f.bad_if_regexp, &if_descr)
+        || matches(&f.bad_ifname_regexp, &if_name)
+        || matches(&f.bad_ifalias_regexp, &if_alias)
     {
         return false;
     }
@@ -1109,7 +1186,7 @@ pub fn parse_description(alias: &str) -> Option<Description> {
             .map(|s| php::trim(s).to_string())
             .unwrap_or_default()
     };
-    let speed: String = between(&['[', ']']).chars().take(32).collect();
+    let speed = between(&['[', ']']);
     Some(Description {
         kind: kind.to_lowercase(),
         descr: descr.to_string(),
