@@ -90,8 +90,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let db_path = args.dir.join("ironpoll.db");
     let db = Db::open_sqlite(&db_path.display().to_string(), 2).await?;
     db.create_schema().await?;
-    for (addr, community, _name) in &fleet {
-        devices::add(
+    for (addr, community, name) in &fleet {
+        let device_id = devices::add(
             &db,
             &NewDevice {
                 hostname: addr.ip().to_string(),
@@ -103,6 +103,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             },
         )
         .await?;
+        // What LibreNMS's discovery would have found on the device, so
+        // that processors, memory, storage and sensors are polled too.
+        let profile = name
+            .rsplit_once('-')
+            .and_then(|(label, _)| label.parse::<crate::sim::profile::Profile>().ok());
+        if let Some(profile) = profile {
+            crate::db::inventory::insert(&db, device_id, &profile.discovered()).await?;
+        }
     }
     let step = args.step.to_string();
     let heartbeat = (args.step * 2).to_string();

@@ -10,6 +10,7 @@ pub mod changes;
 pub mod cluster;
 pub mod devices;
 pub mod ids;
+pub mod inventory;
 pub mod schema;
 pub mod state;
 pub mod value;

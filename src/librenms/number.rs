@@ -57,6 +57,14 @@ pub fn extract(v: &Php) -> Php {
     cast(v)
 }
 
+/// The number `extract` would find in `s`, if there is one.
+pub fn first_number_of(s: &str) -> Option<&str> {
+    if php::is_numeric(s) {
+        return Some(s);
+    }
+    first_number(s)
+}
+
 /// `/-?\d*\.?\d+/`: leftmost, then longest from there.
 fn first_number(s: &str) -> Option<&str> {
     let b = s.as_bytes();

@@ -42,10 +42,31 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         let index = row.string("processor_index").unwrap_or_default();
         let precision = row.i64("processor_precision").unwrap_or(1);
         // A missing value reads as 0, as LibreNMS's default polling has it.
-        let value = row
+        let descr = row.string("processor_descr").unwrap_or_default();
+        let text = row
             .string("processor_oid")
-            .and_then(|oid| fetched.text(&oid, Print::Plain))
-            .map_or(Some(0.0), |text| usage(&text, precision));
+            .and_then(|oid| fetched.text(&oid, Print::Plain));
+        // LibreNMS writes 0 for a value it could not read; it is still a
+        // problem worth a log line.
+        let value = match &text {
+            None => {
+                p.problem(
+                    "processors",
+                    format!("{descr} ({kind} {index}): no value from the agent"),
+                );
+                Some(0.0)
+            }
+            Some(t) => {
+                let v = usage(t, precision);
+                if v.is_none() {
+                    p.problem(
+                        "processors",
+                        format!("{descr} ({kind} {index}): {t:?} is not a number"),
+                    );
+                }
+                v
+            }
+        };
         // PHP's round(null, 2) is 0.
         let usage = php::round(value.unwrap_or(0.0), 2);
         p.rrd(

@@ -134,18 +134,32 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
     for row in &rows {
         let sensor = Sensor::new(row);
         // What net-snmp printed, quotes removed.
-        let raw = sensor
+        let what = format!(
+            "{} sensor {} ({})",
+            sensor.class, sensor.descr, sensor.index
+        );
+        let fetched_text = sensor
             .oid
             .as_deref()
-            .and_then(|o| fetched.text(o, Print::Ascii))
-            .unwrap_or_default()
-            .replace('"', "");
+            .and_then(|o| fetched.text(o, Print::Ascii));
+        if fetched_text.is_none() {
+            // LibreNMS reads "" as 0 and writes that; the log says why.
+            p.problem("sensors", format!("{what}: no value from the agent"));
+        }
+        let raw = fetched_text.unwrap_or_default().replace('"', "");
         let mut text = php::trim(&raw).to_string();
         if sensor.class == "state" && !php::is_numeric(&text) {
             // A state given as its name: its translation's value.
-            if let Some(v) = translations.value_of(sensor.id, &text) {
-                text = v.to_string();
+            match translations.value_of(sensor.id, &text) {
+                Some(v) => text = v.to_string(),
+                None if !text.is_empty() => p.problem(
+                    "sensors",
+                    format!("{what}: state {text:?} has no translation"),
+                ),
+                None => {}
             }
+        } else if !text.is_empty() && number::first_number_of(&text).is_none() {
+            p.problem("sensors", format!("{what}: {text:?} is not a number"));
         }
         let value = match sensor.value(&text, p.now) {
             Ok(v) => v,

@@ -86,6 +86,17 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
             .filter_map(|o| fetched.text(o, Print::Plain))
             .map(Php::Str)
             .collect();
+        if values.len() < oids.len() {
+            // LibreNMS leaves out what the agent did not answer.
+            p.problem(
+                "wireless",
+                format!(
+                    "{class} sensor {index}: {} of {} OIDs without a value",
+                    oids.len() - values.len(),
+                    oids.len()
+                ),
+            );
+        }
         let current = fill_value(
             &values,
             row.string("sensor_aggregator").as_deref(),

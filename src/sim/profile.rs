@@ -2,7 +2,8 @@
 //!
 //! * `switch48`: a 48-port access switch with four 10G uplinks and a VLAN
 //!   interface (system group, ifTable, ifXTable, EtherLike duplex, Q-BRIDGE PVID).
-//! * `chassis500`: a 500-port modular chassis with ENTITY-MIB inventory.
+//! * `chassis500`: a 500-port modular chassis with ENTITY-MIB inventory and
+//!   a hundred ENTITY-SENSOR-MIB sensors.
 //! * `linux`: a Linux server as net-snmp's agent shows it (interfaces,
 //!   HOST-RESOURCES-MIB, UCD-SNMP-MIB memory, load, CPU, disks, disk I/O).
 //!
@@ -73,6 +74,10 @@ impl Builder {
 
     fn int(&mut self, o: &str, v: i64) {
         self.fixed(oid(o), Value::Integer(v));
+    }
+
+    fn int_at(&mut self, o: Oid, v: i64) {
+        self.fixed(o, Value::Integer(v));
     }
 
     fn text(&mut self, o: &str, v: &str) {
@@ -418,7 +423,221 @@ fn chassis500(seed: u64) -> Image {
         "Fan Tray",
         "C9404R-FAN",
     );
+    // ENTITY-SENSOR-MIB entPhySensorTable: a hundred sensors.
+    let sensor = |c: u32, i: u32| oid("1.3.6.1.2.1.99.1.1.1").join(&[c, i]);
+    for s in CHASSIS_SENSORS {
+        for n in 0..s.count {
+            let i = s.first + n;
+            b.int_at(sensor(1, i), s.sensor_type);
+            b.int_at(sensor(2, i), 9); // units
+            b.int_at(sensor(3, i), s.precision);
+            b.source(
+                sensor(4, i),
+                Source::Gauge {
+                    mid: s.mid,
+                    swing: s.mid * 0.05,
+                    integer: true,
+                },
+            );
+            // ok(1), except one sensor in twenty unavailable(2).
+            b.int_at(sensor(5, i), if i % 20 == 7 { 2 } else { 1 });
+        }
+    }
     b.build("chassis500")
+}
+
+/// The sensors of `chassis500`: entity index range, ENTITY-SENSOR-MIB type
+/// and precision, LibreNMS class and divisor, typical raw value.
+struct SensorGroup {
+    first: u32,
+    count: u32,
+    sensor_type: i64,
+    precision: i64,
+    class: &'static str,
+    divisor: i64,
+    mid: f64,
+    limits: (f64, f64),
+}
+
+const CHASSIS_SENSORS: [SensorGroup; 4] = [
+    SensorGroup {
+        first: 5001,
+        count: 40,
+        sensor_type: 8, // celsius
+        precision: 1,
+        class: "temperature",
+        divisor: 10,
+        mid: 420.0,
+        limits: (5.0, 70.0),
+    },
+    SensorGroup {
+        first: 5101,
+        count: 20,
+        sensor_type: 10, // rpm
+        precision: 0,
+        class: "fanspeed",
+        divisor: 1,
+        mid: 6200.0,
+        limits: (1000.0, 12000.0),
+    },
+    SensorGroup {
+        first: 5201,
+        count: 20,
+        sensor_type: 4, // voltsDC
+        precision: 2,
+        class: "voltage",
+        divisor: 100,
+        mid: 1200.0,
+        limits: (11.4, 12.6),
+    },
+    SensorGroup {
+        first: 5301,
+        count: 10,
+        sensor_type: 6, // watts
+        precision: 0,
+        class: "power",
+        divisor: 1,
+        mid: 650.0,
+        limits: (0.0, 3200.0),
+    },
+];
+
+/// A row LibreNMS's discovery would store for a profile device, for the
+/// modules that poll what discovery found (processors, mempools, storage,
+/// sensors). `device_id` is the caller's to add; a state sensor names its
+/// state index and translations.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub table: &'static str,
+    pub row: Vec<(&'static str, crate::db::Val)>,
+    pub state: Option<(&'static str, &'static [StateTranslation])>,
+}
+
+/// A state's value, name and LibreNMS generic state (0 ok, 1 warning, 2
+/// critical).
+pub type StateTranslation = (i64, &'static str, i64);
+
+/// ENTITY-SENSOR-MIB's entPhySensorOperStatus: value, name, LibreNMS's
+/// generic state (0 ok, 1 warning, 2 critical).
+const ENTITY_SENSOR_STATES: &[StateTranslation] = &[
+    (1, "ok", 0),
+    (2, "unavailable", 1),
+    (3, "nonoperational", 2),
+];
+
+impl Profile {
+    /// What LibreNMS's discovery would find on a device of this profile.
+    pub fn discovered(self) -> Vec<Discovered> {
+        use crate::db::Val;
+        let row = |table, row: Vec<(&'static str, Val)>| Discovered {
+            table,
+            row,
+            state: None,
+        };
+        let t = |s: &str| Val::text(s);
+        let mut out = Vec::new();
+        match self {
+            Profile::Switch48 => {}
+            Profile::Chassis500 => {
+                for s in CHASSIS_SENSORS {
+                    for n in 0..s.count {
+                        let i = s.first + n;
+                        out.push(row(
+                            "sensors",
+                            vec![
+                                ("sensor_class", t(s.class)),
+                                ("poller_type", t("snmp")),
+                                ("sensor_oid", t(&format!(".1.3.6.1.2.1.99.1.1.1.4.{i}"))),
+                                ("sensor_index", t(&i.to_string())),
+                                ("sensor_type", t("entity-sensor")),
+                                ("sensor_descr", t(&format!("{} {i}", s.class))),
+                                ("sensor_divisor", Val::Int(s.divisor)),
+                                ("sensor_multiplier", Val::Int(1)),
+                                ("sensor_limit_low", Val::Float(s.limits.0)),
+                                ("sensor_limit", Val::Float(s.limits.1)),
+                                ("entPhysicalIndex", t(&i.to_string())),
+                            ],
+                        ));
+                    }
+                }
+                for i in (5001..5011).chain(5101..5111) {
+                    out.push(Discovered {
+                        table: "sensors",
+                        row: vec![
+                            ("sensor_class", t("state")),
+                            ("poller_type", t("snmp")),
+                            ("sensor_oid", t(&format!(".1.3.6.1.2.1.99.1.1.1.5.{i}"))),
+                            ("sensor_index", t(&i.to_string())),
+                            ("sensor_type", t("entPhySensorOperStatus")),
+                            ("sensor_descr", t(&format!("Sensor {i} status"))),
+                        ],
+                        state: Some(("entPhySensorOperStatus", ENTITY_SENSOR_STATES)),
+                    });
+                }
+            }
+            Profile::Linux => {
+                for i in [196_608u32, 196_609] {
+                    out.push(row(
+                        "processors",
+                        vec![
+                            ("processor_oid", t(&format!(".1.3.6.1.2.1.25.3.3.1.2.{i}"))),
+                            ("processor_index", t(&i.to_string())),
+                            ("processor_type", t("hr")),
+                            ("processor_descr", t("Intel Xeon Silver 4314 @ 2.40GHz")),
+                            ("processor_precision", Val::Int(1)),
+                            ("hrDeviceIndex", Val::Int(i64::from(i))),
+                        ],
+                    ));
+                }
+                for (i, class, descr) in [
+                    (1, "system", "Physical memory"),
+                    (3, "virtual", "Virtual memory"),
+                    (6, "buffers", "Memory buffers"),
+                    (7, "cached", "Cached memory"),
+                ] {
+                    out.push(row(
+                        "mempools",
+                        vec![
+                            ("mempool_index", t(&i.to_string())),
+                            ("mempool_type", t("hrstorage")),
+                            ("mempool_class", t(class)),
+                            ("mempool_precision", Val::Int(1024)),
+                            ("mempool_descr", t(descr)),
+                            (
+                                "mempool_used_oid",
+                                t(&format!(".1.3.6.1.2.1.25.2.3.1.6.{i}")),
+                            ),
+                            (
+                                "mempool_total_oid",
+                                t(&format!(".1.3.6.1.2.1.25.2.3.1.5.{i}")),
+                            ),
+                        ],
+                    ));
+                }
+                for (i, descr, units, size) in [
+                    (31u32, "/", 4096i64, 25_000_000i64),
+                    (36, "/boot", 1024, 480_000),
+                ] {
+                    out.push(row(
+                        "storage",
+                        vec![
+                            ("type", t("hrstorage")),
+                            ("storage_index", t(&i.to_string())),
+                            ("storage_type", t("hrStorageFixedDisk")),
+                            ("storage_descr", t(descr)),
+                            ("storage_size", Val::Int(units * size)),
+                            ("storage_units", Val::Int(units)),
+                            (
+                                "storage_used_oid",
+                                t(&format!(".1.3.6.1.2.1.25.2.3.1.6.{i}")),
+                            ),
+                        ],
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 fn linux(seed: u64) -> Image {

@@ -153,7 +153,7 @@ async fn snmpd_recording_polls_to_the_golden_rows() {
     assert!(rec.skipped.is_empty());
     let id = harness::add_device(&store.db, "linux-snmpd", &Default::default()).await;
     let src = RecordingSource::new(rec.varbinds);
-    let (rrd, _) = harness::poll(
+    let rrd = harness::poll(
         &store.db,
         id,
         &src,
@@ -161,7 +161,8 @@ async fn snmpd_recording_polls_to_the_golden_rows() {
         &harness::librenms_settings(),
         &native_modules(),
     )
-    .await;
+    .await
+    .rrd;
     check("linux-snmpd", &dump(&store.db, id, &rrd).await);
 }
 
@@ -171,9 +172,11 @@ async fn a_switch_polled_twice_gets_rates_and_deltas() {
     let settings = harness::librenms_settings();
     let id = harness::add_device(&store.db, "switch48", &Default::default()).await;
     let first = RecordingSource::new(profile_snapshot(Profile::Switch48, 7, 86_400.0));
-    let (mut rrd, _) = harness::poll(&store.db, id, &first, T0, &settings, &native_modules()).await;
+    let mut rrd = harness::poll(&store.db, id, &first, T0, &settings, &native_modules())
+        .await
+        .rrd;
     let second = RecordingSource::new(profile_snapshot(Profile::Switch48, 7, 86_700.0));
-    let (more, _) = harness::poll(
+    let more = harness::poll(
         &store.db,
         id,
         &second,
@@ -181,7 +184,8 @@ async fn a_switch_polled_twice_gets_rates_and_deltas() {
         &settings,
         &native_modules(),
     )
-    .await;
+    .await
+    .rrd;
     rrd.extend(more);
     let text = dump(&store.db, id, &rrd).await;
     // Independent of the golden file: a busy up port shows a rate that is
@@ -205,7 +209,7 @@ async fn a_linux_server_profile_polls_to_the_golden_rows() {
     let store = harness::sqlite_store().await;
     let id = harness::add_device(&store.db, "linux", &Default::default()).await;
     let src = RecordingSource::new(profile_snapshot(Profile::Linux, 3, 5_000.0));
-    let (rrd, _) = harness::poll(
+    let rrd = harness::poll(
         &store.db,
         id,
         &src,
@@ -213,6 +217,7 @@ async fn a_linux_server_profile_polls_to_the_golden_rows() {
         &harness::librenms_settings(),
         &native_modules(),
     )
-    .await;
+    .await
+    .rrd;
     check("linux-profile", &dump(&store.db, id, &rrd).await);
 }

@@ -100,8 +100,14 @@ pub async fn add_device(db: &Db, hostname: &str, extra: &serde_json::Map<String,
     .await as u32
 }
 
-/// Runs `modules` on a device at `now` and writes what they produced;
-/// returns the RRD updates and the module outputs.
+/// What a poll produced besides its rows.
+pub struct Polled {
+    pub rrd: Vec<RrdUpdate>,
+    /// Problems with single entities, as logged.
+    pub problems: Vec<String>,
+}
+
+/// Runs `modules` on a device at `now` and writes what they produced.
 pub async fn poll(
     db: &Db,
     device_id: u32,
@@ -109,7 +115,7 @@ pub async fn poll(
     now: i64,
     settings: &Settings,
     modules: &[PollFn],
-) -> (Vec<RrdUpdate>, serde_json::Map<String, Json>) {
+) -> Polled {
     let device = devices::load(db, &[device_id]).await.unwrap().remove(0);
     let state = load_state(db, &[device_id], Needs { outages_since: 0 })
         .await
@@ -127,5 +133,8 @@ pub async fn poll(
     db.transaction(&statements(db.dialect(), &p.changes.ops))
         .await
         .unwrap_or_else(|e| panic!("device {device_id}: writing the poll: {e}"));
-    (p.rrd, p.output)
+    Polled {
+        rrd: p.rrd,
+        problems: p.problems,
+    }
 }

@@ -4,6 +4,7 @@
 //! the service tier (`tests/it`, feature `services`) runs from
 //! `./misc/test.sh`.
 
+mod bad_rows;
 mod conformance;
 mod fixtures;
 mod golden;
