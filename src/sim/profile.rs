@@ -585,6 +585,7 @@ impl Profile {
                             ("processor_type", t("hr")),
                             ("processor_descr", t("Intel Xeon Silver 4314 @ 2.40GHz")),
                             ("processor_precision", Val::Int(1)),
+                            ("processor_usage", Val::Int(0)),
                             ("hrDeviceIndex", Val::Int(i64::from(i))),
                         ],
                     ));
@@ -611,6 +612,10 @@ impl Profile {
                                 "mempool_total_oid",
                                 t(&format!(".1.3.6.1.2.1.25.2.3.1.5.{i}")),
                             ),
+                            ("mempool_perc", Val::Int(0)),
+                            ("mempool_used", Val::Int(0)),
+                            ("mempool_free", Val::Int(0)),
+                            ("mempool_total", Val::Int(0)),
                         ],
                     ));
                 }

@@ -14,6 +14,7 @@ mod fixtures;
 #[allow(dead_code)]
 #[path = "../offline/harness.rs"]
 mod harness;
+mod modules_live;
 mod ping;
 mod scheduler;
 mod services;

@@ -267,7 +267,7 @@ fn free_tcp_port() -> u16 {
         .port()
 }
 
-fn info_value<'a>(info: &'a str, key: &str) -> Option<&'a str> {
+pub fn info_value<'a>(info: &'a str, key: &str) -> Option<&'a str> {
     info.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(" = "))
         .map(|v| v.trim_matches('"'))
@@ -529,7 +529,7 @@ async fn an_rrdcached_restart_loses_nothing_within_the_buffer_bound() {
     .await;
 }
 
-fn librenms_settings(overrides: &[(&str, &str)]) -> Settings {
+pub fn librenms_settings(overrides: &[(&str, &str)]) -> Settings {
     let mut layer = ironpoll::config::Layer::new(ironpoll::config::Source::Flag, true);
     for (k, v) in overrides {
         layer.set(*k, serde_json::Value::String(v.to_string()));
@@ -537,7 +537,7 @@ fn librenms_settings(overrides: &[(&str, &str)]) -> Settings {
     resolve(&[layer], settings_defaults(Mode::Librenms)).unwrap()
 }
 
-async fn engine(t: &TestDb, overrides: &[(&str, &str)]) -> (Arc<Engine>, Rrdcached) {
+pub async fn engine(t: &TestDb, overrides: &[(&str, &str)]) -> (Arc<Engine>, Rrdcached) {
     let rrd = Rrdcached::start();
     let mut all = vec![
         ("rrdcached", rrd.address()),
@@ -554,7 +554,7 @@ async fn engine(t: &TestDb, overrides: &[(&str, &str)]) -> (Arc<Engine>, Rrdcach
     )
 }
 
-async fn poll_all(e: &Arc<Engine>) -> Vec<ironpoll::poller::DeviceReport> {
+pub async fn poll_all(e: &Arc<Engine>) -> Vec<ironpoll::poller::DeviceReport> {
     let list = devices::find(&e.db, "all").await.unwrap();
     let mut reports = Vec::new();
     e.poll_devices(list, &Selection::Configured, 16, |r| reports.push(r))
