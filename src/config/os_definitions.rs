@@ -22,6 +22,8 @@ pub const DIR: &str = "resources/definitions/os_detection";
 /// The keys of a definition the poller reads; the rest (detection rules,
 /// discovery, texts) is not the poller's.
 const KEPT: &[&str] = &[
+    // Its own name: that the OS is defined at all.
+    "os",
     "group",
     "icon",
     "poller_modules",

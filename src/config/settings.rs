@@ -151,7 +151,7 @@ fn os_kind(key: &str) -> Option<OsKind> {
     Some(match key {
         "empty_ifdescr" | "snmp_bulk" | "sensor_descr" | "bad_uptime" | "bad_snmpEngineTime"
         | "bad_hrSystemUptime" | "ifname" | "ifXmcbc" => OsKind::Bool,
-        "group" | "icon" => OsKind::Text,
+        "os" | "group" | "icon" => OsKind::Text,
         "good_if"
         | "bad_if"
         | "bad_iftype"
@@ -210,6 +210,11 @@ impl OsSettings {
             }
         }
         out
+    }
+
+    /// Whether LibreNMS's definitions know the OS.
+    pub fn defined(&self, os: &str) -> bool {
+        self.text(os, "os").is_some()
     }
 
     /// The OS's group (`cisco`, `unix`, `printer`...).
@@ -810,28 +815,38 @@ impl Settings {
         for (m, on) in &self.modules.global {
             add(&format!("poller_modules.{m}"), on.to_string());
         }
-        // Per-OS settings an operator set (the OS definitions' own are
-        // summed up by check-config, not listed: there are thousands).
+        // Per-OS settings of the OSes an operator touched (below the
+        // config table, the OS definitions' own: thousands, summed up by
+        // check-config rather than listed).
         let from_definitions = |key: &str| {
             matches!(
                 self.source_of(key),
                 Source::OsDefinitions(_) | Source::BuiltinOsDefinitions
             )
         };
+        let mut per_os: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
         for (os, mods) in &self.modules.os {
             for (m, on) in mods {
-                let key = format!("os.{os}.poller_modules.{m}");
-                if !from_definitions(&key) {
-                    add(&key, on.to_string());
-                }
+                per_os
+                    .entry(os)
+                    .or_default()
+                    .push((format!("os.{os}.poller_modules.{m}"), on.to_string()));
             }
         }
         for (os, keys) in &self.os.0 {
             for (k, v) in keys {
-                let key = format!("os.{os}.{k}");
-                if !from_definitions(&key) {
-                    add(&key, v.to_string());
-                }
+                per_os
+                    .entry(os)
+                    .or_default()
+                    .push((format!("os.{os}.{k}"), v.to_string()));
+            }
+        }
+        for entries in per_os.values() {
+            if entries.iter().all(|(k, _)| from_definitions(k)) {
+                continue;
+            }
+            for (key, value) in entries {
+                add(key, value.clone());
             }
         }
         add("bad_disk_regexp", list(&self.bad_disk_regexp));

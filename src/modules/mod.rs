@@ -431,6 +431,27 @@ pub static MODULES: &[ModuleDef] = &[
     php("port-security", false, &[]),
 ];
 
+#[cfg(test)]
+#[test]
+fn the_registry_lists_librenms_modules_once_each_and_fits_a_bitmask() {
+    // The engine notes modules skipped for want of PHP in a u64 per device.
+    assert!(MODULES.len() <= 64);
+    let mut names: Vec<&str> = MODULES.iter().map(|m| m.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), MODULES.len());
+    for m in MODULES {
+        for d in m.depends_on {
+            // vrf, ipv4-addresses and ipv6-addresses are discovery modules.
+            assert!(
+                module(d).is_some() || ["vrf", "ipv4-addresses", "ipv6-addresses"].contains(d),
+                "{} depends on unknown {d}",
+                m.name
+            );
+        }
+    }
+}
+
 pub fn module(name: &str) -> Option<&'static ModuleDef> {
     MODULES.iter().find(|m| m.name == name)
 }

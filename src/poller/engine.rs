@@ -2,7 +2,7 @@
 //! benchmarks share. Loads device state in batches, polls devices
 //! concurrently, and hands each poll's rows and RRD updates to the writers.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,9 +50,11 @@ pub struct Engine {
     /// LibreNMS's PHP for the modules ironpoll does not poll natively, or
     /// why there is none.
     pub php: Result<Php, String>,
-    /// (device, module) pairs already logged as skipped for want of PHP:
-    /// one line each per run of ironpoll.
-    php_skipped: Mutex<HashSet<(u32, &'static str)>>,
+    /// Modules already logged as skipped for want of PHP, by device (a bit
+    /// per registry position): one line each per run of ironpoll.
+    php_skipped: Mutex<HashMap<u32, u64>>,
+    /// OSes without a definition, already logged.
+    unknown_os: Mutex<std::collections::HashSet<String>>,
     writer_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -96,6 +98,7 @@ impl Engine {
             rrd,
             php,
             php_skipped: Mutex::default(),
+            unknown_os: Mutex::default(),
             writer_tasks: vec![rrd_task, db_task],
         }))
     }
@@ -182,12 +185,31 @@ impl Engine {
         selection: &Selection,
         deadline: Duration,
     ) -> Option<DeviceReport> {
+        self.note_unknown_os(&device);
         let mut report = poll_with_deadline(&self.env, device, state, selection, deadline).await?;
         let committed = self.write(&mut report);
         if !report.php_modules.is_empty() {
             self.hand_to_php(&mut report, committed).await;
         }
         Some(report)
+    }
+
+    /// A device whose OS LibreNMS's definitions do not know is polled with
+    /// the global settings only; said once per OS per run.
+    fn note_unknown_os(&self, device: &Device) {
+        let Some(os) = device.os.as_deref().filter(|o| !o.is_empty()) else {
+            return;
+        };
+        if self.env.settings.os.defined(os) {
+            return;
+        }
+        if self.unknown_os.lock().insert(os.to_string()) {
+            tracing::warn!(
+                os,
+                device = device.device_id,
+                "no LibreNMS OS definition for this OS: its devices are polled with the global settings"
+            );
+        }
     }
 
     /// Runs the report's PHP modules once its rows are committed, and adds
@@ -197,8 +219,14 @@ impl Engine {
             Ok(php) => php,
             Err(why) => {
                 let mut skipped = self.php_skipped.lock();
+                let logged = skipped.entry(report.device_id).or_default();
                 for m in &report.php_modules {
-                    if skipped.insert((report.device_id, m)) {
+                    let bit = crate::modules::MODULES
+                        .iter()
+                        .position(|d| d.name == *m)
+                        .map_or(0, |i| 1u64 << (i % 64));
+                    if *logged & bit == 0 {
+                        *logged |= bit;
                         tracing::warn!(
                             device = report.device_id,
                             hostname = %report.hostname,
@@ -243,6 +271,13 @@ impl Engine {
                 .iter()
                 .find(|(name, _)| name == m)
                 .map_or(0.0, |(_, s)| *s);
+            tracing::debug!(
+                device = report.device_id,
+                module = m,
+                by = "php",
+                seconds = format!("{seconds:.3}"),
+                "module polled"
+            );
             report.modules.push(ModuleReport {
                 module: m,
                 by: PolledBy::Php,

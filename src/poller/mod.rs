@@ -277,6 +277,13 @@ pub async fn poll_device(
             vec![Datum::Float(seconds)],
         );
         poll.enable_graph("poller_modules_perf");
+        tracing::debug!(
+            device = poll.device.device_id,
+            module = m.name,
+            by = "native",
+            seconds = format!("{seconds:.3}"),
+            "module polled"
+        );
         reports.push(ModuleReport {
             module: m.name,
             by: PolledBy::Native,
