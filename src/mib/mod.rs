@@ -211,6 +211,43 @@ pub static VLAN_TRUNK_PORT_ENTRY: Table = Table {
     ],
 };
 
+/// CISCO-PAGP-MIB PagpOperationMode.
+pub const PAGP_OPERATION_MODE: &[(i64, &str)] = &[
+    (1, "desirable"),
+    (2, "desirableSilent"),
+    (3, "automatic"),
+    (4, "automaticSilent"),
+];
+
+/// CISCO-PAGP-MIB::pagpProtocolConfigEntry, the PAgP mode of a port (the
+/// only PAgP column LibreNMS's poller stores).
+pub static PAGP_PROTOCOL_CONFIG_ENTRY: Table = Table {
+    name: "pagpProtocolConfigEntry",
+    entry: &[1, 3, 6, 1, 4, 1, 9, 9, 98, 1, 2, 1, 1],
+    columns: &[col!(
+        "pagpOperationMode",
+        1,
+        Syntax::Enum(PAGP_OPERATION_MODE)
+    )],
+};
+
+/// CISCO-IF-EXTENSION-MIB::cieIfPacketStatsEntry, the error and drop
+/// counters of IOS's `show interface`.
+pub static CIE_IF_PACKET_STATS_ENTRY: Table = Table {
+    name: "cieIfPacketStatsEntry",
+    entry: &[1, 3, 6, 1, 4, 1, 9, 9, 276, 1, 1, 1, 1],
+    columns: &[
+        col!("cieIfInRuntsErrs", 4, Syntax::Counter),
+        col!("cieIfInGiantsErrs", 5, Syntax::Counter),
+        col!("cieIfInFramingErrs", 6, Syntax::Counter),
+        col!("cieIfInOverrunErrs", 7, Syntax::Counter),
+        col!("cieIfInIgnored", 8, Syntax::Counter),
+        col!("cieIfInAbortErrs", 9, Syntax::Counter),
+        col!("cieIfInputQueueDrops", 10, Syntax::Counter),
+        col!("cieIfOutputQueueDrops", 11, Syntax::Counter),
+    ],
+};
+
 /// SNMPv2-MIB system scalars and the uptimes the core module reads.
 pub mod scalars {
     pub const SYS_DESCR: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 1, 0];

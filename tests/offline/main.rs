@@ -9,6 +9,7 @@ mod conformance;
 mod fixtures;
 mod golden;
 mod harness;
+mod ports_cisco;
 mod writer;
 
 use std::future::Future;

@@ -22,8 +22,8 @@ use crate::db::value::coerce;
 use crate::librenms::format;
 use crate::librenms::php::{self, Php, loose_eq};
 use crate::mib::{
-    DOT1Q_PORT_VLAN_ENTRY, DOT3_STATS_ENTRY, IF_ENTRY, IF_X_ENTRY, VLAN_TRUNK_PORT_ENTRY,
-    VM_MEMBERSHIP_ENTRY,
+    CIE_IF_PACKET_STATS_ENTRY, DOT1Q_PORT_VLAN_ENTRY, DOT3_STATS_ENTRY, IF_ENTRY, IF_X_ENTRY,
+    PAGP_PROTOCOL_CONFIG_ENTRY, VLAN_TRUNK_PORT_ENTRY, VM_MEMBERSHIP_ENTRY,
 };
 use crate::rrd::{Datum, DsType, RrdDef, ds};
 use crate::snmp;
@@ -53,6 +53,34 @@ pub static PORT: RrdDef = RrdDef {
         ds("OUTMULTICASTPKTS", DsType::Derive, Some(0.0), PORT_MAX),
     ],
 };
+
+/// `port-id<port_id>-cie.rrd`: CISCO-IF-EXTENSION-MIB's error and drop
+/// counters of IOS and IOS-XE ports.
+pub static PORT_CIE: RrdDef = RrdDef {
+    name: "drops",
+    datasets: &[
+        ds("InRuntsErrs", DsType::Derive, Some(0.0), None),
+        ds("InGiantsErrs", DsType::Derive, Some(0.0), None),
+        ds("InFramingErrs", DsType::Derive, Some(0.0), None),
+        ds("InOverrunErrs", DsType::Derive, Some(0.0), None),
+        ds("InIgnored", DsType::Derive, Some(0.0), None),
+        ds("InAbortErrs", DsType::Derive, Some(0.0), None),
+        ds("InputQueueDrops", DsType::Derive, Some(0.0), None),
+        ds("OutputQueueDrops", DsType::Derive, Some(0.0), None),
+    ],
+};
+
+/// The CISCO-IF-EXTENSION-MIB columns feeding [`PORT_CIE`], in file order.
+const CIE_OIDS: [&str; 8] = [
+    "cieIfInRuntsErrs",
+    "cieIfInGiantsErrs",
+    "cieIfInFramingErrs",
+    "cieIfInOverrunErrs",
+    "cieIfInIgnored",
+    "cieIfInAbortErrs",
+    "cieIfInputQueueDrops",
+    "cieIfOutputQueueDrops",
+];
 
 /// Columns whose changes LibreNMS writes and logs.
 const DATA_OIDS: [&str; 13] = [
@@ -113,8 +141,9 @@ const COUNTERS: [Counter; 15] = [
 const DB_COUNTERS: usize = 6;
 
 /// Descriptive columns every port update writes, besides [`DATA_OIDS`].
-const STATE_COLUMNS: [&str; 10] = [
+const STATE_COLUMNS: [&str; 11] = [
     "ifIndex",
+    "pagpOperationMode",
     "ifOperStatus_prev",
     "ifAdminStatus_prev",
     "ifSpeed_prev",
@@ -419,6 +448,18 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
     }
 
     if group == "cisco" && os != "asa" {
+        // LibreNMS also walks the rest of CISCO-PAGP-MIB when a port has a
+        // PAgP mode, but stores only the mode: those walks are left out.
+        failed.extend(
+            table::walk_columns(
+                snmp,
+                &PAGP_PROTOCOL_CONFIG_ENTRY,
+                &["pagpOperationMode"],
+                false,
+                &mut stats,
+            )
+            .await,
+        );
         failed.extend(
             table::walk_columns(snmp, &VM_MEMBERSHIP_ENTRY, &["vmVlan"], false, &mut stats).await,
         );
@@ -430,6 +471,18 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
                     "vlanTrunkPortEncapsulationOperType",
                     "vlanTrunkPortNativeVlan",
                 ],
+                false,
+                &mut stats,
+            )
+            .await,
+        );
+    }
+    if matches!(os.as_str(), "ios" | "iosxe") {
+        failed.extend(
+            table::walk_columns(
+                snmp,
+                &CIE_IF_PACKET_STATS_ENTRY,
+                &CIE_OIDS,
                 false,
                 &mut stats,
             )
@@ -866,6 +919,28 @@ fn poll_port(
             .map(|f| Datum::parse(&val(this, f).to_string()))
             .collect();
         p.rrd(&[&format!("port-id{port_id}")], &PORT, values);
+
+        // PAgP: the mode is stored (and logged) when it or the stored one is
+        // set and they differ.
+        let pagp = val(this, "pagpOperationMode");
+        let stored = port.get("pagpOperationMode");
+        if (pagp.truthy() || stored.truthy()) && !loose_eq(&pagp, &stored) {
+            p.event(
+                format!("pagpOperationMode -> {pagp}"),
+                "interface",
+                severity::NOTICE,
+                Some(port_id.to_string()),
+            );
+            update.push(("pagpOperationMode", pagp));
+        }
+
+        if isset(this, "cieIfInRuntsErrs") {
+            let values = CIE_OIDS
+                .iter()
+                .map(|oid| Datum::parse(&val(this, oid).to_string()))
+                .collect();
+            p.rrd(&[&format!("port-id{port_id}"), "cie"], &PORT_CIE, values);
+        }
     }
 
     let poll_time = port.get("poll_time");
