@@ -9,28 +9,40 @@ use crate::snmp::{self, Oid, VarBind};
 
 use super::SnmpSource;
 
-/// Rows by index, in the order indexes were first seen.
+/// One row: values by column name.
+pub type Row = FxHashMap<&'static str, String>;
+
+/// Rows by index, in the order indexes were first seen. A row is found
+/// with one hash lookup (its position), which matters: every varbind of
+/// every walk lands here.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rows {
     order: Vec<String>,
-    rows: FxHashMap<String, FxHashMap<&'static str, String>>,
+    position: FxHashMap<String, usize>,
+    rows: Vec<Row>,
 }
 
 impl Rows {
-    pub fn row_mut(&mut self, index: &str) -> &mut FxHashMap<&'static str, String> {
-        if !self.rows.contains_key(index) {
-            self.order.push(index.to_string());
-            self.rows.insert(index.to_string(), FxHashMap::default());
-        }
-        self.rows.get_mut(index).expect("inserted above")
+    pub fn row_mut(&mut self, index: &str) -> &mut Row {
+        let at = match self.position.get(index) {
+            Some(&at) => at,
+            None => {
+                let at = self.rows.len();
+                self.order.push(index.to_string());
+                self.position.insert(index.to_string(), at);
+                self.rows.push(Row::default());
+                at
+            }
+        };
+        &mut self.rows[at]
     }
 
-    pub fn get(&self, index: &str) -> Option<&FxHashMap<&'static str, String>> {
-        self.rows.get(index)
+    pub fn get(&self, index: &str) -> Option<&Row> {
+        self.position.get(index).map(|&at| &self.rows[at])
     }
 
-    pub fn get_mut(&mut self, index: &str) -> Option<&mut FxHashMap<&'static str, String>> {
-        self.rows.get_mut(index)
+    pub fn get_mut(&mut self, index: &str) -> Option<&mut Row> {
+        self.position.get(index).map(|&at| &mut self.rows[at])
     }
 
     /// Indexes in first-seen order.
@@ -38,12 +50,17 @@ impl Rows {
         &self.order
     }
 
-    pub fn first(&self) -> Option<&FxHashMap<&'static str, String>> {
-        self.order.first().and_then(|i| self.rows.get(i))
+    pub fn first(&self) -> Option<&Row> {
+        self.rows.first()
     }
 
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
+    }
+
+    /// The rows by value, with their indexes, in first-seen order.
+    pub fn into_rows(self) -> impl Iterator<Item = (String, Row)> {
+        self.order.into_iter().zip(self.rows)
     }
 
     pub fn len(&self) -> usize {
@@ -81,8 +98,13 @@ pub fn clean_get_value(text: &str) -> String {
 /// Walk output LibreNMS throws away whole: any line reading "No Such
 /// Object" or "No Such Instance".
 fn discards_walk(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    lower.contains("no such object") || lower.contains("no such instance")
+    // Called for every varbind of every walk: no allocation.
+    let contains = |needle: &str| {
+        text.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    contains("no such object") || contains("no such instance")
 }
 
 /// One walk of `table`, rendered as its varbinds arrive. LibreNMS throws
@@ -155,10 +177,9 @@ impl Rows {
             *self = other;
             return;
         }
-        let Rows { order, mut rows } = other;
-        for index in order {
-            let cells = rows.remove(&index).unwrap_or_default();
-            self.row_mut(&index).extend(cells);
+        let Rows { order, rows, .. } = other;
+        for (index, cells) in order.iter().zip(rows) {
+            self.row_mut(index).extend(cells);
         }
     }
 }

@@ -324,7 +324,7 @@ impl Port {
     }
 
     fn flag(&self, column: &str) -> bool {
-        loose_eq(&self.get(column), &Php::Int(1))
+        loose_eq(self.row.get(column), &Php::Int(1))
     }
 }
 
@@ -332,8 +332,8 @@ impl Port {
 /// values that PHP holds as other types.
 type PolledPort = FxHashMap<&'static str, Php>;
 
-fn polled_from(row: &FxHashMap<&'static str, String>) -> PolledPort {
-    row.iter().map(|(k, v)| (*k, Php::Str(v.clone()))).collect()
+fn polled_from(row: table::Row) -> PolledPort {
+    row.into_iter().map(|(k, v)| (k, Php::Str(v))).collect()
 }
 
 fn isset(p: &PolledPort, key: &str) -> bool {
@@ -538,14 +538,30 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
     let mut deleted_now: HashSet<usize> = HashSet::new();
     // Ports to create: their place in `ports`, ifIndex and ifName.
     let mut new_ports: Vec<(usize, i64, Option<String>)> = Vec::new();
-    let indexes: Vec<String> = stats.indexes().to_vec();
+    // The walked rows, each converted once and moved (not copied) to the
+    // port that polls it.
+    let mut polled_rows: FxHashMap<String, PolledPort> = FxHashMap::default();
+    let mut indexes: Vec<String> = Vec::with_capacity(stats.len());
+    for (if_index, row) in stats.into_rows() {
+        indexes.push(if_index.clone());
+        polled_rows.insert(if_index, polled_from(row));
+    }
     for if_index in &indexes {
-        let mut row = polled_from(stats.get(if_index).expect("index listed"));
-        row.insert("ifIndex", Php::Str(if_index.clone()));
+        let row = polled_rows.get_mut(if_index).expect("index listed");
+        // LibreNMS adds ifIndex to its copy of the row for the checks
+        // below only; the row the port polls stays as walked.
+        let walked_if_index = row.insert("ifIndex", Php::Str(if_index.clone()));
         // PHP looks the value up as an array key; a missing one is "".
-        let key = val(&row, mode).to_string();
+        let key = val(row, mode).to_string();
         let position = maps.get(mode).and_then(|m| m.get(&key)).copied();
-        if is_port_valid(&row, &filters) {
+        let valid = is_port_valid(row, &filters);
+        let unmappable = val(row, mode).empty() && !loose_eq(&val(row, mode), &Php::str("0"));
+        let if_name = row.get("ifName").and_then(Php::as_str).map(str::to_string);
+        match walked_if_index {
+            Some(v) => row.insert("ifIndex", v),
+            None => row.remove("ifIndex"),
+        };
+        if valid {
             let pos = match position {
                 Some(pos) => {
                     if ports[pos].flag("deleted") {
@@ -560,14 +576,10 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
                     pos
                 }
                 None => {
-                    if settings.ports.ignore_unmapable_port
-                        && val(&row, mode).empty()
-                        && !loose_eq(&val(&row, mode), &Php::str("0"))
-                    {
+                    if settings.ports.ignore_unmapable_port && unmappable {
                         continue;
                     }
                     let index_num = php::intval(if_index);
-                    let if_name = row.get("ifName").and_then(Php::as_str).map(str::to_string);
                     let mut row = PortRow::new(0, p.device.device_id, true);
                     row.set("device_id", Php::Int(i64::from(p.device.device_id)));
                     row.set("ifIndex", Php::Int(index_num));
@@ -644,13 +656,12 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
             continue;
         }
         let if_index = port.get("ifIndex").to_string();
-        let Some(raw) = stats.get(&if_index) else {
+        let Some(mut this) = polled_rows.remove(&if_index) else {
             continue;
         };
-        if raw.is_empty() {
+        if this.is_empty() {
             continue;
         }
-        let mut this = polled_from(raw);
         let outcome = poll_port(
             p,
             port,
