@@ -322,27 +322,15 @@ impl Simulator {
             };
             member_images.insert(member.clone(), img);
         }
-        let total_weight: u64 = fleet.mix.iter().map(|(_, w)| *w as u64).sum();
         let mut devices = Vec::with_capacity(fleet.size);
         let mut addresses = Vec::with_capacity(fleet.size);
         let mut next_v4 = u32::from(match fleet.layout {
             FleetLayout::Addresses { first, .. } => first,
             FleetLayout::Ports { .. } => Ipv4Addr::LOCALHOST,
         });
-        for i in 0..fleet.size {
-            // Deal members by weight: device i takes the member whose share
-            // of the weight line covers position i.
-            let pos = (i as u64 * total_weight) / fleet.size.max(1) as u64;
-            let mut acc = 0u64;
-            let member = fleet
-                .mix
-                .iter()
-                .find(|(_, w)| {
-                    acc += *w as u64;
-                    pos < acc
-                })
-                .map(|(m, _)| m.clone())
-                .unwrap_or_else(|| fleet.mix[0].0.clone());
+        let weights: Vec<u32> = fleet.mix.iter().map(|(_, w)| *w).collect();
+        for (i, chosen) in deal(&weights, fleet.size).into_iter().enumerate() {
+            let member = fleet.mix[chosen].0.clone();
             let name = format!("{}-{:05}", member.label(), i + 1);
             let seed = mix(config.seed, i as u64 + 1);
             let addr = match fleet.layout {
@@ -478,4 +466,38 @@ impl Simulator {
         }
         s
     }
+}
+
+/// Which member each of `size` devices is: by weight, interleaved as
+/// devices are in a real install (smooth weighted round-robin: exact
+/// shares, each member spread evenly over the fleet), not in blocks.
+fn deal(weights: &[u32], size: usize) -> Vec<usize> {
+    let total: i64 = weights.iter().map(|w| i64::from(*w)).sum();
+    let mut credit = vec![0i64; weights.len()];
+    (0..size)
+        .map(|_| {
+            for (c, w) in credit.iter_mut().zip(weights) {
+                *c += i64::from(*w);
+            }
+            let chosen = (0..credit.len())
+                .max_by_key(|&j| (credit[j], std::cmp::Reverse(j)))
+                .unwrap_or(0);
+            credit[chosen] -= total;
+            chosen
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[test]
+fn fleets_are_dealt_by_weight_and_interleaved() {
+    let dealt = deal(&[80, 15, 5], 1000);
+    let count = |m: usize| dealt.iter().filter(|&&d| d == m).count();
+    assert_eq!((count(0), count(1), count(2)), (800, 150, 50));
+    // The 5% member is spread over the fleet: one in every 20 devices.
+    for window in dealt.chunks(20) {
+        assert_eq!(window.iter().filter(|&&d| d == 2).count(), 1, "{window:?}");
+    }
+    assert_eq!(deal(&[3, 1], 4).iter().filter(|&&d| d == 1).count(), 1);
+    assert_eq!(deal(&[0, 2], 3), vec![1, 1, 1]);
 }
