@@ -1,19 +1,30 @@
 //! One full poll cycle of a LibreNMS-sized fleet, end to end: a simulated
-//! fleet of 48-port switches (1-50 ms latency, a share dead), the devices in
-//! a LibreNMS database on real MariaDB, RRD updates to a real rrdcached over
-//! TCP. Measures the poller's CPU, wall time, peak RSS and database
-//! statements per device for the first cycle (new ports inserted, RRD files
-//! created) and for the steady-state cycle after it.
+//! fleet (by default 80% 48-port switches, 15% Linux servers with
+//! processors, memory, storage, UCD and HOST-RESOURCES counters, 5%
+//! 500-port chassis with a hundred sensors; 1-50 ms latency, a share dead),
+//! the devices and what discovery would have stored for them in a LibreNMS
+//! database on real MariaDB, RRD updates to a real rrdcached over TCP,
+//! every native module on. Measures the poller's CPU, wall time, peak RSS
+//! and database statements per device for the first cycle (new ports
+//! inserted, RRD files created) and for the steady-state cycle after it,
+//! then the CPU each module costs per device (one module at a time over a
+//! sample of the fleet).
 //!
 //! Then, in the same run, the queries LibreNMS's PHP poller makes for the
-//! `availability`, `core` and `ports` modules are issued its way (one
-//! net-snmp CLI process per query, one fping per device) against a sample
-//! of the same devices, and the CPU per device is compared.
+//! same modules are issued its way (one net-snmp CLI process per query, one
+//! fping per device) against a sample of the same devices, and the CPU per
+//! device is compared.
 //!
 //! Needs IRONPOLL_TEST_MYSQL (mysql://root@127.0.0.1:PORT) and rrdcached,
 //! snmpget, snmpbulkwalk and fping on the PATH; `benches/run.sh` sets all
 //! of that up. Options: `--devices N --sample N --dead-percent P
-//! --latency-ms A..B --workers N --rra "RRA:..." --concurrency N`.
+//! --latency-ms A..B --workers N --rra "RRA:..." --concurrency N
+//! --mix switch48=80,linux=15,chassis500=5 --module-sample N --slow-db N`.
+//!
+//! `--slow-db N` runs the two cycles with MariaDB slowed to 1/N of its
+//! speed: stopped (SIGSTOP) and resumed (SIGCONT) in turn, running 10 ms
+//! in every N×10 ms, as a CPU quota would. The writers fall behind and the
+//! polls wait for them; the table says for how long.
 
 #[path = "support/measure.rs"]
 mod measure;
@@ -34,6 +45,7 @@ use ironpoll::config::{Layer, Mode, Source, resolve, settings_defaults};
 use ironpoll::db::{Db, Statement, devices};
 use ironpoll::modules::Selection;
 use ironpoll::poller::engine::Engine;
+use ironpoll::sim::profile::Profile;
 use ironpoll::telemetry::process_cpu_seconds;
 
 struct Args {
@@ -45,6 +57,12 @@ struct Args {
     rra: String,
     /// Polls in flight (poller.concurrency); 0 keeps the default.
     concurrency: usize,
+    /// The fleet's profiles and their shares.
+    mix: String,
+    /// Devices the per-module CPU is measured on (0: none).
+    module_sample: usize,
+    /// MariaDB runs at 1/N of its speed during the cycles (1: as it is).
+    slow_db: u32,
 }
 
 fn args() -> Args {
@@ -60,6 +78,9 @@ fn args() -> Args {
         // same size either way.
         rra: "RRA:AVERAGE:0.5:1:10 RRA:MAX:0.5:1:10".into(),
         concurrency: 0,
+        mix: "switch48=80,linux=15,chassis500=5".into(),
+        module_sample: 1000,
+        slow_db: 1,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -79,6 +100,9 @@ fn args() -> Args {
             "--workers" => a.workers = v.parse().expect("--workers N"),
             "--rra" => a.rra = v,
             "--concurrency" => a.concurrency = v.parse().expect("--concurrency N"),
+            "--mix" => a.mix = v,
+            "--module-sample" => a.module_sample = v.parse().expect("--module-sample N"),
+            "--slow-db" => a.slow_db = v.parse::<u32>().expect("--slow-db N").max(1),
             "--bench" => {
                 i += 1;
                 continue;
@@ -108,12 +132,20 @@ fn free_tcp_port() -> u16 {
         .port()
 }
 
-/// The simulated fleet: (address, community) per device.
-fn start_sim(a: &Args, dir: &Path) -> (Guard, Vec<(std::net::SocketAddr, String)>) {
+/// A device of the simulated fleet.
+#[derive(Clone)]
+struct FleetDevice {
+    addr: std::net::SocketAddr,
+    community: String,
+    profile: Profile,
+}
+
+/// The simulated fleet.
+fn start_sim(a: &Args, dir: &Path) -> (Guard, Vec<FleetDevice>) {
     let targets = dir.join("fleet.txt");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironpoll"));
     cmd.args(["sim", "--fleet", &a.devices.to_string()])
-        .args(["--profile", "switch48"])
+        .args(["--profile", &a.mix])
         .args(["--fleet-address", "127.91.0.1", "--fleet-port", "16161"])
         .args(["--fault", &format!("latency={}", a.latency)])
         .arg("--targets-out")
@@ -137,7 +169,15 @@ fn start_sim(a: &Args, dir: &Path) -> (Guard, Vec<(std::net::SocketAddr, String)
         .lines()
         .filter_map(|l| {
             let mut p = l.split_whitespace();
-            Some((p.next()?.parse().ok()?, p.next()?.to_string()))
+            let addr = p.next()?.parse().ok()?;
+            let community = p.next()?.to_string();
+            // Names are <profile>-<number>.
+            let profile = p.next()?.rsplit_once('-')?.0.parse().ok()?;
+            Some(FleetDevice {
+                addr,
+                community,
+                profile,
+            })
         })
         .collect();
     (sim, fleet)
@@ -175,6 +215,51 @@ fn start_rrdcached(dir: &Path) -> (Guard, u16, PathBuf) {
 }
 
 /// The private MariaDB that misc/lib.sh starts (its pid file).
+/// Slows MariaDB to 1/`n` of its speed until dropped: it runs 10 ms in
+/// every `n`×10 ms, stopped the rest of the time.
+struct SlowDb {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowDb {
+    fn start(n: u32) -> Option<SlowDb> {
+        if n <= 1 {
+            return None;
+        }
+        let pid = mariadb_pid().expect("--slow-db needs the private MariaDB of benches/run.sh");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let signal = |sig: &str| {
+                    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    signal("-CONT");
+                    std::thread::sleep(Duration::from_millis(10));
+                    signal("-STOP");
+                    std::thread::sleep(Duration::from_millis(10 * u64::from(n - 1)));
+                }
+                signal("-CONT");
+            })
+        };
+        Some(SlowDb {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SlowDb {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn mariadb_pid() -> Option<u32> {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(".work/mariadb/mariadbd.pid");
     std::fs::read_to_string(file).ok()?.trim().parse().ok()
@@ -205,17 +290,29 @@ async fn fresh_database(base: &str) -> Db {
     db
 }
 
-/// Devices rows as LibreNMS's discovery leaves them (up, discovered).
-async fn add_devices(db: &Db, fleet: &[(std::net::SocketAddr, String)]) {
+/// The LibreNMS OS a profile's devices would be discovered as.
+fn os_of(p: Profile) -> &'static str {
+    match p {
+        Profile::Switch48 => "generic",
+        Profile::Linux => "linux",
+        Profile::Chassis500 => "iosxe",
+    }
+}
+
+/// Devices rows as LibreNMS's discovery leaves them (up, discovered), and
+/// what discovery would have stored for each (processors, memory,
+/// storage, sensors).
+async fn add_devices(db: &Db, fleet: &[FleetDevice]) {
     for chunk in fleet.chunks(1000) {
         let rows: Vec<String> = chunk
             .iter()
-            .map(|(addr, community)| {
+            .map(|d| {
                 format!(
-                    "('{}', {}, 'v2c', '{}', 'udp', 1, '', NOW(), 'generic')",
-                    addr.ip(),
-                    addr.port(),
-                    community.replace('\'', "")
+                    "('{}', {}, 'v2c', '{}', 'udp', 1, '', NOW(), '{}')",
+                    d.addr.ip(),
+                    d.addr.port(),
+                    d.community.replace('\'', ""),
+                    os_of(d.profile)
                 )
             })
             .collect();
@@ -225,6 +322,21 @@ async fn add_devices(db: &Db, fleet: &[(std::net::SocketAddr, String)]) {
         )))
         .await
         .unwrap();
+    }
+    let ids = db
+        .fetch(&Statement::new(
+            "SELECT `device_id` FROM `devices` ORDER BY `device_id`",
+        ))
+        .await
+        .unwrap();
+    for (d, row) in fleet.iter().zip(ids) {
+        let rows = d.profile.discovered();
+        if !rows.is_empty() {
+            let id = row.u64("device_id").unwrap() as u32;
+            ironpoll::db::inventory::insert(db, id, &rows)
+                .await
+                .unwrap();
+        }
     }
 }
 
@@ -242,6 +354,12 @@ struct Cycle {
     db_server_cpu: f64,
     rrdcached_cpu: f64,
     rrd_updates: u64,
+    /// The most RRD updates and database rows the writers held at once.
+    rrd_peak_held: u64,
+    db_peak_held: u64,
+    /// Seconds each sink was behind the polls (polls waited).
+    db_behind: f64,
+    rrd_behind: f64,
     up_hosts: std::collections::HashSet<String>,
 }
 
@@ -313,6 +431,18 @@ fn child_cycle(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str) {
         println!("down {}", polled - up);
         println!("abandoned {}", total - polled);
         println!("rrd_updates {}", engine.rrd.stats().written);
+        // What each writer held at most (its queue included), and how
+        // long polls waited for it.
+        for (name, b) in [
+            ("db", engine.db_writer.backlog()),
+            ("rrd", engine.rrd.backlog()),
+        ] {
+            let s = b.stats();
+            println!("{name}_peak_held {}", s.peak_units.load(Ordering::Relaxed));
+            let behind = s.behind_micros.load(Ordering::Relaxed) as f64 / 1e6
+                + b.behind_for().map_or(0.0, |d| d.as_secs_f64());
+            println!("{name}_behind {behind}");
+        }
         println!("concurrency {concurrency}");
         for host in &up_hosts {
             println!("host {host}");
@@ -366,6 +496,10 @@ fn cycle(
             "down" => c.down = f() as usize,
             "abandoned" => c.abandoned = f() as usize,
             "rrd_updates" => c.rrd_updates = f() as u64,
+            "rrd_peak_held" => c.rrd_peak_held = f() as u64,
+            "db_peak_held" => c.db_peak_held = f() as u64,
+            "db_behind" => c.db_behind = f(),
+            "rrd_behind" => c.rrd_behind = f(),
             "concurrency" => concurrency = f() as usize,
             "host" => {
                 c.up_hosts.insert(v.to_string());
@@ -376,97 +510,381 @@ fn cycle(
     (c, concurrency)
 }
 
-/// What LibreNMS's PHP poller runs for one device with the availability,
-/// core and ports modules: one process per query. OIDs are numeric because
-/// this machine has no IETF MIB files; LibreNMS names them and passes its
-/// MIB directories, so each of its processes also parses MIBs, which makes
-/// its real cost higher than measured here.
-fn librenms_commands(host: &str, community: &str) -> Vec<Vec<String>> {
-    let snmp = |tool: &str, oids: &[&str]| {
-        let mut c: Vec<String> = [
-            tool, "-v2c", "-c", community, "-On", "-OQUte", "-t", "1", "-r", "3",
+/// The native modules whose CPU is measured one at a time, after `core`
+/// (which every poll runs and which is the baseline).
+const MEASURED: [&str; 12] = [
+    "availability",
+    "sensors",
+    "processors",
+    "mempools",
+    "storage",
+    "netstats",
+    "hr-mib",
+    "ucd-mib",
+    "ip-system-stats",
+    "ports",
+    "ucd-diskio",
+    "wireless",
+];
+
+/// One process LibreNMS's PHP poller starts for a device, and the module
+/// it starts it for.
+struct CliCall {
+    module: &'static str,
+    argv: Vec<String>,
+}
+
+/// What LibreNMS's PHP poller runs for one device with the native modules
+/// on: one net-snmp process per query (OIDs chunked by snmp.max_oid, 10),
+/// fping for availability. OIDs are numeric because this machine has no
+/// IETF MIB files; LibreNMS names them and passes its MIB directories, so
+/// each of its processes also parses MIBs, which makes its real cost
+/// higher than measured here.
+fn librenms_commands(d: &FleetDevice) -> Vec<CliCall> {
+    let host = d.addr.to_string();
+    let mut calls = Vec::new();
+    let mut snmp = |module: &'static str, tool: &str, oids: &[String]| {
+        let mut argv: Vec<String> = [
+            tool,
+            "-v2c",
+            "-c",
+            &d.community,
+            "-On",
+            "-OQUte",
+            "-t",
+            "1",
+            "-r",
+            "3",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
-        c.push(format!("udp:{host}"));
-        c.extend(oids.iter().map(|o| o.to_string()));
-        c
+        argv.push(format!("udp:{host}"));
+        argv.extend(oids.iter().cloned());
+        calls.push(CliCall { module, argv });
     };
-    let ip = host.rsplit_once(':').map_or(host, |(ip, _)| ip);
-    let mut cmds = vec![
-        // availability: fping with LibreNMS's default fping_options, then
-        // the SNMP check (sysObjectID.0).
-        ["fping", "-e", "-q", "-c", "3", "-p", "500", "-t", "500", ip]
+    let gets = |oids: Vec<String>| -> Vec<Vec<String>> {
+        oids.chunks(10).map(<[String]>::to_vec).collect()
+    };
+    let o = |s: &str| vec![s.to_string()];
+
+    // availability: the SNMP check (fping is added below).
+    snmp("availability", "snmpget", &o("1.3.6.1.2.1.1.2.0"));
+    // core: sysUpTime.0, then snmpEngineTime.0 and hrSystemUptime.0.
+    snmp("core", "snmpget", &o("1.3.6.1.2.1.1.3.0"));
+    snmp(
+        "core",
+        "snmpget",
+        &[
+            "1.3.6.1.6.3.10.2.1.3.0".into(),
+            "1.3.6.1.2.1.25.1.1.0".into(),
+        ],
+    );
+    // The modules that GET what discovery stored: sensors one class at a
+    // time, the others all at once.
+    let discovered = d.profile.discovered();
+    let column = |row: &ironpoll::sim::profile::Discovered, name: &str| {
+        row.row
             .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        snmp("snmpget", &["1.3.6.1.2.1.1.2.0"]),
-        // core: sysUpTime.0, then snmpEngineTime.0 and hrSystemUptime.0
-        snmp("snmpget", &["1.3.6.1.2.1.1.3.0"]),
-        snmp(
-            "snmpget",
-            &["1.3.6.1.6.3.10.2.1.3.0", "1.3.6.1.2.1.25.1.1.0"],
-        ),
-        // ports: ifXEntry
-        snmp("snmpbulkwalk", &["1.3.6.1.2.1.31.1.1.1"]),
-    ];
-    // ifDescr ifType ifMtu ifPhysAddress ifAdminStatus ifOperStatus
-    // ifLastChange ifInDiscards ifInErrors ifOutDiscards ifOutErrors
-    for column in [2, 3, 4, 6, 7, 8, 9, 13, 14, 19, 20] {
-        cmds.push(snmp(
-            "snmpbulkwalk",
-            &[&format!("1.3.6.1.2.1.2.2.1.{column}")],
-        ));
+            .find(|(c, _)| *c == name)
+            .and_then(|(_, v)| v.as_str())
+            .map(|v| v.trim_start_matches('.').to_string())
+    };
+    let mut classes: Vec<String> = Vec::new();
+    for r in discovered.iter().filter(|r| r.table == "sensors") {
+        let class = column(r, "sensor_class").unwrap_or_default();
+        if !classes.contains(&class) {
+            classes.push(class);
+        }
     }
-    // dot3StatsDuplexStatus, dot1qPortVlanEntry
-    cmds.push(snmp("snmpbulkwalk", &["1.3.6.1.2.1.10.7.2.1.19"]));
-    cmds.push(snmp("snmpbulkwalk", &["1.3.6.1.2.1.17.7.1.4.5.1"]));
-    cmds
+    for class in &classes {
+        let oids = discovered
+            .iter()
+            .filter(|r| r.table == "sensors" && column(r, "sensor_class").as_ref() == Some(class))
+            .filter_map(|r| column(r, "sensor_oid"))
+            .collect();
+        for chunk in gets(oids) {
+            snmp("sensors", "snmpget", &chunk);
+        }
+    }
+    for (module, table, columns) in [
+        ("processors", "processors", &["processor_oid"][..]),
+        (
+            "mempools",
+            "mempools",
+            &["mempool_used_oid", "mempool_total_oid"][..],
+        ),
+        ("storage", "storage", &["storage_used_oid"][..]),
+    ] {
+        let oids = discovered
+            .iter()
+            .filter(|r| r.table == table)
+            .flat_map(|r| columns.iter().filter_map(|c| column(r, c)))
+            .collect();
+        for chunk in gets(oids) {
+            snmp(module, "snmpget", &chunk);
+        }
+    }
+    // netstats: each group's scalars.
+    let netstats = ironpoll::mib::data::module("netstats");
+    for spec in netstats.rrds() {
+        let oids = spec
+            .sources
+            .iter()
+            .flatten()
+            .map(|n| {
+                netstats
+                    .oid(n)
+                    .to_string()
+                    .trim_start_matches('.')
+                    .to_string()
+            })
+            .collect();
+        for chunk in gets(oids) {
+            snmp("netstats", "snmpget", &chunk);
+        }
+    }
+    // hr-mib: hrSystemProcesses.0, hrSystemNumUsers.0.
+    snmp(
+        "hr-mib",
+        "snmpget",
+        &["1.3.6.1.2.1.25.1.6.0".into(), "1.3.6.1.2.1.25.1.5.0".into()],
+    );
+    // ucd-mib: systemStats, then laLoadInt.1-3.
+    snmp("ucd-mib", "snmpbulkwalk", &o("1.3.6.1.4.1.2021.11"));
+    snmp(
+        "ucd-mib",
+        "snmpget",
+        &(1..=3)
+            .map(|i| format!("1.3.6.1.4.1.2021.10.1.5.{i}"))
+            .collect::<Vec<_>>(),
+    );
+    // ip-system-stats: ipSystemStatsTable.
+    snmp("ip-system-stats", "snmpbulkwalk", &o("1.3.6.1.2.1.4.31.1"));
+    // ports: ifXEntry, then the ifEntry columns ifDescr ifType ifMtu
+    // ifPhysAddress ifAdminStatus ifOperStatus ifLastChange ifInDiscards
+    // ifInErrors ifOutDiscards ifOutErrors, dot3StatsDuplexStatus and
+    // dot1qPortVlanEntry.
+    snmp("ports", "snmpbulkwalk", &o("1.3.6.1.2.1.31.1.1.1"));
+    for column in [2, 3, 4, 6, 7, 8, 9, 13, 14, 19, 20] {
+        snmp(
+            "ports",
+            "snmpbulkwalk",
+            &o(&format!("1.3.6.1.2.1.2.2.1.{column}")),
+        );
+    }
+    snmp("ports", "snmpbulkwalk", &o("1.3.6.1.2.1.10.7.2.1.19"));
+    snmp("ports", "snmpbulkwalk", &o("1.3.6.1.2.1.17.7.1.4.5.1"));
+    if os_of(d.profile) == "iosxe" {
+        // The cisco group: pagpOperationMode, vmVlan and the two
+        // vlanTrunkPortEntry columns; IOS-XE: the eight cie counters.
+        for oid in [
+            "1.3.6.1.4.1.9.9.98.1.2.1.1.1",
+            "1.3.6.1.4.1.9.9.68.1.2.2.1.2",
+            "1.3.6.1.4.1.9.9.46.1.6.1.1.16",
+            "1.3.6.1.4.1.9.9.46.1.6.1.1.5",
+        ] {
+            snmp("ports", "snmpbulkwalk", &o(oid));
+        }
+        for column in 4..=11 {
+            snmp(
+                "ports",
+                "snmpbulkwalk",
+                &o(&format!("1.3.6.1.4.1.9.9.276.1.1.1.1.{column}")),
+            );
+        }
+    }
+    // ucd-diskio: diskIOTable.
+    snmp("ucd-diskio", "snmpbulkwalk", &o("1.3.6.1.4.1.2021.13.15.1"));
+    // availability's fping, with LibreNMS's default fping_options.
+    calls.push(CliCall {
+        module: "availability",
+        argv: [
+            "fping",
+            "-e",
+            "-q",
+            "-c",
+            "3",
+            "-p",
+            "500",
+            "-t",
+            "500",
+            &d.addr.ip().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    });
+    calls
+}
+
+/// What LibreNMS's way cost: CPU seconds of its processes, per module.
+#[derive(Default)]
+struct CliCost {
+    cpu: f64,
+    wall: f64,
+    processes: usize,
+    per_module: std::collections::BTreeMap<&'static str, f64>,
 }
 
 /// Runs the PHP poller's commands for `sample` devices, `workers` devices
-/// at a time, each device's commands one after the other.
-fn librenms_way(sample: &[(std::net::SocketAddr, String)], workers: usize) -> (f64, f64, usize) {
-    let next = Arc::new(AtomicUsize::new(0));
-    let processes = Arc::new(AtomicUsize::new(0));
-    let cpu_before = children_cpu_seconds();
+/// at a time, one module after the other (so that each module's CPU is its
+/// own), each device's commands for the module one after the other.
+fn librenms_way(sample: &[FleetDevice], workers: usize) -> CliCost {
+    let calls: Vec<Vec<CliCall>> = sample.iter().map(librenms_commands).collect();
+    let mut cost = CliCost::default();
     let started = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            let next = next.clone();
-            let processes = processes.clone();
-            s.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((addr, community)) = sample.get(i) else {
-                        break;
-                    };
-                    for cmd in librenms_commands(&addr.to_string(), community) {
-                        let status = Command::new(&cmd[0])
-                            .args(&cmd[1..])
-                            .stdout(Stdio::null())
-                            .stderr(Stdio::null())
-                            .status();
-                        if status.is_ok_and(|s| s.success()) {
-                            processes.fetch_add(1, Ordering::Relaxed);
+    for module in std::iter::once("core").chain(MEASURED) {
+        let next = AtomicUsize::new(0);
+        let processes = AtomicUsize::new(0);
+        let cpu_before = children_cpu_seconds();
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    while let Some(device) = calls.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        for call in device.iter().filter(|c| c.module == module) {
+                            let status = Command::new(&call.argv[0])
+                                .args(&call.argv[1..])
+                                .stdout(Stdio::null())
+                                .stderr(Stdio::null())
+                                .status();
+                            if status.is_ok() {
+                                processes.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
-                }
-            });
+                });
+            }
+        });
+        let cpu = children_cpu_seconds() - cpu_before;
+        cost.cpu += cpu;
+        cost.processes += processes.load(Ordering::Relaxed);
+        cost.per_module.insert(module, cpu);
+    }
+    cost.wall = started.elapsed().as_secs_f64();
+    cost
+}
+
+/// The child's side of the per-module measurement: for each profile's
+/// sample, a poll with `core` alone, then `core` and one module, for each
+/// measured module, then `core` alone again; prints `module PROFILE
+/// MODULE CPU_S DEVICES` lines (MODULE `core` twice, first and last).
+fn child_modules(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str, samples: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut layer = Layer::new(Source::Flag, true);
+        for (k, v) in [
+            ("db.url", mysql_db.to_string()),
+            ("rrdcached", format!("127.0.0.1:{rrd_port}")),
+            ("rrd_dir", rrd_base.to_string()),
+            ("rrd_rra", rra.to_string()),
+        ] {
+            layer.set(k, serde_json::Value::String(v));
         }
+        let settings = resolve(&[layer], settings_defaults(Mode::Librenms)).unwrap();
+        let concurrency = settings.poller.concurrency;
+        let db = Db::connect(&settings.db).await.unwrap();
+        let engine = Engine::start(Arc::new(settings), db.clone()).await.unwrap();
+        let all = devices::find(&db, "all").await.unwrap();
+        for group in samples.split(';').filter(|g| !g.is_empty()) {
+            let (profile, ids) = group.split_once(':').unwrap();
+            let ids: std::collections::HashSet<u32> =
+                ids.split(',').filter_map(|i| i.parse().ok()).collect();
+            let sample: Vec<_> = all
+                .iter()
+                .filter(|d| ids.contains(&d.device_id))
+                .cloned()
+                .collect();
+            let phases = std::iter::once(None)
+                .chain(MEASURED.iter().map(Some))
+                .chain(std::iter::once(None));
+            for module in phases {
+                let mut names = vec!["core".to_string()];
+                names.extend(module.map(|m| m.to_string()));
+                let before = process_cpu_seconds();
+                engine
+                    .poll_devices(sample.clone(), &Selection::Only(names), concurrency, |_| {})
+                    .await
+                    .unwrap();
+                let problems = engine.flush().await;
+                assert!(problems.is_empty(), "writers reported {problems:?}");
+                println!(
+                    "module {profile} {} {} {}",
+                    module.copied().unwrap_or("core"),
+                    process_cpu_seconds() - before,
+                    sample.len()
+                );
+            }
+        }
+        let _ = engine.finish().await;
+        db.close().await;
     });
-    (
-        children_cpu_seconds() - cpu_before,
-        started.elapsed().as_secs_f64(),
-        processes.load(Ordering::Relaxed),
-    )
+}
+
+/// Per profile and module: ironpoll's CPU ms per device.
+type ModuleCpu = std::collections::BTreeMap<(String, String), f64>;
+
+/// Runs the per-module measurement in a child and reads it: a module's
+/// cost is its poll's CPU less the mean of the two `core`-only polls.
+fn module_cpu(
+    mysql_db: &str,
+    rrd_port: u16,
+    rrd_base: &Path,
+    a: &Args,
+    samples: &std::collections::BTreeMap<String, Vec<u32>>,
+) -> ModuleCpu {
+    let spec: Vec<String> = samples
+        .iter()
+        .map(|(p, ids)| {
+            format!(
+                "{p}:{}",
+                ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+            )
+        })
+        .collect();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env("IRONPOLL_CYCLE_CHILD", "modules")
+        .env("IRONPOLL_CYCLE_DB", mysql_db)
+        .env("IRONPOLL_CYCLE_RRD_PORT", rrd_port.to_string())
+        .env("IRONPOLL_CYCLE_RRD_BASE", rrd_base)
+        .env("IRONPOLL_CYCLE_RRA", &a.rra)
+        .env("IRONPOLL_CYCLE_SAMPLES", spec.join(";"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the per-module polls");
+    assert!(out.status.success(), "the per-module polls failed");
+    let mut raw: std::collections::BTreeMap<(String, String), Vec<f64>> = Default::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let ["module", profile, module, cpu, n] = f[..] {
+            let per_device = cpu.parse::<f64>().unwrap() / n.parse::<f64>().unwrap().max(1.0);
+            raw.entry((profile.to_string(), module.to_string()))
+                .or_default()
+                .push(per_device * 1e3);
+        }
+    }
+    let mut out = ModuleCpu::new();
+    for profile in samples.keys() {
+        let core = raw
+            .get(&(profile.clone(), "core".to_string()))
+            .map_or(0.0, |v| v.iter().sum::<f64>() / v.len() as f64);
+        out.insert((profile.clone(), "core".into()), core);
+        for m in MEASURED {
+            if let Some(v) = raw.get(&(profile.clone(), m.to_string())) {
+                out.insert((profile.clone(), m.to_string()), v[0] - core);
+            }
+        }
+    }
+    out
 }
 
 fn print_cycle(name: &str, c: &Cycle, devices: usize) {
     let polled = (c.up + c.down).max(1) as f64;
     println!(
-        "| {name} | {devices} | {} up, {} down, {} abandoned | {:.1} | {:.2} | **{:.1}%** | {:.2} | **{:.1}** | {:.1} | {} | {:.2} | {:.2} |",
+        "| {name} | {devices} | {} up, {} down, {} abandoned | {:.1} | {:.2} | **{:.1}%** | {:.2} | **{:.1}** | {:.1} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} |",
         c.up,
         c.down,
         c.abandoned,
@@ -477,20 +895,29 @@ fn print_cycle(name: &str, c: &Cycle, devices: usize) {
         c.peak_rss_mb,
         c.statements as f64 / polled,
         c.rrd_updates,
+        c.db_peak_held,
+        c.rrd_peak_held,
+        c.db_behind,
+        c.rrd_behind,
         c.db_server_cpu,
         c.rrdcached_cpu,
     );
 }
 
 fn main() {
-    if std::env::var_os("IRONPOLL_CYCLE_CHILD").is_some() {
+    if let Ok(child) = std::env::var("IRONPOLL_CYCLE_CHILD") {
         let var = |k: &str| std::env::var(k).unwrap();
-        child_cycle(
-            &var("IRONPOLL_CYCLE_DB"),
+        let (db, port, base, rra) = (
+            var("IRONPOLL_CYCLE_DB"),
             var("IRONPOLL_CYCLE_RRD_PORT").parse().unwrap(),
-            &var("IRONPOLL_CYCLE_RRD_BASE"),
-            &var("IRONPOLL_CYCLE_RRA"),
+            var("IRONPOLL_CYCLE_RRD_BASE"),
+            var("IRONPOLL_CYCLE_RRA"),
         );
+        if child == "modules" {
+            child_modules(&db, port, &base, &rra, &var("IRONPOLL_CYCLE_SAMPLES"));
+        } else {
+            child_cycle(&db, port, &base, &rra);
+        }
         return;
     }
     let a = args();
@@ -513,44 +940,152 @@ fn main() {
         db.close().await;
     });
     let mysql_db = format!("{mysql}/ironpoll_bench");
+    let slow = SlowDb::start(a.slow_db);
     eprintln!("cycle 1 (new ports, RRD files created)");
     let (first, concurrency) = cycle(&mysql_db, rrd_port, &rrd_base, &a, rrdcached_pid);
     eprintln!("cycle 2 (steady state)");
     let (second, _) = cycle(&mysql_db, rrd_port, &rrd_base, &a, rrdcached_pid);
+    drop(slow);
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for d in &fleet {
+        *counts.entry(d.profile.name()).or_default() += 1;
+    }
     println!(
-        "fleet: {} switch48 devices, latency {}, {}% dead; poller concurrency {concurrency}, RRAs \"{}\"",
+        "fleet: {} devices ({}), latency {}, {}% dead; poller concurrency {concurrency}, every native module on, RRAs \"{}\"{}",
         fleet.len(),
+        counts
+            .iter()
+            .map(|(p, n)| format!("{n} {p}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         a.latency,
         a.dead_percent,
-        a.rra
+        a.rra,
+        if a.slow_db > 1 {
+            format!(
+                "; MariaDB slowed to 1/{} of its speed during both cycles",
+                a.slow_db
+            )
+        } else {
+            String::new()
+        }
     );
     println!();
     println!(
-        "| cycle | devices | result | wall s | poller CPU s | share of 2 cores over 300 s | poller CPU ms/device | peak RSS MB | DB statements/device | RRD updates | MariaDB CPU s | rrdcached CPU s |"
+        "| cycle | devices | result | wall s | poller CPU s | share of 2 cores over 300 s | poller CPU ms/device | peak RSS MB | DB statements/device | RRD updates | most DB rows held | most RRD updates held | s the DB was behind | s rrdcached was behind | MariaDB CPU s | rrdcached CPU s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     print_cycle("first (inserts ports, creates files)", &first, fleet.len());
     print_cycle("second (steady state)", &second, fleet.len());
 
-    // The sample: devices spread over the fleet that were up (LibreNMS
-    // skips the SNMP modules of down devices, as ironpoll does).
-    let step = (fleet.len() / a.sample.max(1)).max(1);
-    let sample: Vec<_> = fleet
+    // Devices that were up, per profile, in fleet order (LibreNMS skips
+    // the SNMP modules of down devices, as ironpoll does). Device ids
+    // follow the fleet's order (add_devices inserts them so).
+    let up: Vec<(u32, &FleetDevice)> = fleet
         .iter()
-        .step_by(step)
-        .filter(|(addr, _)| second.up_hosts.contains(&addr.ip().to_string()))
-        .take(a.sample)
-        .cloned()
+        .enumerate()
+        .filter(|(_, d)| second.up_hosts.contains(&d.addr.ip().to_string()))
+        .map(|(i, d)| (i as u32 + 1, d))
         .collect();
-    let (cli_cpu, cli_wall, processes) = librenms_way(&sample, a.workers);
-    // All of the cycle's CPU charged to the devices that were up: the
-    // conservative side, since dead devices cost the poller little.
-    let ours = second.cpu / second.up.max(1) as f64;
-    let theirs = cli_cpu / sample.len().max(1) as f64;
+    let pick = |n: usize| {
+        let mut by_profile: std::collections::BTreeMap<String, Vec<(u32, &FleetDevice)>> =
+            Default::default();
+        for (id, d) in &up {
+            by_profile
+                .entry(d.profile.name().to_string())
+                .or_default()
+                .push((*id, d));
+        }
+        for v in by_profile.values_mut() {
+            let step = (v.len() / n.max(1)).max(1);
+            *v = v.iter().step_by(step).take(n).copied().collect();
+        }
+        by_profile
+    };
+
+    let mut per_module = ModuleCpu::new();
+    let module_sample = pick(a.module_sample);
+    if a.module_sample > 0 {
+        eprintln!("per-module CPU");
+        let ids = module_sample
+            .iter()
+            .map(|(p, v)| (p.clone(), v.iter().map(|(id, _)| *id).collect()))
+            .collect();
+        per_module = module_cpu(&mysql_db, rrd_port, &rrd_base, &a, &ids);
+    }
+
+    eprintln!("LibreNMS's way");
+    let cli_sample = pick(a.sample);
+    let mut cli: std::collections::BTreeMap<String, (CliCost, usize)> = Default::default();
+    for (profile, devices) in &cli_sample {
+        let sample: Vec<FleetDevice> = devices.iter().map(|(_, d)| (*d).clone()).collect();
+        cli.insert(
+            profile.clone(),
+            (librenms_way(&sample, a.workers), sample.len()),
+        );
+    }
+
     println!();
     println!(
-        "LibreNMS's way on {} sampled devices ({processes} processes: fping, snmpget, snmpbulkwalk; {} devices at a time): {cli_cpu:.2} CPU s in {cli_wall:.1} s, {:.1} ms per device (PHP's own CPU not counted)",
-        sample.len(),
+        "CPU ms per device, per module (ironpoll: a poll of `core` and the module less a poll of `core` alone, over {} devices per profile that were up; LibreNMS's way: its net-snmp and fping processes for the module, over {} devices per profile, {} at a time, PHP's own CPU not counted):",
+        a.module_sample, a.sample, a.workers
+    );
+    println!();
+    let profiles: Vec<&String> = cli.keys().collect();
+    let mut header = "| module |".to_string();
+    let mut rule = "|---|".to_string();
+    for p in &profiles {
+        header.push_str(&format!(" {p} ironpoll | {p} LibreNMS's way | {p} ratio |"));
+        rule.push_str("---|---|---|");
+    }
+    println!("{header}");
+    println!("{rule}");
+    for module in std::iter::once("core").chain(MEASURED) {
+        let mut line = format!("| {module} |");
+        for p in &profiles {
+            let ours = per_module.get(&((*p).clone(), module.to_string())).copied();
+            let (cost, n) = &cli[*p];
+            let theirs =
+                cost.per_module.get(module).copied().unwrap_or(0.0) * 1e3 / (*n).max(1) as f64;
+            match ours {
+                Some(o) => line.push_str(&format!(
+                    " {o:.3} | {theirs:.2} | {} |",
+                    if o > 0.0 {
+                        format!("{:.0}x", theirs / o)
+                    } else {
+                        "-".to_string()
+                    }
+                )),
+                None => line.push_str(&format!(" - | {theirs:.2} | - |")),
+            }
+        }
+        println!("{line}");
+    }
+
+    // The whole cycle against the whole of LibreNMS's way, per profile
+    // weighted by the fleet's mix.
+    let ours = second.cpu / second.up.max(1) as f64;
+    let up_total = up.len().max(1) as f64;
+    let mut theirs = 0.0;
+    let mut processes = 0;
+    let mut cli_wall = 0.0;
+    let mut cli_cpu = 0.0;
+    let mut sampled = 0;
+    for (profile, (cost, n)) in &cli {
+        let share = up
+            .iter()
+            .filter(|(_, d)| d.profile.name() == profile)
+            .count() as f64
+            / up_total;
+        theirs += share * cost.cpu / (*n).max(1) as f64;
+        processes += cost.processes;
+        cli_wall += cost.wall;
+        cli_cpu += cost.cpu;
+        sampled += n;
+    }
+    println!();
+    println!(
+        "LibreNMS's way on {sampled} sampled devices ({processes} processes: fping, snmpget, snmpbulkwalk; {} devices at a time): {cli_cpu:.2} CPU s in {cli_wall:.1} s, {:.1} ms per device weighted by the fleet's mix (PHP's own CPU not counted)",
         a.workers,
         theirs * 1e3
     );

@@ -6,6 +6,7 @@
 //! * `cli`: the `ironpoll` command line.
 
 pub mod alloc;
+pub mod backlog;
 pub mod cli;
 pub mod config;
 pub mod coord;

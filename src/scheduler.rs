@@ -3,6 +3,10 @@
 //! start), a budget of concurrent polls, a deadline per poll, and leases so
 //! that no device is polled twice at once. Down devices are retried after
 //! `service_poller_down_retry` seconds, as LibreNMS's dispatcher does.
+//!
+//! While a writer is behind (the database or rrdcached slower than the
+//! polls) no new poll starts; the devices that wait count as deferred, and
+//! those that miss their period are reported overdue with the reason.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -48,6 +52,11 @@ pub struct SchedulerStats {
     /// Due devices waiting for room at the last tick (LibreNMS's queue
     /// depth).
     pub pending: AtomicU64,
+    /// Due devices held back because a sink was behind (each counted once
+    /// per wait).
+    pub deferred: AtomicU64,
+    /// Devices not started within the period after they fell due, now.
+    pub overdue: AtomicU64,
 }
 
 pub struct Scheduler {
@@ -84,6 +93,11 @@ impl Scheduler {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut db_errors = 0u32;
         let mut last_report = Instant::now();
+        // Since when each due device has been waiting to start, and those
+        // already counted as deferred in this wait.
+        let mut waiting_since: HashMap<u32, Instant> = HashMap::new();
+        let mut deferred: HashSet<u32> = HashSet::new();
+        let mut overdue_said = 0u64;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -125,23 +139,59 @@ impl Scheduler {
                 }
             }
             let mut start = Vec::new();
-            let room = budget.available_permits();
+            // Back-pressure: no new poll while a sink is behind.
+            let behind = self.engine.sinks_behind();
+            let room = if behind.is_empty() {
+                budget.available_permits()
+            } else {
+                0
+            };
+            let mut eligible: HashSet<u32> = HashSet::new();
             for d in &due {
-                if start.len() >= room {
-                    break;
-                }
                 if in_flight.lock().contains(&d.device_id) {
                     continue;
                 }
                 if not_before.get(&d.device_id).is_some_and(|t| *t > now) {
                     continue;
                 }
+                eligible.insert(d.device_id);
+                waiting_since.entry(d.device_id).or_insert(now);
+                if !behind.is_empty() && deferred.insert(d.device_id) {
+                    self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                }
+                if start.len() >= room {
+                    continue;
+                }
                 if !self.leases.acquire(d.device_id, opts.frequency).await {
                     continue;
                 }
                 not_before.remove(&d.device_id);
+                waiting_since.remove(&d.device_id);
+                deferred.remove(&d.device_id);
                 start.push(d.device_id);
             }
+            // Devices no longer due (polled elsewhere, disabled) stop
+            // waiting.
+            waiting_since.retain(|id, _| eligible.contains(id));
+            deferred.retain(|id| eligible.contains(id));
+            let overdue = waiting_since
+                .values()
+                .filter(|since| now.duration_since(**since) >= opts.frequency)
+                .count() as u64;
+            self.stats.overdue.store(overdue, Ordering::Relaxed);
+            if overdue > 0 && (overdue_said == 0 || last_report.elapsed() >= opts.frequency) {
+                let reason = if behind.is_empty() {
+                    "no room: every poll slot busy (poller.concurrency)".to_string()
+                } else {
+                    format!("sinks behind: {}", behind.join(", "))
+                };
+                tracing::warn!(
+                    overdue,
+                    deferred = self.stats.deferred.load(Ordering::Relaxed),
+                    "devices not started within their polling period: {reason}"
+                );
+            }
+            overdue_said = overdue;
             let waiting = {
                 let in_flight = in_flight.lock();
                 due.iter()
@@ -285,7 +335,23 @@ impl Scheduler {
             rrd_dropped = rrd.dropped,
             db_polls_written = db.polls.load(Ordering::Relaxed),
             db_polls_refused = db.refused_polls.load(Ordering::Relaxed),
+            deferred = s.deferred.load(Ordering::Relaxed),
+            overdue = s.overdue.load(Ordering::Relaxed),
+            sinks_behind_seconds = format!("{:.1}", self.sinks_behind_seconds()),
             "poller progress"
         );
+    }
+
+    /// How long polls have waited on the writers, all episodes, in
+    /// seconds (the database's and rrdcached's summed).
+    fn sinks_behind_seconds(&self) -> f64 {
+        self.engine
+            .backlogs()
+            .iter()
+            .map(|b| {
+                b.stats().behind_micros.load(Ordering::Relaxed) as f64 / 1e6
+                    + b.behind_for().map_or(0.0, |d| d.as_secs_f64())
+            })
+            .sum()
     }
 }

@@ -248,6 +248,9 @@ fn print_modules(s: &Settings) {
         "# poller modules for LibreNMS's PHP: {} (and, per OS, those whose LibreNMS OS code replaces the generic polling)",
         names(&php)
     );
+    for note in s.ports_not_native() {
+        println!("# ports: {note}");
+    }
     match crate::poller::php::Php::find(s) {
         Ok(p) => println!(
             "# LibreNMS PHP: {} ({} at once, killed after {} s)",

@@ -45,6 +45,14 @@ pub struct DbSettings {
     pub timezone: String,
     /// Connections ironpoll may hold open at once.
     pub max_connections: u32,
+    /// Rows the database writer holds at most (queue included) before
+    /// polls wait for it.
+    pub held_rows: u64,
+    /// The same bound in memory, MiB.
+    pub held_mb: u64,
+    /// Seconds a write transaction may take before it is abandoned with
+    /// its connection and retried on a fresh one.
+    pub commit_deadline_secs: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -71,8 +79,14 @@ pub struct RrdSettings {
     pub heartbeat: u32,
     pub rra: Vec<String>,
     /// Updates held while rrdcached is unreachable; past this they are
-    /// dropped and counted.
+    /// dropped and counted (only when below `held_updates`: otherwise
+    /// polls wait for room first).
     pub buffer_limit: usize,
+    /// Updates the RRD writer holds at most (queue included) before polls
+    /// wait for it.
+    pub held_updates: u64,
+    /// The same bound in memory, MiB.
+    pub held_mb: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -265,6 +279,13 @@ pub struct PortSettings {
     /// standalone store has no separate discovery; LibreNMS waits for its
     /// discovery instead).
     pub discover_when_empty: bool,
+    /// LibreNMS's PoE port graphs (`port-id<N>-poe.rrd`), not polled
+    /// natively: check-config and the start say so when it is on.
+    pub enable_ports_poe: bool,
+    /// LibreNMS's EtherLike port graphs: in LibreNMS 4ab87302 the code
+    /// sends data-source names its file does not have, so nothing is
+    /// recorded; ironpoll does not write the file either.
+    pub enable_ports_etherlike: bool,
     /// The filters of each OS, compiled once each.
     filters: std::sync::Arc<parking_lot::Mutex<BTreeMap<String, std::sync::Arc<PortFilters>>>>,
 }
@@ -287,6 +308,23 @@ pub struct PortFilters {
 }
 
 impl Settings {
+    /// What an operator who turned on a ports option ironpoll does not do
+    /// natively should be told.
+    pub fn ports_not_native(&self) -> Vec<&'static str> {
+        let mut notes = Vec::new();
+        if self.ports.enable_ports_poe {
+            notes.push(
+                "enable_ports_poe is on: ironpoll does not poll PoE port counters (port-id<N>-poe.rrd); those graphs stop while ironpoll polls ports",
+            );
+        }
+        if self.ports.enable_ports_etherlike {
+            notes.push(
+                "enable_ports_etherlike is on: LibreNMS's own EtherLike code records no data in this version (its data-source names do not match), and ironpoll does not write port-id<N>-dot3.rrd either",
+            );
+        }
+        notes
+    }
+
     /// The port filters of an OS.
     pub fn port_filters(&self, os: &str) -> std::sync::Arc<PortFilters> {
         let mut cache = self.ports.filters.lock();
@@ -383,6 +421,9 @@ impl Settings {
                 socket: String::new(),
                 timezone: String::new(),
                 max_connections: 4,
+                held_rows: 100_000,
+                held_mb: 48,
+                commit_deadline_secs: 60,
             },
             node_id: String::new(),
             redis: RedisSettings {
@@ -409,6 +450,8 @@ impl Settings {
                 heartbeat: 600,
                 rra: DEFAULT_RRA.split_whitespace().map(str::to_string).collect(),
                 buffer_limit: 1_000_000,
+                held_updates: 200_000,
+                held_mb: 48,
             },
             snmp: SnmpSettings {
                 timeout_secs: 1.0,
@@ -497,6 +540,8 @@ impl Settings {
                 ignore_unmapable_port: false,
                 rrdtool_tune: false,
                 discover_when_empty: standalone,
+                enable_ports_poe: false,
+                enable_ports_etherlike: false,
                 filters: Default::default(),
             },
             availability: AvailabilitySettings {
@@ -541,6 +586,11 @@ impl Settings {
             "db.max_connections" => {
                 self.db.max_connections = ranged(v, 1, 1_000).map_err(inv)? as u32
             }
+            "db.held_rows" => self.db.held_rows = ranged(v, 1_000, 1 << 32).map_err(inv)? as u64,
+            "db.held_mb" => self.db.held_mb = ranged(v, 1, 1 << 20).map_err(inv)? as u64,
+            "db.commit_deadline" => {
+                self.db.commit_deadline_secs = ranged(v, 1, 86_400).map_err(inv)? as u32
+            }
             "node_id" => self.node_id = string(v).map_err(inv)?,
             "redis.host" => self.redis.host = string(v).map_err(inv)?,
             "redis.port" => self.redis.port = ranged(v, 1, 65_535).map_err(inv)? as u16,
@@ -569,6 +619,10 @@ impl Settings {
             "rrd.buffer_limit" => {
                 self.rrd.buffer_limit = ranged(v, 0, 1 << 32).map_err(inv)? as usize
             }
+            "rrd.held_updates" => {
+                self.rrd.held_updates = ranged(v, 1_000, 1 << 32).map_err(inv)? as u64
+            }
+            "rrd.held_mb" => self.rrd.held_mb = ranged(v, 1, 1 << 20).map_err(inv)? as u64,
             "snmp.timeout" => {
                 let t = float(v).map_err(inv)?;
                 if !(t > 0.0 && t <= 600.0) {
@@ -646,6 +700,10 @@ impl Settings {
             "rrdtool_tune" => self.ports.rrdtool_tune = boolean(v).map_err(inv)?,
             "ports.discover_when_empty" => {
                 self.ports.discover_when_empty = boolean(v).map_err(inv)?
+            }
+            "enable_ports_poe" => self.ports.enable_ports_poe = boolean(v).map_err(inv)?,
+            "enable_ports_etherlike" => {
+                self.ports.enable_ports_etherlike = boolean(v).map_err(inv)?
             }
             "graphing.availability" => {
                 let d = int_list(v).map_err(inv)?;
@@ -764,6 +822,12 @@ impl Settings {
         add("db.socket", q(&self.db.socket));
         add("db.timezone", q(&self.db.timezone));
         add("db.max_connections", self.db.max_connections.to_string());
+        add("db.held_rows", self.db.held_rows.to_string());
+        add("db.held_mb", self.db.held_mb.to_string());
+        add(
+            "db.commit_deadline",
+            self.db.commit_deadline_secs.to_string(),
+        );
         add("node_id", q(&self.node_id));
         add("redis.host", q(&self.redis.host));
         add("redis.port", self.redis.port.to_string());
@@ -776,6 +840,8 @@ impl Settings {
         add("rrd.heartbeat", self.rrd.heartbeat.to_string());
         add("rrd_rra", q(&self.rrd.rra.join(" ")));
         add("rrd.buffer_limit", self.rrd.buffer_limit.to_string());
+        add("rrd.held_updates", self.rrd.held_updates.to_string());
+        add("rrd.held_mb", self.rrd.held_mb.to_string());
         add("snmp.timeout", self.snmp.timeout_secs.to_string());
         add("snmp.retries", self.snmp.retries.to_string());
         add("snmp.max_repeaters", self.snmp.max_repeaters.to_string());
@@ -870,6 +936,11 @@ impl Settings {
         add(
             "ports.discover_when_empty",
             self.ports.discover_when_empty.to_string(),
+        );
+        add("enable_ports_poe", self.ports.enable_ports_poe.to_string());
+        add(
+            "enable_ports_etherlike",
+            self.ports.enable_ports_etherlike.to_string(),
         );
         add(
             "graphing.availability",

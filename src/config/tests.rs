@@ -235,3 +235,21 @@ fn os_definitions_give_per_os_module_defaults_below_the_config_table() {
 
     assert!(super::os_definitions::read(&dir.path().join("nowhere")).is_none());
 }
+
+#[test]
+fn ports_options_ironpoll_does_not_poll_are_said() {
+    let s = resolve(&[], defaults()).unwrap();
+    assert!(s.ports_not_native().is_empty());
+    let table = config_table_layer(vec![
+        ("enable_ports_poe".into(), "true".into()),
+        ("enable_ports_etherlike".into(), "true".into()),
+    ]);
+    let s = resolve(&[table], defaults()).unwrap();
+    let notes = s.ports_not_native();
+    assert_eq!(notes.len(), 2);
+    assert!(notes[0].starts_with("enable_ports_poe is on"), "{notes:?}");
+    assert!(
+        notes[1].starts_with("enable_ports_etherlike is on"),
+        "{notes:?}"
+    );
+}

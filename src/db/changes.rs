@@ -77,6 +77,39 @@ impl TableChange {
         }
     }
 
+    /// Memory this change takes, heap included (for the writer's bound).
+    pub fn bytes(&self) -> usize {
+        fn cols(c: &Cols) -> usize {
+            c.iter()
+                .map(|(_, v)| std::mem::size_of::<&str>() + v.bytes())
+                .sum()
+        }
+        fn filters(f: &[Filter]) -> usize {
+            f.iter()
+                .map(|f| {
+                    std::mem::size_of::<Filter>()
+                        + match f {
+                            Filter::Eq(_, v) => v.bytes(),
+                            Filter::IsNull(_) => 0,
+                            Filter::In(_, vs) | Filter::NotIn(_, vs) => {
+                                vs.iter().map(Val::bytes).sum()
+                            }
+                        }
+                })
+                .sum()
+        }
+        std::mem::size_of::<TableChange>()
+            + match self {
+                TableChange::Update { row, .. } => cols(&row.cols),
+                TableChange::UpdateWhere {
+                    set, filters: f, ..
+                } => cols(set) + filters(f),
+                TableChange::Insert { row, .. } | TableChange::Upsert { row, .. } => cols(row),
+                TableChange::InsertUnless { row, exists, .. } => cols(row) + filters(exists),
+                TableChange::Delete { filters: f, .. } => filters(f),
+            }
+    }
+
     pub fn table(&self) -> &'static str {
         match self {
             TableChange::Update { table, .. }
@@ -143,6 +176,11 @@ impl Changes {
     /// Rows these changes write (for the writer's bound).
     pub fn rows(&self) -> usize {
         self.ops.iter().map(TableChange::rows).sum()
+    }
+
+    /// Memory these changes take (for the writer's bound).
+    pub fn bytes(&self) -> usize {
+        self.ops.iter().map(TableChange::bytes).sum()
     }
 
     pub fn push(&mut self, change: TableChange) {

@@ -69,6 +69,8 @@ pub enum DbError {
     Query(String),
     #[error("database unreachable: {0}")]
     Unavailable(String),
+    #[error("a database transaction hung for {0:?} and was abandoned with its connection")]
+    Hung(std::time::Duration),
 }
 
 impl DbError {
@@ -88,7 +90,15 @@ impl DbError {
     /// Whether the failure is the connection's (worth retrying), not the
     /// statement's.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, DbError::Unavailable(_) | DbError::Connect { .. })
+        matches!(
+            self,
+            DbError::Unavailable(_) | DbError::Connect { .. } | DbError::Hung(_)
+        )
+    }
+
+    /// Whether a transaction was abandoned at its deadline.
+    pub fn is_hung(&self) -> bool {
+        matches!(self, DbError::Hung(_))
     }
 }
 
@@ -335,6 +345,20 @@ impl Db {
 
     /// Runs statements in one transaction: all of them or none.
     pub async fn transaction(&self, statements: &[Statement]) -> Result<u64, DbError> {
+        self.transaction_within(statements, Duration::MAX).await
+    }
+
+    /// Runs statements in one transaction, abandoning it after `deadline`
+    /// ([`DbError::Hung`]). The connection of an abandoned transaction is
+    /// closed rather than handed back to the pool: a server that stopped
+    /// answering on it may never finish the statement, and the next
+    /// attempt must not wait behind it.
+    pub async fn transaction_within(
+        &self,
+        statements: &[Statement],
+        deadline: Duration,
+    ) -> Result<u64, DbError> {
+        use sqlx::Connection;
         if statements.is_empty() {
             return Ok(0);
         }
@@ -342,32 +366,38 @@ impl Db {
         self.stats
             .statements
             .fetch_add(statements.len() as u64 + 2, Ordering::Relaxed);
-        let mut changed = 0;
-        match &self.pool {
-            Pool::Mysql(p) => {
-                let mut tx = p.begin().await.map_err(DbError::query)?;
-                for st in statements {
-                    changed += mysql_query(st)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(DbError::query)?
-                        .rows_affected();
-                }
-                tx.commit().await.map_err(DbError::query)?;
-            }
-            Pool::Sqlite(p) => {
-                let mut tx = p.begin().await.map_err(DbError::query)?;
-                for st in statements {
-                    changed += sqlite_query(st)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(DbError::query)?
-                        .rows_affected();
-                }
-                tx.commit().await.map_err(DbError::query)?;
-            }
+        // The same steps on either pool; a macro because their connection
+        // and query types differ.
+        macro_rules! run {
+            ($pool:expr, $query:ident) => {{
+                let mut conn = $pool.acquire().await.map_err(DbError::query)?;
+                let work = async {
+                    let mut changed = 0;
+                    let mut tx = conn.begin().await.map_err(DbError::query)?;
+                    for st in statements {
+                        changed += $query(st)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(DbError::query)?
+                            .rows_affected();
+                    }
+                    tx.commit().await.map_err(DbError::query)?;
+                    Ok(changed)
+                };
+                let outcome = match tokio::time::Instant::now().checked_add(deadline) {
+                    Some(end) => tokio::time::timeout_at(end, work).await,
+                    None => Ok(work.await),
+                };
+                outcome.unwrap_or_else(|_| {
+                    conn.close_on_drop();
+                    Err(DbError::Hung(deadline))
+                })
+            }};
         }
-        Ok(changed)
+        match &self.pool {
+            Pool::Mysql(p) => run!(p, mysql_query),
+            Pool::Sqlite(p) => run!(p, sqlite_query),
+        }
     }
 
     /// Opens a transaction for statements that depend on each other.

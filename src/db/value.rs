@@ -23,6 +23,16 @@ pub enum Val {
 }
 
 impl Val {
+    /// Memory this value takes, heap included (for the writer's bound).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Val>()
+            + match self {
+                Val::Text(s) => s.capacity(),
+                Val::Bytes(b) => b.capacity(),
+                _ => 0,
+            }
+    }
+
     pub fn text(s: impl Into<String>) -> Val {
         Val::Text(s.into())
     }

@@ -4,7 +4,12 @@
 //! A flush that fails on the connection is retried, the changes held up to
 //! a bound. A flush that fails on its data is retried one poll at a time so
 //! that one device's odd row costs no other device its data; the poll that
-//! still fails is dropped, counted and logged.
+//! still fails is dropped, counted and logged. A transaction that hangs
+//! past its deadline is abandoned with its connection and retried on a
+//! fresh one.
+//!
+//! What the writer holds, queue included, is bounded by its [`Backlog`]:
+//! [`DbWriter::send`] waits while the database is behind.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -13,6 +18,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+use crate::backlog::{Backlog, Bound};
 
 use super::changes::{Changes, Cols, Filter, RowUpdate, TableChange};
 use super::{Db, DbError, Dialect, MAX_BINDS, Statement, Val, chunk_sizes, upsert_clause};
@@ -353,8 +360,15 @@ fn single(d: Dialect, change: &TableChange, out: &mut Vec<Statement>) {
 pub struct DbWriterOptions {
     pub flush_interval: Duration,
     /// Rows held while the database is unreachable; past this the oldest
-    /// polls' changes are dropped and counted.
+    /// polls' changes are dropped and counted. Above `held`, it never
+    /// comes into play: polls wait for room instead.
     pub buffer_rows: usize,
+    /// The most the writer holds, queue included, before
+    /// [`DbWriter::send`] waits.
+    pub held: Bound,
+    /// How long one transaction may take before it is abandoned with its
+    /// connection and retried on a fresh one.
+    pub commit_deadline: Duration,
     /// Rows written in one transaction at most. Reaching it starts a write
     /// before the flush interval ends, so the statements built for one
     /// write (which hold a second copy of the rows) stay small.
@@ -370,6 +384,11 @@ impl Default for DbWriterOptions {
             // small enough that building them (a second copy of the rows,
             // as SQL and binds) stays a few megabytes.
             batch_rows: 5_000,
+            held: Bound {
+                units: 100_000,
+                bytes: 48 << 20,
+            },
+            commit_deadline: Duration::from_secs(60),
         }
     }
 }
@@ -383,6 +402,8 @@ pub struct DbWriterStats {
     pub refused_polls: AtomicU64,
     /// Polls dropped because the buffer was full while the DB was down.
     pub dropped_polls: AtomicU64,
+    /// Transactions abandoned at their deadline and retried.
+    pub hung_commits: AtomicU64,
 }
 
 /// How one poll's changes ended.
@@ -414,6 +435,9 @@ impl Commit {
 struct Held {
     changes: Changes,
     done: Option<oneshot::Sender<Written>>,
+    /// What it was admitted as, given back when it finishes.
+    bytes: u64,
+    backlog: Arc<Backlog>,
 }
 
 impl Held {
@@ -422,6 +446,7 @@ impl Held {
     }
 
     fn finish(self, outcome: Written) {
+        self.backlog.release(self.changes.rows() as u64, self.bytes);
         if let Some(done) = self.done {
             let _ = done.send(outcome);
         }
@@ -438,26 +463,32 @@ enum Msg {
 pub struct DbWriter {
     tx: mpsc::UnboundedSender<Msg>,
     stats: Arc<DbWriterStats>,
+    backlog: Arc<Backlog>,
 }
 
 impl DbWriter {
     pub fn start(db: Db, options: DbWriterOptions) -> (DbWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(DbWriterStats::default());
+        let backlog = Arc::new(Backlog::new("the database", options.held));
         let task = tokio::spawn(run(db, options, stats.clone(), rx));
-        (DbWriter { tx, stats }, task)
+        (DbWriter { tx, stats, backlog }, task)
     }
 
-    /// Queues one poll's changes; the returned [`Commit`] says when they
-    /// are in the database.
-    pub fn send(&self, changes: Changes) -> Commit {
+    /// Queues one poll's changes, first waiting while the database is
+    /// behind; the returned [`Commit`] says when they are in the database.
+    pub async fn send(&self, changes: Changes) -> Commit {
         if changes.is_empty() {
             return Commit(None);
         }
         let (done, rx) = oneshot::channel();
+        let bytes = changes.bytes() as u64;
+        self.backlog.admit(changes.rows() as u64, bytes).await;
         let held = Held {
             changes,
             done: Some(done),
+            bytes,
+            backlog: self.backlog.clone(),
         };
         if let Err(mpsc::error::SendError(Msg::Changes(held))) =
             self.tx.send(Msg::Changes(Box::new(held)))
@@ -480,6 +511,11 @@ impl DbWriter {
 
     pub fn stats(&self) -> &DbWriterStats {
         &self.stats
+    }
+
+    /// What the writer holds, and whether the database is behind.
+    pub fn backlog(&self) -> &Arc<Backlog> {
+        &self.backlog
     }
 }
 
@@ -548,7 +584,7 @@ async fn run(
                 batch.push(c);
             }
             held_rows -= batch_rows;
-            match write(&db, &stats, batch).await {
+            match write(&db, &stats, batch, options.commit_deadline).await {
                 Ok(()) => {
                     if let Some(since) = down_since.take() {
                         tracing::warn!(down_for = ?since.elapsed(), "the database answers again; held changes written");
@@ -606,10 +642,21 @@ async fn write(
     db: &Db,
     stats: &DbWriterStats,
     batch: Vec<Held>,
+    deadline: Duration,
 ) -> Result<(), (DbError, Vec<Held>)> {
     let d = db.dialect();
     let all = statements(d, batch.iter().flat_map(|h| &h.changes.ops));
-    match db.transaction(&all).await {
+    let hung = |e: &DbError| {
+        if e.is_hung() {
+            stats.hung_commits.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("{e}; retrying the same rows on a fresh connection");
+        }
+    };
+    match db
+        .transaction_within(&all, deadline)
+        .await
+        .inspect_err(hung)
+    {
         Ok(_) => {
             drop(all);
             stats.flushes.fetch_add(1, Ordering::Relaxed);
@@ -627,7 +674,11 @@ async fn write(
             tracing::debug!("batched write failed ({e}); writing poll by poll");
             let mut polls = batch.into_iter();
             while let Some(h) = polls.next() {
-                match db.transaction(&statements(d, &h.changes.ops)).await {
+                match db
+                    .transaction_within(&statements(d, &h.changes.ops), deadline)
+                    .await
+                    .inspect_err(hung)
+                {
                     Ok(_) => {
                         stats.polls.fetch_add(1, Ordering::Relaxed);
                         stats.rows.fetch_add(h.rows() as u64, Ordering::Relaxed);

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::php::Php;
 use super::{DeviceReport, ModuleReport, PollEnv, PolledBy, poll_device};
+use crate::backlog::{Backlog, Bound};
 use crate::config::{Mode, Settings};
 use crate::db::state::{self, Needs};
 use crate::db::writer::{Commit, DbWriter, DbWriterOptions, Written};
@@ -81,11 +82,28 @@ impl Engine {
             spec,
             WriterOptions {
                 buffer_limit: settings.rrd.buffer_limit,
+                held: Bound {
+                    units: settings.rrd.held_updates,
+                    bytes: settings.rrd.held_mb << 20,
+                },
                 ..WriterOptions::default()
             },
         );
-        let (db_writer, db_task) = DbWriter::start(db.clone(), DbWriterOptions::default());
+        let (db_writer, db_task) = DbWriter::start(
+            db.clone(),
+            DbWriterOptions {
+                held: Bound {
+                    units: settings.db.held_rows,
+                    bytes: settings.db.held_mb << 20,
+                },
+                commit_deadline: Duration::from_secs(u64::from(settings.db.commit_deadline_secs)),
+                ..DbWriterOptions::default()
+            },
+        );
         let php = Php::find(&settings);
+        for note in settings.ports_not_native() {
+            tracing::warn!("{note}");
+        }
         Ok(Arc::new(Engine {
             env: PollEnv {
                 settings,
@@ -145,6 +163,7 @@ impl Engine {
         // fleet.
         while devices.peek().is_some() {
             let chunk: Vec<Device> = devices.by_ref().take(STATE_CHUNK).collect();
+            self.sinks_room().await;
             let first = limit.clone().acquire_owned().await.expect("semaphore open");
             let ids: Vec<u32> = chunk.iter().map(|d| d.device_id).collect();
             let mut states = state::load(&self.db, &ids, needs).await?;
@@ -154,7 +173,11 @@ impl Engine {
                 let selection = selection.clone();
                 let permit = match first.take() {
                     Some(p) => p,
-                    None => limit.clone().acquire_owned().await.expect("semaphore open"),
+                    None => {
+                        // No new poll starts while a sink is behind.
+                        self.sinks_room().await;
+                        limit.clone().acquire_owned().await.expect("semaphore open")
+                    }
                 };
                 let engine = self.clone();
                 tasks.spawn(async move {
@@ -187,7 +210,7 @@ impl Engine {
     ) -> Option<DeviceReport> {
         self.note_unknown_os(&device);
         let mut report = poll_with_deadline(&self.env, device, state, selection, deadline).await?;
-        let committed = self.write(&mut report);
+        let committed = self.write(&mut report).await;
         if !report.php_modules.is_empty() {
             self.hand_to_php(&mut report, committed).await;
         }
@@ -288,12 +311,38 @@ impl Engine {
         report.php = Some(run);
     }
 
-    /// Hands a report's rows and updates to the writers; the [`Commit`]
-    /// says when the rows are in the database.
-    pub fn write(&self, report: &mut DeviceReport) -> Commit {
-        let committed = self.db_writer.send(std::mem::take(&mut report.changes));
-        self.rrd.send(std::mem::take(&mut report.rrd));
+    /// Hands a report's rows and updates to the writers, waiting while
+    /// either is behind; the [`Commit`] says when the rows are in the
+    /// database.
+    pub async fn write(&self, report: &mut DeviceReport) -> Commit {
+        let committed = self
+            .db_writer
+            .send(std::mem::take(&mut report.changes))
+            .await;
+        self.rrd.send(std::mem::take(&mut report.rrd)).await;
         committed
+    }
+
+    /// The writers' backlogs: the database's, then rrdcached's.
+    pub fn backlogs(&self) -> [&Arc<Backlog>; 2] {
+        [self.db_writer.backlog(), self.rrd.backlog()]
+    }
+
+    /// The sinks that are behind the polls now, for logs and reports
+    /// ("the database", "rrdcached").
+    pub fn sinks_behind(&self) -> Vec<&'static str> {
+        self.backlogs()
+            .into_iter()
+            .filter(|b| b.is_behind())
+            .map(|b| b.sink())
+            .collect()
+    }
+
+    /// Waits until no sink is behind.
+    pub async fn sinks_room(&self) {
+        for b in self.backlogs() {
+            b.room().await;
+        }
     }
 
     /// Writes everything held; returns what could not be written.

@@ -179,8 +179,9 @@ impl FastPing {
             // Handed over in order: parents' rows before their children's.
             self.engine
                 .db_writer
-                .send(std::mem::take(&mut poll.changes));
-            self.engine.rrd.send(std::mem::take(&mut poll.rrd));
+                .send(std::mem::take(&mut poll.changes))
+                .await;
+            self.engine.rrd.send(std::mem::take(&mut poll.rrd)).await;
         }
         for p in self.engine.flush().await {
             tracing::warn!("fast ping: {p}");

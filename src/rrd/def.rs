@@ -160,6 +160,14 @@ pub struct RrdUpdate {
 }
 
 impl RrdUpdate {
+    /// Memory this update takes, heap included (for the writer's bound).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<RrdUpdate>()
+            + self.file.host_dir.capacity()
+            + self.file.name.capacity()
+            + self.values.capacity() * std::mem::size_of::<Datum>()
+    }
+
     pub fn new(file: RrdFile, def: &'static RrdDef, time: i64, values: Vec<Datum>) -> RrdUpdate {
         debug_assert_eq!(values.len(), def.datasets.len(), "{}", def.name);
         RrdUpdate {

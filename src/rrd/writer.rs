@@ -5,6 +5,11 @@
 //! `buffer_limit`; none is lost within that bound. Past it the oldest are
 //! dropped, counted and logged. A missing file is created when rrdcached
 //! says so; the writer never asks rrdcached for a file's last update.
+//!
+//! What the writer holds, queue included, is bounded by its [`Backlog`]:
+//! [`RrdWriter::send`] waits while rrdcached is behind (slow, stopped or
+//! unreachable). With `buffer_limit` below that bound, an unreachable
+//! rrdcached costs the oldest updates instead and polls go on.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -13,6 +18,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+use crate::backlog::{Backlog, Bound};
 
 use super::local::LocalFiles;
 use super::rrdcached::{self, Address, Connection, Failure};
@@ -29,7 +36,12 @@ pub enum RrdSink {
 
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
+    /// Updates held while rrdcached is unreachable; past this the oldest
+    /// are dropped and counted.
     pub buffer_limit: usize,
+    /// The most the writer holds, queue included, before
+    /// [`RrdWriter::send`] waits.
+    pub held: Bound,
     /// How long an update may wait for company before it is sent.
     pub flush_interval: Duration,
     /// Updates per BATCH block.
@@ -42,6 +54,10 @@ impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             buffer_limit: 1_000_000,
+            held: Bound {
+                units: 200_000,
+                bytes: 48 << 20,
+            },
             flush_interval: Duration::from_millis(500),
             batch_max: 10_000,
             io_timeout: Duration::from_secs(10),
@@ -103,6 +119,7 @@ enum Msg {
 pub struct RrdWriter {
     tx: mpsc::UnboundedSender<Msg>,
     stats: Arc<RrdStats>,
+    backlog: Arc<Backlog>,
 }
 
 impl std::fmt::Debug for RrdWriter {
@@ -121,11 +138,13 @@ impl RrdWriter {
     ) -> (RrdWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(RrdStats::default());
+        let backlog = Arc::new(Backlog::new("rrdcached", options.held));
         let task = Task {
             sink,
             spec,
             options,
             stats: stats.clone(),
+            backlog: backlog.clone(),
             buf: VecDeque::new(),
             conn: None,
             retry_at: None,
@@ -134,16 +153,18 @@ impl RrdWriter {
             last_drop_log: None,
         };
         let handle = tokio::spawn(task.run(rx));
-        (RrdWriter { tx, stats }, handle)
+        (RrdWriter { tx, stats, backlog }, handle)
     }
 
-    pub fn send(&self, updates: Vec<RrdUpdate>) {
+    /// Queues updates, first waiting while rrdcached is behind.
+    pub async fn send(&self, updates: Vec<RrdUpdate>) {
         if updates.is_empty() {
             return;
         }
-        self.stats
-            .received
-            .fetch_add(updates.len() as u64, Ordering::Relaxed);
+        let count = updates.len() as u64;
+        let bytes = held_bytes(&updates);
+        self.backlog.admit(count, bytes).await;
+        self.stats.received.fetch_add(count, Ordering::Relaxed);
         // A closed channel means shutdown; the updates count as dropped.
         if let Err(e) = self.tx.send(Msg::Updates(updates))
             && let Msg::Updates(u) = e.0
@@ -151,7 +172,13 @@ impl RrdWriter {
             self.stats
                 .dropped
                 .fetch_add(u.len() as u64, Ordering::Relaxed);
+            self.backlog.release(count, bytes);
         }
+    }
+
+    /// What the writer holds, and whether rrdcached is behind.
+    pub fn backlog(&self) -> &Arc<Backlog> {
+        &self.backlog
     }
 
     /// Writes everything sent so far; Err when the sink could not take it
@@ -175,6 +202,7 @@ struct Task {
     spec: CreateSpec,
     options: WriterOptions,
     stats: Arc<RrdStats>,
+    backlog: Arc<Backlog>,
     buf: VecDeque<RrdUpdate>,
     conn: Option<Connection>,
     /// While rrdcached is unreachable: when to try again.
@@ -242,7 +270,9 @@ impl Task {
     fn push(&mut self, updates: Vec<RrdUpdate>) {
         for u in updates {
             if self.buf.len() >= self.options.buffer_limit {
-                self.buf.pop_front();
+                if let Some(old) = self.buf.pop_front() {
+                    self.done_with(std::slice::from_ref(&old));
+                }
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
                 if self
@@ -268,13 +298,15 @@ impl Task {
     async fn write_out(&mut self) {
         match self.sink.clone() {
             RrdSink::Disabled => {
-                self.buf.clear();
+                let all: Vec<RrdUpdate> = self.buf.drain(..).collect();
+                self.done_with(&all);
             }
             RrdSink::Local(files) => {
                 while !self.buf.is_empty() {
                     let n = self.buf.len().min(self.options.batch_max);
                     let batch: Vec<RrdUpdate> = self.buf.drain(..n).collect();
                     let files = files.clone();
+                    self.done_with(&batch);
                     let outcome = tokio::task::spawn_blocking(move || files.apply(batch)).await;
                     self.stats.batches.fetch_add(1, Ordering::Relaxed);
                     match outcome {
@@ -341,9 +373,14 @@ impl Task {
                     _ => {
                         refused += 1;
                         first_refusal.get_or_insert(msg);
+                        self.done_with(std::slice::from_ref(&u));
                     }
                 }
             }
+            // Written: no longer held.
+            let written: Vec<RrdUpdate> = slots.into_iter().flatten().collect();
+            self.done_with(&written);
+            drop(written);
             if refused > 0 {
                 self.stats.rejected.fetch_add(refused, Ordering::Relaxed);
                 tracing::debug!(
@@ -372,6 +409,7 @@ impl Task {
                         self.stats
                             .rejected
                             .fetch_add(ups.len() as u64, Ordering::Relaxed);
+                        self.done_with(&ups);
                     }
                     Err(e) => {
                         retry.extend(ups);
@@ -387,6 +425,13 @@ impl Task {
                 self.buf.push_front(u);
             }
         }
+    }
+
+    /// Updates the writer no longer holds (written, refused or dropped)
+    /// leave the backlog.
+    fn done_with(&self, updates: &[RrdUpdate]) {
+        self.backlog
+            .release(updates.len() as u64, held_bytes(updates));
     }
 
     fn unreachable(&mut self, e: rrdcached::Error) {
@@ -414,6 +459,11 @@ impl Task {
         self.retry_at = None;
         self.backoff = Duration::from_millis(250);
     }
+}
+
+/// Memory updates take while held.
+fn held_bytes(updates: &[RrdUpdate]) -> u64 {
+    updates.iter().map(|u| u.bytes() as u64).sum()
 }
 
 async fn sleep_until(t: Option<Instant>) {

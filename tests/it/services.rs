@@ -178,6 +178,18 @@ impl Rrdcached {
         let _ = std::fs::remove_file(&self.socket);
     }
 
+    /// Sends a signal to rrdcached (`STOP`, `CONT`).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("rrdcached running").id();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
@@ -476,13 +488,13 @@ async fn an_rrdcached_restart_loses_nothing_within_the_buffer_bound() {
         };
         let (w, _task) = RrdWriter::start(RrdSink::Cached(addr.clone()), spec(), options.clone());
         let t0 = 1_700_000_000;
-        w.send(updates(200, t0));
+        w.send(updates(200, t0)).await;
         w.flush().await.unwrap();
         assert_eq!(w.stats().created, 200);
 
         rrd.stop();
-        w.send(updates(200, t0 + 300));
-        w.send(updates(200, t0 + 600));
+        w.send(updates(200, t0 + 300)).await;
+        w.send(updates(200, t0 + 600)).await;
         assert!(w.flush().await.is_err(), "rrdcached is down");
         let held = w.stats();
         assert_eq!((held.buffered, held.dropped), (400, 0), "{held:?}");
@@ -514,7 +526,7 @@ async fn an_rrdcached_restart_loses_nothing_within_the_buffer_bound() {
         };
         let (w2, _task2) = RrdWriter::start(RrdSink::Cached(addr), spec(), small);
         rrd.stop();
-        w2.send(updates(80, t0 + 900));
+        w2.send(updates(80, t0 + 900)).await;
         assert!(w2.flush().await.is_err());
         rrd.restart();
         let mut tries = 0;
@@ -765,7 +777,7 @@ async fn check_config_reads_the_config_table_and_names_a_bad_value() {
         )
         .unwrap();
         t.db.execute(&Statement::new(
-            "INSERT INTO `config` (`config_name`, `config_value`) VALUES ('os.edgeswitch.poller_modules.stp', 'true')",
+            "INSERT INTO `config` (`config_name`, `config_value`) VALUES ('os.edgeswitch.poller_modules.stp', 'true'), ('enable_ports_poe', 'true')",
         ))
         .await
         .unwrap();
@@ -782,6 +794,11 @@ async fn check_config_reads_the_config_table_and_names_a_bad_value() {
         assert!(bgp.contains("= false") && bgp.contains("LibreNMS OS definitions"), "{bgp}");
         let stp = line("os.edgeswitch.poller_modules.stp");
         assert!(stp.contains("= true") && stp.contains("LibreNMS config table"), "{stp}");
+        // An option ironpoll does not do natively is said.
+        assert!(
+            text.contains("# ports: enable_ports_poe is on: ironpoll does not poll PoE"),
+            "{text}"
+        );
 
         t.db.execute(&Statement::new(
             "UPDATE `config` SET `config_value` = '\"often\"' WHERE `config_name` = 'rrd.step'",

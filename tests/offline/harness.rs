@@ -3,6 +3,7 @@
 //! real statements.
 
 use ironpoll::config::{Mode, Settings, resolve, settings_defaults};
+use ironpoll::db::changes::{Changes, Event};
 use ironpoll::db::state::{Needs, load as load_state};
 use ironpoll::db::writer::statements;
 use ironpoll::db::{Db, Statement, Val, devices, schema};
@@ -137,4 +138,17 @@ pub async fn poll(
         rrd: p.rrd,
         problems: p.problems,
     }
+}
+
+/// One poll's changes: an eventlog row for `device_id`, numbered `n`.
+pub fn one_event(device_id: u32, n: usize) -> Changes {
+    let mut c = Changes::for_device(device_id);
+    c.event(Event {
+        device_id,
+        message: format!("event {n}"),
+        kind: "system".into(),
+        reference: None,
+        severity: 3,
+    });
+    c
 }

@@ -3,24 +3,12 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use ironpoll::backlog::Bound;
 use ironpoll::db::Statement;
-use ironpoll::db::changes::{Changes, Event};
 use ironpoll::db::writer::{DbWriter, DbWriterOptions};
 
-use crate::harness::sqlite_store;
+use crate::harness::{one_event, sqlite_store};
 use crate::within;
-
-fn one_event(device_id: u32, n: usize) -> Changes {
-    let mut c = Changes::for_device(device_id);
-    c.event(Event {
-        device_id,
-        message: format!("event {n}"),
-        kind: "system".into(),
-        reference: None,
-        severity: 3,
-    });
-    c
-}
 
 #[tokio::test]
 async fn a_large_backlog_is_written_in_bounded_transactions_and_nothing_is_lost() {
@@ -33,10 +21,11 @@ async fn a_large_backlog_is_written_in_bounded_transactions_and_nothing_is_lost(
                 flush_interval: Duration::from_secs(3600),
                 buffer_rows: 1_000_000,
                 batch_rows: 10,
+                ..DbWriterOptions::default()
             },
         );
         for n in 0..95 {
-            writer.send(one_event(1, n));
+            writer.send(one_event(1, n)).await;
         }
         // The row bound alone starts writes, before any flush is asked for.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -56,6 +45,57 @@ async fn a_large_backlog_is_written_in_bounded_transactions_and_nothing_is_lost(
         assert_eq!(rows[0].i64("n"), Some(95));
         // 95 rows at 10 per transaction.
         assert_eq!(writer.stats().flushes.load(Ordering::Relaxed), 10);
+        drop(writer);
+        task.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_wait_while_the_writer_is_behind_and_every_row_arrives() {
+    within(60, async {
+        let store = sqlite_store().await;
+        let (writer, task) = DbWriter::start(
+            store.db.clone(),
+            DbWriterOptions {
+                // A slow sink: one write every 100 ms, whatever it holds.
+                flush_interval: Duration::from_millis(100),
+                batch_rows: 1_000_000,
+                held: Bound {
+                    units: 30,
+                    bytes: 1 << 30,
+                },
+                ..DbWriterOptions::default()
+            },
+        );
+        let senders: Vec<_> = (0..10u32)
+            .map(|device| {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    for n in 0..20 {
+                        writer.send(one_event(device + 1, n)).await;
+                    }
+                })
+            })
+            .collect();
+        for s in senders {
+            s.await.unwrap();
+        }
+        writer.flush().await.unwrap();
+        let rows = store
+            .db
+            .fetch(&Statement::new("SELECT COUNT(*) AS n FROM `eventlog`"))
+            .await
+            .unwrap();
+        assert_eq!(rows[0].i64("n"), Some(200), "every row arrives");
+        let backlog = writer.backlog();
+        let stats = backlog.stats();
+        // Held at most the bound and one more poll's rows.
+        assert!(stats.peak_units.load(Ordering::Relaxed) <= 31, "{stats:?}");
+        assert!(stats.waits.load(Ordering::Relaxed) > 0, "{stats:?}");
+        assert!(stats.episodes.load(Ordering::Relaxed) > 0, "{stats:?}");
+        assert_eq!(backlog.held(), (0, 0));
+        assert!(!backlog.is_behind());
         drop(writer);
         task.await.unwrap();
     })
