@@ -465,7 +465,20 @@ fn cycle(
     let mariadb = mariadb_pid();
     let db_before = mariadb.map_or(0.0, cpu_of);
     let rrd_before = cpu_of(rrdcached_pid);
-    let out = Command::new(std::env::current_exe().unwrap())
+    // IRONPOLL_CYCLE_WRAP runs the child under a profiler, e.g.
+    // "heaptrack -o /tmp/cycle" (with the bench built on the system
+    // allocator, since heaptrack sees malloc, not mimalloc).
+    let wrap = std::env::var("IRONPOLL_CYCLE_WRAP").unwrap_or_default();
+    let mut wrap = wrap.split_whitespace();
+    let mut cmd = match wrap.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(wrap).arg(std::env::current_exe().unwrap());
+            c
+        }
+        None => Command::new(std::env::current_exe().unwrap()),
+    };
+    let out = cmd
         .env("IRONPOLL_CYCLE_CHILD", "1")
         .env("IRONPOLL_CYCLE_DB", mysql_db)
         .env("IRONPOLL_CYCLE_RRD_PORT", rrd_port.to_string())

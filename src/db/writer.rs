@@ -385,8 +385,8 @@ impl Default for DbWriterOptions {
             // as SQL and binds) stays a few megabytes.
             batch_rows: 5_000,
             held: Bound {
-                units: 100_000,
-                bytes: 48 << 20,
+                units: 50_000,
+                bytes: 24 << 20,
             },
             commit_deadline: Duration::from_secs(60),
         }

@@ -55,8 +55,8 @@ impl Default for WriterOptions {
         WriterOptions {
             buffer_limit: 1_000_000,
             held: Bound {
-                units: 200_000,
-                bytes: 48 << 20,
+                units: 100_000,
+                bytes: 24 << 20,
             },
             flush_interval: Duration::from_millis(500),
             batch_max: 10_000,
