@@ -363,6 +363,28 @@ struct Cycle {
     up_hosts: std::collections::HashSet<String>,
 }
 
+/// A child's settings: the bench's database, rrdcached and RRAs, and
+/// `extra`.
+fn child_settings(
+    mysql_db: &str,
+    rrd_port: u16,
+    rrd_base: &str,
+    rra: &str,
+    extra: Vec<(&str, String)>,
+) -> ironpoll::config::Settings {
+    let mut layer = Layer::new(Source::Flag, true);
+    let base = [
+        ("db.url", mysql_db.to_string()),
+        ("rrdcached", format!("127.0.0.1:{rrd_port}")),
+        ("rrd_dir", rrd_base.to_string()),
+        ("rrd_rra", rra.to_string()),
+    ];
+    for (k, v) in base.into_iter().chain(extra) {
+        layer.set(k, serde_json::Value::String(v));
+    }
+    resolve(&[layer], settings_defaults(Mode::Librenms)).unwrap()
+}
+
 /// The child's side: one poll of every device, results on stdout as
 /// `key value` lines, hostnames of devices that were up as `up HOST`.
 fn child_cycle(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str) {
@@ -371,24 +393,15 @@ fn child_cycle(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut layer = Layer::new(Source::Flag, true);
-        for (k, v) in [
-            ("db.url", mysql_db.to_string()),
-            ("rrdcached", format!("127.0.0.1:{rrd_port}")),
-            ("rrd_dir", rrd_base.to_string()),
-            ("rrd_rra", rra.to_string()),
-            // The first cycle inserts the ports, as LibreNMS's discovery
-            // would have before the poller runs.
-            ("ports.discover_when_empty", "true".into()),
-        ] {
-            layer.set(k, serde_json::Value::String(v));
-        }
+        // The first cycle inserts the ports, as LibreNMS's discovery would
+        // have before the poller runs.
+        let mut extra = vec![("ports.discover_when_empty", "true".to_string())];
         if let Ok(n) = std::env::var("IRONPOLL_CYCLE_CONCURRENCY")
             && n != "0"
         {
-            layer.set("poller.concurrency", serde_json::Value::String(n));
+            extra.push(("poller.concurrency", n));
         }
-        let settings = resolve(&[layer], settings_defaults(Mode::Librenms)).unwrap();
+        let settings = child_settings(mysql_db, rrd_port, rrd_base, rra, extra);
         let concurrency = settings.poller.concurrency;
         let db = Db::connect(&settings.db).await.unwrap();
         let engine = Engine::start(Arc::new(settings), db.clone()).await.unwrap();
@@ -437,11 +450,9 @@ fn child_cycle(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str) {
             ("db", engine.db_writer.backlog()),
             ("rrd", engine.rrd.backlog()),
         ] {
-            let s = b.stats();
-            println!("{name}_peak_held {}", s.peak_units.load(Ordering::Relaxed));
-            let behind = s.behind_micros.load(Ordering::Relaxed) as f64 / 1e6
-                + b.behind_for().map_or(0.0, |d| d.as_secs_f64());
-            println!("{name}_behind {behind}");
+            let peak = b.stats().peak_units.load(Ordering::Relaxed);
+            println!("{name}_peak_held {peak}");
+            println!("{name}_behind {}", b.seconds_behind());
         }
         println!("concurrency {concurrency}");
         for host in &up_hosts {
@@ -788,16 +799,7 @@ fn child_modules(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str, sampl
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut layer = Layer::new(Source::Flag, true);
-        for (k, v) in [
-            ("db.url", mysql_db.to_string()),
-            ("rrdcached", format!("127.0.0.1:{rrd_port}")),
-            ("rrd_dir", rrd_base.to_string()),
-            ("rrd_rra", rra.to_string()),
-        ] {
-            layer.set(k, serde_json::Value::String(v));
-        }
-        let settings = resolve(&[layer], settings_defaults(Mode::Librenms)).unwrap();
+        let settings = child_settings(mysql_db, rrd_port, rrd_base, rra, Vec::new());
         let concurrency = settings.poller.concurrency;
         let db = Db::connect(&settings.db).await.unwrap();
         let engine = Engine::start(Arc::new(settings), db.clone()).await.unwrap();

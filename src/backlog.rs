@@ -184,6 +184,13 @@ impl Backlog {
     pub fn behind_for(&self) -> Option<Duration> {
         self.held.lock().behind_since.map(|s| s.elapsed())
     }
+
+    /// Seconds the sink has been behind in all, the current episode
+    /// included.
+    pub fn seconds_behind(&self) -> f64 {
+        self.stats.behind_micros.load(Ordering::Relaxed) as f64 / 1e6
+            + self.behind_for().map_or(0.0, |d| d.as_secs_f64())
+    }
 }
 
 #[cfg(test)]

@@ -348,10 +348,7 @@ impl Scheduler {
         self.engine
             .backlogs()
             .iter()
-            .map(|b| {
-                b.stats().behind_micros.load(Ordering::Relaxed) as f64 / 1e6
-                    + b.behind_for().map_or(0.0, |d| d.as_secs_f64())
-            })
+            .map(|b| b.seconds_behind())
             .sum()
     }
 }

@@ -435,18 +435,20 @@ impl Commit {
 struct Held {
     changes: Changes,
     done: Option<oneshot::Sender<Written>>,
-    /// What it was admitted as, given back when it finishes.
+    /// What it was admitted as (rows and bytes), given back when it
+    /// finishes.
+    rows: usize,
     bytes: u64,
     backlog: Arc<Backlog>,
 }
 
 impl Held {
     fn rows(&self) -> usize {
-        self.changes.rows()
+        self.rows
     }
 
     fn finish(self, outcome: Written) {
-        self.backlog.release(self.changes.rows() as u64, self.bytes);
+        self.backlog.release(self.rows as u64, self.bytes);
         if let Some(done) = self.done {
             let _ = done.send(outcome);
         }
@@ -482,11 +484,12 @@ impl DbWriter {
             return Commit(None);
         }
         let (done, rx) = oneshot::channel();
-        let bytes = changes.bytes() as u64;
-        self.backlog.admit(changes.rows() as u64, bytes).await;
+        let (rows, bytes) = (changes.rows(), changes.bytes() as u64);
+        self.backlog.admit(rows as u64, bytes).await;
         let held = Held {
             changes,
             done: Some(done),
+            rows,
             bytes,
             backlog: self.backlog.clone(),
         };

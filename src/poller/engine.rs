@@ -15,6 +15,7 @@ use super::php::Php;
 use super::{DeviceReport, ModuleReport, PollEnv, PolledBy, poll_device};
 use crate::backlog::{Backlog, Bound};
 use crate::config::{Mode, Settings};
+use crate::db::changes::Changes;
 use crate::db::state::{self, Needs};
 use crate::db::writer::{Commit, DbWriter, DbWriterOptions, Written};
 use crate::db::{Db, DbError};
@@ -24,7 +25,7 @@ use crate::modules::Selection;
 use crate::rrd::local::LocalFiles;
 use crate::rrd::rrdcached::Address;
 use crate::rrd::writer::WriterOptions;
-use crate::rrd::{CreateSpec, RrdSink, RrdWriter};
+use crate::rrd::{CreateSpec, RrdSink, RrdUpdate, RrdWriter};
 use crate::snmp::{ClientOptions, SnmpClient};
 
 /// The RRD sink the settings ask for.
@@ -163,8 +164,7 @@ impl Engine {
         // fleet.
         while devices.peek().is_some() {
             let chunk: Vec<Device> = devices.by_ref().take(STATE_CHUNK).collect();
-            self.sinks_room().await;
-            let first = limit.clone().acquire_owned().await.expect("semaphore open");
+            let first = self.poll_slot(&limit).await;
             let ids: Vec<u32> = chunk.iter().map(|d| d.device_id).collect();
             let mut states = state::load(&self.db, &ids, needs).await?;
             let mut first = Some(first);
@@ -173,11 +173,7 @@ impl Engine {
                 let selection = selection.clone();
                 let permit = match first.take() {
                     Some(p) => p,
-                    None => {
-                        // No new poll starts while a sink is behind.
-                        self.sinks_room().await;
-                        limit.clone().acquire_owned().await.expect("semaphore open")
-                    }
+                    None => self.poll_slot(&limit).await,
                 };
                 let engine = self.clone();
                 tasks.spawn(async move {
@@ -194,6 +190,13 @@ impl Engine {
             take_report(joined, &mut on_done);
         }
         Ok(())
+    }
+
+    /// Room for one more poll: none starts while a sink is behind, and at
+    /// most the semaphore's permits run at once.
+    async fn poll_slot(&self, limit: &Arc<Semaphore>) -> tokio::sync::OwnedSemaphorePermit {
+        self.sinks_room().await;
+        limit.clone().acquire_owned().await.expect("semaphore open")
     }
 
     /// The one path of a device poll, for `run`, `poll` and the demo: poll
@@ -315,11 +318,18 @@ impl Engine {
     /// either is behind; the [`Commit`] says when the rows are in the
     /// database.
     pub async fn write(&self, report: &mut DeviceReport) -> Commit {
-        let committed = self
-            .db_writer
-            .send(std::mem::take(&mut report.changes))
-            .await;
-        self.rrd.send(std::mem::take(&mut report.rrd)).await;
+        self.hand_over(
+            std::mem::take(&mut report.changes),
+            std::mem::take(&mut report.rrd),
+        )
+        .await
+    }
+
+    /// Hands rows and RRD updates to the writers, rows first, waiting
+    /// while either writer is behind.
+    pub async fn hand_over(&self, changes: Changes, rrd: Vec<RrdUpdate>) -> Commit {
+        let committed = self.db_writer.send(changes).await;
+        self.rrd.send(rrd).await;
         committed
     }
 

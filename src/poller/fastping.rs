@@ -178,10 +178,11 @@ impl FastPing {
             });
             // Handed over in order: parents' rows before their children's.
             self.engine
-                .db_writer
-                .send(std::mem::take(&mut poll.changes))
+                .hand_over(
+                    std::mem::take(&mut poll.changes),
+                    std::mem::take(&mut poll.rrd),
+                )
                 .await;
-            self.engine.rrd.send(std::mem::take(&mut poll.rrd)).await;
         }
         for p in self.engine.flush().await {
             tracing::warn!("fast ping: {p}");

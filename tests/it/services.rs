@@ -267,7 +267,10 @@ impl Rrdcached {
 
 impl Drop for Rrdcached {
     fn drop(&mut self) {
+        // The directory outlives restarts (kept from the TempDir) but not
+        // the test: RRD files of a fleet run to gigabytes.
         self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
