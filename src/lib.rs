@@ -5,6 +5,7 @@
 //! * `sim`: simulated agents serving recordings and generated device profiles.
 //! * `cli`: the `ironpoll` command line.
 
+pub mod alerting;
 pub mod alloc;
 pub mod backlog;
 pub mod cli;

@@ -10,6 +10,7 @@ mod fixtures;
 mod golden;
 mod harness;
 mod ports_cisco;
+mod query_builder;
 mod writer;
 
 use std::future::Future;

@@ -8,6 +8,7 @@
 //! they differ (`IRONPOLL_UPDATE_SCHEMA=1 cargo test db::schema`
 //! regenerates them). A new table is a line in `sourcegen::TABLES_USED`.
 
+mod catalog;
 #[cfg(test)]
 mod sourcegen;
 mod tables;
@@ -57,7 +58,18 @@ fn generated_expression(table: &str, column: &str) -> Option<&'static str> {
     }
 }
 
+pub use catalog::CATALOG;
 pub use tables::TABLES;
+
+/// A table of LibreNMS's schema as its alert rules see it: which columns
+/// it has and its primary key (the first column of it), for the joins
+/// LibreNMS guesses from `<table>_id` column names.
+#[derive(Debug)]
+pub struct TableShape {
+    pub name: &'static str,
+    pub primary: Option<&'static str>,
+    pub columns: &'static [&'static str],
+}
 
 pub fn table(name: &str) -> Option<&'static Table> {
     TABLES.iter().find(|t| t.name == name)
