@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 
 pub use settings::mask_url as mask_db_url;
 pub use settings::{
-    AvailabilitySettings, DbSettings, Defaults, ModuleSettings, OsSettings, PhpSettings,
-    PingSettings, PollerSettings, PortFilters, PortSettings, RedisSettings, RrdSettings, Settings,
-    SnmpSettings,
+    AlertSettings, AvailabilitySettings, DbSettings, Defaults, ModuleSettings, NativeAlerting,
+    OsSettings, PhpSettings, PingSettings, PollerSettings, PortFilters, PortSettings,
+    RedisSettings, RrdSettings, Settings, SnmpSettings,
 };
 
 /// Where a configuration value was set.

@@ -390,7 +390,52 @@ pub struct Settings {
     pub discovery_on_reboot: bool,
     pub distributed_poller: bool,
     pub distributed_poller_name: String,
+    pub alert: AlertSettings,
     sources: BTreeMap<String, Source>,
+}
+
+/// Whether ironpoll runs the alert rules and device groups itself after a
+/// device's rows are committed (`alerting.native`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NativeAlerting {
+    /// For every device whose poll handed no module to LibreNMS's PHP
+    /// (a PHP poll runs LibreNMS's own post-poll work).
+    Auto,
+    /// After every poll, PHP run or not.
+    On,
+    /// Never: other nodes (LibreNMS's own pollers) do it.
+    Off,
+}
+
+impl std::fmt::Display for NativeAlerting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NativeAlerting::Auto => "auto",
+            NativeAlerting::On => "on",
+            NativeAlerting::Off => "off",
+        })
+    }
+}
+
+/// LibreNMS's alerting settings that decide what the rules write
+/// (`alert.*`), and ironpoll's switch for running them.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    pub native: NativeAlerting,
+    /// `alert.disable`: no rules run after a poll.
+    pub disable: bool,
+    /// `alert.default_only`: the contacts are the default address alone.
+    pub default_only: bool,
+    /// `alert.default_mail` (false in LibreNMS when unset).
+    pub default_mail: Option<String>,
+    pub syscontact: bool,
+    pub users: bool,
+    pub globals: bool,
+    pub admins: bool,
+    pub default_copy: bool,
+    pub default_if_none: bool,
+    /// Macros added or replaced by configuration (`alert.macros.rule.*`).
+    pub macros: BTreeMap<String, String>,
 }
 
 pub(super) enum ApplyError {
@@ -553,6 +598,19 @@ impl Settings {
             discovery_on_reboot: false,
             distributed_poller: false,
             distributed_poller_name: local_hostname(),
+            alert: AlertSettings {
+                native: NativeAlerting::Auto,
+                disable: false,
+                default_only: true,
+                default_mail: None,
+                syscontact: true,
+                users: false,
+                globals: true,
+                admins: true,
+                default_copy: true,
+                default_if_none: false,
+                macros: BTreeMap::new(),
+            },
             librenms_dir: d.librenms_dir,
             sources: BTreeMap::new(),
         }
@@ -726,8 +784,45 @@ impl Settings {
             "bad_disk_regexp" => self.bad_disk_regexp = regex_list(v).map_err(inv)?,
             "distributed_poller" => self.distributed_poller = boolean(v).map_err(inv)?,
             "distributed_poller_name" => self.distributed_poller_name = string(v).map_err(inv)?,
+            "alerting.native" => {
+                self.alert.native = match string(v).map_err(inv)?.as_str() {
+                    "auto" => NativeAlerting::Auto,
+                    "on" | "true" => NativeAlerting::On,
+                    "off" | "false" => NativeAlerting::Off,
+                    _ => return Err(Invalid("expected auto, on or off".into())),
+                }
+            }
+            "alert.disable" => self.alert.disable = boolean(v).map_err(inv)?,
+            "alert.default_only" => self.alert.default_only = boolean(v).map_err(inv)?,
+            "alert.default_mail" => {
+                // LibreNMS's default is false: no address.
+                self.alert.default_mail = match v {
+                    Value::Bool(false) | Value::Null => None,
+                    v => Some(string(v).map_err(inv)?).filter(|s| !s.is_empty()),
+                }
+            }
+            "alert.syscontact" => self.alert.syscontact = boolean(v).map_err(inv)?,
+            "alert.users" => self.alert.users = boolean(v).map_err(inv)?,
+            "alert.globals" => self.alert.globals = boolean(v).map_err(inv)?,
+            "alert.admins" => self.alert.admins = boolean(v).map_err(inv)?,
+            "alert.default_copy" => self.alert.default_copy = boolean(v).map_err(inv)?,
+            "alert.default_if_none" => self.alert.default_if_none = boolean(v).map_err(inv)?,
+            "alert.macros.rule" => {
+                let Value::Object(map) = v else {
+                    return Err(Invalid("expected a map of macro names to SQL".into()));
+                };
+                for (name, sql) in map {
+                    self.alert
+                        .macros
+                        .insert(name.clone(), string(sql).map_err(inv)?);
+                }
+            }
             _ => {
-                if let Some(module) = key.strip_prefix("poller_modules.") {
+                if let Some(name) = key.strip_prefix("alert.macros.rule.") {
+                    self.alert
+                        .macros
+                        .insert(name.to_string(), string(v).map_err(inv)?);
+                } else if let Some(module) = key.strip_prefix("poller_modules.") {
                     self.modules
                         .global
                         .insert(module.to_string(), boolean(v).map_err(inv)?);
@@ -955,6 +1050,25 @@ impl Settings {
             self.device_stats_avg_factor.to_string(),
         );
         add("discovery_on_reboot", self.discovery_on_reboot.to_string());
+        add("alerting.native", self.alert.native.to_string());
+        add("alert.disable", self.alert.disable.to_string());
+        add("alert.default_only", self.alert.default_only.to_string());
+        add(
+            "alert.default_mail",
+            self.alert.default_mail.as_deref().map_or("false".into(), q),
+        );
+        add("alert.syscontact", self.alert.syscontact.to_string());
+        add("alert.users", self.alert.users.to_string());
+        add("alert.globals", self.alert.globals.to_string());
+        add("alert.admins", self.alert.admins.to_string());
+        add("alert.default_copy", self.alert.default_copy.to_string());
+        add(
+            "alert.default_if_none",
+            self.alert.default_if_none.to_string(),
+        );
+        for (name, sql) in &self.alert.macros {
+            add(&format!("alert.macros.rule.{name}"), q(sql));
+        }
         out
     }
 }

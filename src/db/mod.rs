@@ -9,6 +9,7 @@
 pub mod changes;
 pub mod cluster;
 pub mod devices;
+pub mod emulate;
 pub mod ids;
 pub mod inventory;
 pub mod schema;
@@ -343,6 +344,25 @@ impl Db {
         self.stats.count_read(rows)
     }
 
+    /// Runs a query bound on the client and sent as text, as PHP's PDO
+    /// does: for SQL of many shapes, each run once (see `emulate`).
+    pub async fn fetch_emulated(&self, st: &Statement) -> Result<Vec<Row>, DbError> {
+        let text = emulate::bind(&st.sql, &st.args).map_err(DbError::Query)?;
+        let rows = match &self.pool {
+            Pool::Mysql(p) => sqlx::raw_sql(AssertSqlSafe(text))
+                .fetch_all(p)
+                .await
+                .map(|rows| convert_rows(&rows, mysql_value))
+                .map_err(DbError::query),
+            Pool::Sqlite(p) => sqlx::raw_sql(AssertSqlSafe(text))
+                .fetch_all(p)
+                .await
+                .map(|rows| convert_rows(&rows, sqlite_value))
+                .map_err(DbError::query),
+        };
+        self.stats.count_read(rows)
+    }
+
     /// Runs statements in one transaction: all of them or none.
     pub async fn transaction(&self, statements: &[Statement]) -> Result<u64, DbError> {
         self.transaction_within(statements, Duration::MAX).await
@@ -584,6 +604,13 @@ fn mysql_value(row: &MySqlRow, i: usize) -> Val {
     if ty.contains("BINARY") || ty.contains("BLOB") {
         return row.try_get::<Vec<u8>, _>(i).map_or(Val::Null, Val::Bytes);
     }
+    if matches!(ty.as_str(), "DATETIME" | "TIMESTAMP" | "DATE" | "TIME") {
+        return row
+            .try_get_unchecked::<Vec<u8>, _>(i)
+            .map_or(Val::Null, |raw| {
+                temporal_text(&ty, &raw).map_or(Val::Null, Val::Text)
+            });
+    }
     if let Ok(s) = row.try_get::<String, _>(i) {
         return Val::Text(s);
     }
@@ -593,6 +620,48 @@ fn mysql_value(row: &MySqlRow, i: usize) -> Val {
             Ok(f) if ty.contains("DECIMAL") || ty.contains("NEWDECIMAL") => Val::Float(f),
             _ => Val::Text(s),
         })
+}
+
+/// A date or time as MySQL's text protocol writes it (what PHP reads):
+/// prepared statements send them in the binary protocol instead, a length
+/// byte and the fields.
+fn temporal_text(ty: &str, raw: &[u8]) -> Option<String> {
+    let binary = raw.first().is_some_and(|&len| {
+        matches!(len, 0 | 4 | 7 | 8 | 11 | 12) && raw.len() == 1 + len as usize
+    });
+    if !binary {
+        return String::from_utf8(raw.to_vec()).ok();
+    }
+    let b = &raw[1..];
+    if ty == "TIME" {
+        if b.is_empty() {
+            return Some("00:00:00".into());
+        }
+        let negative = b[0] == 1;
+        let days = u32::from_le_bytes(b.get(1..5)?.try_into().ok()?);
+        let hours = days * 24 + u32::from(*b.get(5)?);
+        let sign = if negative { "-" } else { "" };
+        return Some(format!(
+            "{sign}{hours:02}:{:02}:{:02}",
+            b.get(6)?,
+            b.get(7)?
+        ));
+    }
+    let (year, month, day) = if b.len() >= 4 {
+        (u16::from_le_bytes([b[0], b[1]]), b[2], b[3])
+    } else {
+        (0, 0, 0)
+    };
+    let date = format!("{year:04}-{month:02}-{day:02}");
+    if ty == "DATE" {
+        return Some(date);
+    }
+    let (h, m, s) = if b.len() >= 7 {
+        (b[4], b[5], b[6])
+    } else {
+        (0, 0, 0)
+    };
+    Some(format!("{date} {h:02}:{m:02}:{s:02}"))
 }
 
 fn sqlite_value(row: &SqliteRow, i: usize) -> Val {

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::php::Php;
 use super::{DeviceReport, ModuleReport, PollEnv, PolledBy, poll_device};
+use crate::alerting::Alerting;
 use crate::backlog::{Backlog, Bound};
 use crate::config::{Mode, Settings};
 use crate::db::changes::Changes;
@@ -57,6 +58,9 @@ pub struct Engine {
     php_skipped: Mutex<HashMap<u32, u64>>,
     /// OSes without a definition, already logged.
     unknown_os: Mutex<std::collections::HashSet<String>>,
+    /// LibreNMS's post-poll work (alert rules, device groups) done by
+    /// ironpoll, or why it is not.
+    pub alerting: Result<Arc<Alerting>, &'static str>,
     writer_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -102,6 +106,14 @@ impl Engine {
             },
         );
         let php = Php::find(&settings);
+        let alerting = Alerting::for_node(&settings, &db);
+        match &alerting {
+            Ok(_) => tracing::info!(
+                native = %settings.alert.native,
+                "alert rules and device groups run by ironpoll after each committed poll"
+            ),
+            Err(why) => tracing::info!("alert rules and device groups not run by ironpoll: {why}"),
+        }
         for note in settings.ports_not_native() {
             tracing::warn!("{note}");
         }
@@ -117,6 +129,7 @@ impl Engine {
             rrd,
             php,
             php_skipped: Mutex::default(),
+            alerting,
             unknown_os: Mutex::default(),
             writer_tasks: vec![rrd_task, db_task],
         }))
@@ -201,9 +214,10 @@ impl Engine {
 
     /// The one path of a device poll, for `run`, `poll` and the demo: poll
     /// within the deadline, hand the rows and RRD updates to the writers,
-    /// and once the rows are committed, run what comes after (LibreNMS's
-    /// PHP for the modules ironpoll does not poll natively). None when the
-    /// poll was abandoned at its deadline.
+    /// and once the rows are committed, run what comes after: LibreNMS's
+    /// PHP for the modules ironpoll does not poll natively, then the alert
+    /// rules and device groups (unless that PHP run did them). None when
+    /// the poll was abandoned at its deadline.
     pub async fn poll_one(
         &self,
         device: Device,
@@ -214,8 +228,34 @@ impl Engine {
         self.note_unknown_os(&device);
         let mut report = poll_with_deadline(&self.env, device, state, selection, deadline).await?;
         let committed = self.write(&mut report).await;
+        let alerting = self.alerting.as_ref().ok();
+        if report.php_modules.is_empty() && alerting.is_none() {
+            return Some(report);
+        }
+        let written = committed.wait().await;
         if !report.php_modules.is_empty() {
-            self.hand_to_php(&mut report, committed).await;
+            self.hand_to_php(&mut report, &written).await;
+        }
+        if let Some(alerting) = alerting {
+            let php_ran = report.php.as_ref().is_some_and(|r| r.error.is_none());
+            if written != Written::Committed {
+                tracing::debug!(
+                    device = report.device_id,
+                    "alert rules not run: this poll's rows were not written ({written:?})"
+                );
+            } else if alerting.wanted(php_ran) {
+                report.after_poll = Some(match alerting.after_poll(report.device_id).await {
+                    Ok(done) => Ok(done),
+                    Err(e) => {
+                        tracing::warn!(
+                            device = report.device_id,
+                            hostname = %report.hostname,
+                            "alert rules and device groups not run: {e}"
+                        );
+                        Err(e.to_string())
+                    }
+                });
+            }
         }
         Some(report)
     }
@@ -240,7 +280,7 @@ impl Engine {
 
     /// Runs the report's PHP modules once its rows are committed, and adds
     /// their outcome to the report.
-    async fn hand_to_php(&self, report: &mut DeviceReport, committed: Commit) {
+    async fn hand_to_php(&self, report: &mut DeviceReport, written: &Written) {
         let php = match &self.php {
             Ok(php) => php,
             Err(why) => {
@@ -264,7 +304,7 @@ impl Engine {
                 return;
             }
         };
-        match committed.wait().await {
+        match written {
             Written::Committed => {}
             other => {
                 tracing::warn!(

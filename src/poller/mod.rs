@@ -95,6 +95,10 @@ pub struct DeviceReport {
     /// How the PHP run went, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub php: Option<php::PhpRun>,
+    /// LibreNMS's post-poll work done by ironpoll (alert rules, device
+    /// groups), or why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_poll: Option<Result<crate::alerting::AfterPoll, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ping: Option<PingSummary>,
     /// Why SNMP could not be used, when it could not.
@@ -326,6 +330,7 @@ pub async fn poll_device(
         modules: reports,
         php_modules,
         php: None,
+        after_poll: None,
         ping: ping.as_ref().map(PingSummary::from),
         snmp_error: if snmp_available { None } else { snmp_error },
         output: poll.output,

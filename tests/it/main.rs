@@ -4,6 +4,7 @@
 //! own simulator) and run the `ironpoll` binary. `./misc/test.sh` installs
 //! what they need; a missing peer fails with that hint.
 
+mod alerting;
 mod backpressure;
 mod cli;
 mod engine;

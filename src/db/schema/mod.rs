@@ -92,6 +92,65 @@ pub fn column_type(table: &str, column: &str) -> Option<&'static str> {
         .copied()
 }
 
+/// MySQL `CREATE TABLE IF NOT EXISTS` statements for every table of a
+/// LibreNMS schema dump (`db_schema.yaml`): for tests and tools that need
+/// the whole of LibreNMS's schema (alert rules may read any table). The
+/// parsed tables live for the rest of the process.
+pub fn mysql_ddl_from_yaml(yaml: &str) -> Result<Vec<String>, String> {
+    fn leak(s: String) -> &'static str {
+        Box::leak(s.into_boxed_str())
+    }
+    fn text(v: &serde_yaml::Value) -> Option<String> {
+        match v {
+            serde_yaml::Value::String(s) => Some(s.clone()),
+            serde_yaml::Value::Number(n) => Some(n.to_string()),
+            serde_yaml::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    let schema: serde_yaml::Mapping = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (name, t) in &schema {
+        let name = leak(
+            name.as_str()
+                .ok_or("a table name that is not text")?
+                .to_string(),
+        );
+        let mut columns = Vec::new();
+        for c in t["Columns"].as_sequence().ok_or("no Columns")? {
+            columns.push(Column {
+                name: leak(text(&c["Field"]).ok_or("a column without Field")?),
+                ty: leak(text(&c["Type"]).ok_or("a column without Type")?),
+                nullable: c["Null"].as_bool().unwrap_or(true),
+                default: c.get("Default").and_then(text).map(leak),
+                extra: leak(c.get("Extra").and_then(text).unwrap_or_default()),
+            });
+        }
+        let mut indexes = Vec::new();
+        if let Some(ix) = t.get("Indexes").and_then(|i| i.as_mapping()) {
+            for (_, ix) in ix {
+                let cols: Vec<&'static str> = ix["Columns"]
+                    .as_sequence()
+                    .map(|c| c.iter().filter_map(text).map(leak).collect())
+                    .unwrap_or_default();
+                indexes.push(Index {
+                    name: leak(text(&ix["Name"]).ok_or("an index without Name")?),
+                    columns: Box::leak(cols.into_boxed_slice()),
+                    unique: ix["Unique"].as_bool().unwrap_or(false),
+                });
+            }
+        }
+        let table = Table {
+            name,
+            columns: Box::leak(columns.into_boxed_slice()),
+            indexes: Box::leak(indexes.into_boxed_slice()),
+            foreign_keys: &[],
+        };
+        out.extend(table_ddl(&table, Dialect::Mysql));
+    }
+    Ok(out)
+}
+
 /// `CREATE TABLE IF NOT EXISTS` and index statements for every table.
 pub fn ddl(dialect: Dialect) -> Vec<String> {
     TABLES.iter().flat_map(|t| table_ddl(t, dialect)).collect()
