@@ -21,6 +21,7 @@ use super::engine::Engine;
 use super::{ICMP_PERF, icmp_perf_values, resolve, status, unix_now};
 use crate::config::{Mode, Settings};
 use crate::db::state;
+use crate::db::writer::{Commit, Written};
 use crate::db::{DbError, devices};
 use crate::device::Device;
 use crate::icmp::sweep::SweepOptions;
@@ -43,6 +44,9 @@ pub struct PingOutcome {
     /// Why no echo could be sent (the name did not resolve).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The alert rules run on a status change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<crate::alerting::rules::DeviceAlerts>,
 }
 
 /// What fast ping keeps between rounds.
@@ -138,6 +142,7 @@ impl FastPing {
 
         let now = unix_now();
         let mut outcomes = Vec::with_capacity(ordered.len());
+        let mut changed = Vec::new();
         for ((device, r), at) in ordered.into_iter().zip(resolved).zip(slot) {
             let ping = match (at, r) {
                 (Some(i), _) => std::mem::take(&mut results[i]),
@@ -175,19 +180,49 @@ impl FastPing {
                 received: ping.received,
                 avg_ms: ping.avg(),
                 error: ping.error.clone(),
+                alerts: None,
             });
             // Handed over in order: parents' rows before their children's.
-            self.engine
+            let committed = self
+                .engine
                 .hand_over(
                     std::mem::take(&mut poll.changes),
                     std::mem::take(&mut poll.rrd),
                 )
                 .await;
+            if outcomes.last().is_some_and(|o| o.changed) {
+                changed.push((outcomes.len() - 1, committed));
+            }
         }
         for p in self.engine.flush().await {
             tracing::warn!("fast ping: {p}");
         }
+        self.alert_on_changes(&mut outcomes, changed).await;
         Ok(outcomes)
+    }
+
+    /// The alert rules of each device whose status changed, once its row
+    /// is committed, parents before children (LibreNMS's `PingCheck`,
+    /// which defers a child until its parents are recorded: here the whole
+    /// round is). LibreNMS runs them here whatever `alert.disable` says.
+    async fn alert_on_changes(&self, outcomes: &mut [PingOutcome], changed: Vec<(usize, Commit)>) {
+        let Ok(alerting) = &self.engine.alerting else {
+            return;
+        };
+        for (i, committed) in changed {
+            let o = &mut outcomes[i];
+            if committed.wait().await != Written::Committed {
+                tracing::warn!(
+                    device = o.device_id,
+                    "alert rules not run: the status change was not written"
+                );
+                continue;
+            }
+            match alerting.rules_only(o.device_id).await {
+                Ok(done) => o.alerts = Some(done),
+                Err(e) => tracing::warn!(device = o.device_id, "alert rules not run: {e}"),
+            }
+        }
     }
 
     /// fping's pacing for a round: `fast_ping.count` echoes

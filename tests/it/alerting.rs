@@ -20,7 +20,7 @@ use crate::support::*;
 use crate::within;
 
 /// A test database with every table of LibreNMS's schema.
-async fn librenms_db() -> TestDb {
+pub async fn librenms_db() -> TestDb {
     let t = TestDb::new().await;
     let yaml = std::fs::read_to_string(librenms_fixtures().join("db_schema.yaml")).unwrap();
     for sql in schema::mysql_ddl_from_yaml(&yaml).unwrap() {
@@ -33,7 +33,7 @@ async fn librenms_db() -> TestDb {
 
 /// LibreNMS's rule collection (all of it, or the named rules) as rules
 /// with their builder and no stored query, and LibreNMS's default extra.
-async fn load_librenms_rules(t: &TestDb, only: &[&str]) -> usize {
+pub async fn load_librenms_rules(t: &TestDb, only: &[&str]) -> usize {
     let path = librenms_fixtures().join("definitions/alert_rules.json");
     let rules: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -112,7 +112,7 @@ async fn add_rule(t: &TestDb, name: &str, builder: &str, query: &str, extra: &st
     t.db.insert(&st).await.unwrap()
 }
 
-async fn rule_id(t: &TestDb, name: &str) -> u64 {
+pub async fn rule_id(t: &TestDb, name: &str) -> u64 {
     let mut st = Statement::new("SELECT `id` FROM `alert_rules` WHERE `name` = ?");
     st.args.push(Val::text(name));
     t.db.fetch(&st).await.unwrap()[0].u64("id").unwrap()
@@ -125,7 +125,7 @@ async fn exec(t: &TestDb, sql: &str) {
 }
 
 /// The alert of a device and rule: (state, open, alerted).
-async fn alert(t: &TestDb, device: u32, rule: u64) -> Option<(i64, i64, i64)> {
+pub async fn alert(t: &TestDb, device: u32, rule: u64) -> Option<(i64, i64, i64)> {
     t.db.fetch(&Statement::new(format!(
         "SELECT `state`, `open`, `alerted` FROM `alerts` WHERE `device_id` = {device} AND `rule_id` = {rule}"
     )))
@@ -142,7 +142,7 @@ async fn alert(t: &TestDb, device: u32, rule: u64) -> Option<(i64, i64, i64)> {
 }
 
 /// The alert_log states of a device and rule, oldest first.
-async fn log_states(t: &TestDb, device: u32, rule: u64) -> Vec<i64> {
+pub async fn log_states(t: &TestDb, device: u32, rule: u64) -> Vec<i64> {
     t.db.fetch(&Statement::new(format!(
         "SELECT `state` FROM `alert_log` WHERE `device_id` = {device} AND `rule_id` = {rule} ORDER BY `id`"
     )))

@@ -433,6 +433,53 @@ async fn the_daemon_notices_a_device_going_down_between_polls() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_blackholed_between_polls_raises_its_alert_from_fast_ping() {
+    use crate::alerting::{alert, librenms_db, load_librenms_rules, log_states, rule_id};
+    let mut net = TestNet::new();
+    within(180, async {
+        let t = librenms_db().await;
+        load_librenms_rules(&t, &["Devices up/down"]).await;
+        let rule = rule_id(&t, "Devices up/down").await;
+        // A ping-only device: its polls and its fast pings use ICMP alone.
+        let id = t
+            .add_device(&net.addr(2), 161, &[("snmp_disable", Val::Int(1))])
+            .await;
+        let rrd = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ironpoll"));
+        cmd.args(["run", "--db", &t.url])
+            .args(["--librenms-dir", &rrd.path().display().to_string()])
+            // The next poll is 5 minutes away: only fast ping can notice.
+            .args(["--set", "service_poller_frequency=300"])
+            .args(["--set", "fast_ping.interval=1"])
+            .args(["--set", "fping_options.timeout=200"])
+            .args(["--set", &format!("rrd_dir={}", rrd.path().join("rrd").display())])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = Guarded(cmd.spawn().unwrap());
+        let db = &t.db;
+        let polled = format!("SELECT COUNT(*) FROM `devices` WHERE `device_id` = {id} AND `last_polled` IS NOT NULL");
+        wait_for(db, &polled, 1, 30).await;
+        // The poll ran the rules: the device is up, the rule recovered.
+        let state = format!("SELECT COALESCE(MAX(`state`), -1) FROM `alerts` WHERE `device_id` = {id} AND `rule_id` = {rule}");
+        wait_for(db, &state, 0, 10).await;
+        let last_polled = format!("SELECT `last_polled` FROM `devices` WHERE `device_id` = {id}");
+        let first_poll = rows(db, &last_polled).await;
+        net.blackhole(2);
+        wait_for(db, &state, 1, 15).await;
+        assert_eq!(log_states(&t, id, rule).await, [0, 1]);
+        net.clear_blackhole(2);
+        wait_for(db, &state, 0, 15).await;
+        assert_eq!(log_states(&t, id, rule).await, [0, 1, 0]);
+        assert_eq!(alert(&t, id, rule).await.map(|a| a.0), Some(0));
+        // No second poll ran: fast ping alone raised and recovered it.
+        assert_eq!(rows(db, &last_polled).await, first_poll);
+        drop(child);
+        t.drop_database().await;
+    })
+    .await;
+}
+
 /// A child process killed when the test ends, passed or not.
 struct Guarded(std::process::Child);
 
