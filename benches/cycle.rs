@@ -287,7 +287,138 @@ async fn fresh_database(base: &str) -> Db {
     let s = resolve(&[layer], settings_defaults(Mode::Librenms)).unwrap();
     let db = Db::connect(&s.db).await.unwrap();
     db.create_schema().await.unwrap();
+    librenms_alerting(&db).await;
     db
+}
+
+/// LibreNMS's fixtures beside the project.
+fn librenms_fixtures() -> PathBuf {
+    std::env::var_os("IRONPOLL_LIBRENMS_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/librenms")
+        })
+}
+
+/// The rest of LibreNMS's schema (alert rules may read any table) and its
+/// default alert rules, stored as LibreNMS's "create default rules" stores
+/// them: the builder, its SQL, LibreNMS's default extra.
+async fn librenms_alerting(db: &Db) {
+    let fixtures = librenms_fixtures();
+    let yaml = std::fs::read_to_string(fixtures.join("db_schema.yaml")).unwrap_or_else(|e| {
+        panic!(
+            "LibreNMS's schema not found under {} ({e}); set IRONPOLL_LIBRENMS_FIXTURES",
+            fixtures.display()
+        )
+    });
+    for sql in ironpoll::db::schema::mysql_ddl_from_yaml(&yaml).unwrap() {
+        db.execute(&Statement::new(sql)).await.unwrap();
+    }
+    let rules: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("definitions/alert_rules.json")).unwrap(),
+    )
+    .unwrap();
+    let macros = ironpoll::alerting::Macros::builtin();
+    for r in rules
+        .iter()
+        .filter(|r| r["default"] == serde_json::json!(true))
+    {
+        let query = ironpoll::alerting::QueryBuilder::new(r["builder"].clone(), &macros)
+            .to_sql(true)
+            .unwrap()
+            .unwrap_or_default();
+        let mut st = Statement::new(
+            "INSERT INTO `alert_rules` (`severity`, `extra`, `disabled`, `name`, `query`, `builder`) VALUES ('critical', ?, 0, ?, ?, ?)",
+        );
+        st.args = vec![
+            ironpoll::db::Val::text(
+                r#"{"mute":false,"count":-1,"delay":300,"invert":false,"interval":300}"#,
+            ),
+            ironpoll::db::Val::text(r["name"].as_str().unwrap()),
+            ironpoll::db::Val::text(query),
+            ironpoll::db::Val::text(r["builder"].to_string()),
+        ];
+        db.execute(&st).await.unwrap();
+    }
+}
+
+/// The alert rules and device groups of `ids` (after the cycles, so every
+/// rule's first state is recorded), one device at a time and in batches,
+/// each way's CPU printed.
+fn child_alerting(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str, ids: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let settings = child_settings(mysql_db, rrd_port, rrd_base, rra, Vec::new());
+        let db = Db::connect(&settings.db).await.unwrap();
+        let alerting = ironpoll::alerting::Alerting::for_node(&settings, &db)
+            .await
+            .expect("alerting available");
+        let ids: Vec<u32> = ids.split(',').filter_map(|i| i.parse().ok()).collect();
+        // One device at a time (a quiet node), then in passes of 64 (a
+        // busy node's batches).
+        let db_cpu = || mariadb_pid().map_or(0.0, cpu_of);
+        let (before, db_before) = (process_cpu_seconds(), db_cpu());
+        for id in &ids {
+            alerting.after_poll(*id).await.expect("alert pass");
+        }
+        println!(
+            "alerting one-by-one {} {} {}",
+            process_cpu_seconds() - before,
+            db_cpu() - db_before,
+            ids.len()
+        );
+        let (before, db_before) = (process_cpu_seconds(), db_cpu());
+        for chunk in ids.chunks(64) {
+            alerting.after_polls(chunk).await.expect("alert pass");
+        }
+        println!(
+            "alerting batches-of-64 {} {} {}",
+            process_cpu_seconds() - before,
+            db_cpu() - db_before,
+            ids.len()
+        );
+        db.close().await;
+    });
+}
+
+/// Runs the alerting measurement in a child: (devices per pass, ironpoll
+/// CPU ms per device, MariaDB CPU ms per device).
+fn alerting_cpu(
+    mysql_db: &str,
+    rrd_port: u16,
+    rrd_base: &Path,
+    a: &Args,
+    ids: &[u32],
+) -> Vec<(String, f64, f64)> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env("IRONPOLL_CYCLE_CHILD", "alerting")
+        .env("IRONPOLL_CYCLE_DB", mysql_db)
+        .env("IRONPOLL_CYCLE_RRD_PORT", rrd_port.to_string())
+        .env("IRONPOLL_CYCLE_RRD_BASE", rrd_base)
+        .env("IRONPOLL_CYCLE_RRA", &a.rra)
+        .env(
+            "IRONPOLL_CYCLE_SAMPLES",
+            ids.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        )
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the alerting passes");
+    assert!(out.status.success(), "the alerting passes failed");
+    let mut passes = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let ["alerting", way, cpu, db, n] = line.split_whitespace().collect::<Vec<_>>()[..] {
+            let n = n.parse::<f64>().unwrap().max(1.0);
+            passes.push((
+                way.to_string(),
+                cpu.parse::<f64>().unwrap() * 1e3 / n,
+                db.parse::<f64>().unwrap() * 1e3 / n,
+            ));
+        }
+    }
+    passes
 }
 
 /// The LibreNMS OS a profile's devices would be discovered as.
@@ -930,6 +1061,8 @@ fn main() {
         );
         if child == "modules" {
             child_modules(&db, port, &base, &rra, &var("IRONPOLL_CYCLE_SAMPLES"));
+        } else if child == "alerting" {
+            child_alerting(&db, port, &base, &rra, &var("IRONPOLL_CYCLE_SAMPLES"));
         } else {
             child_cycle(&db, port, &base, &rra);
         }
@@ -1029,6 +1162,16 @@ fn main() {
         per_module = module_cpu(&mysql_db, rrd_port, &rrd_base, &a, &ids);
     }
 
+    let mut alerting = Vec::new();
+    if a.module_sample > 0 {
+        eprintln!("alerting CPU");
+        let ids: Vec<u32> = module_sample
+            .values()
+            .flat_map(|v| v.iter().map(|(id, _)| *id))
+            .collect();
+        alerting = alerting_cpu(&mysql_db, rrd_port, &rrd_base, &a, &ids);
+    }
+
     eprintln!("LibreNMS's way");
     let cli_sample = pick(a.sample);
     let mut cli: std::collections::BTreeMap<String, (CliCost, usize)> = Default::default();
@@ -1109,4 +1252,30 @@ fn main() {
         ours * 1e3,
         theirs / ours.max(1e-9)
     );
+    if !alerting.is_empty() {
+        println!();
+        println!(
+            "Alert rules and device groups after a poll (LibreNMS's {} default rules, run natively by ironpoll on {} devices that were up, after the cycles):",
+            default_rule_count(),
+            module_sample.values().map(Vec::len).sum::<usize>()
+        );
+        println!();
+        println!("| devices per pass | ironpoll CPU ms/device | MariaDB CPU ms/device |");
+        println!("|---|---|---|");
+        for (pass, ours, db) in &alerting {
+            println!("| {pass} | {ours:.3} | {db:.3} |");
+        }
+    }
+}
+
+/// How many of LibreNMS's rules are its defaults (`"default": true`).
+fn default_rule_count() -> usize {
+    let rules: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(librenms_fixtures().join("definitions/alert_rules.json")).unwrap(),
+    )
+    .unwrap();
+    rules
+        .iter()
+        .filter(|r| r["default"] == serde_json::json!(true))
+        .count()
 }

@@ -30,95 +30,113 @@ fn bind(v: &Value) -> Val {
     }
 }
 
-/// Whether a dynamic group's rules take the device.
-async fn takes(db: &Db, macros: &Macros, name: &str, rules: &str, device_id: u32) -> bool {
+/// Which of `ids` a dynamic group's rules take (Laravel's `->where(
+/// 'devices.device_id', $id)->exists()` for each, asked once for all).
+async fn taken(db: &Db, macros: &Macros, name: &str, rules: &str, ids: &[u32]) -> Vec<u32> {
     let query = match QueryBuilder::from_json(rules, macros).to_query() {
         Ok(Some(q)) => q,
-        Ok(None) => return false,
+        Ok(None) => return Vec::new(),
         Err(e) => {
             tracing::error!(group = name, error = %e, "device group has invalid rules");
-            return false;
+            return Vec::new();
         }
     };
-    let mut st = Statement::new(query.exists_for_device());
+    let mut st = Statement::new(query.devices_among(ids.len()));
     st.args = query.bindings.iter().map(bind).collect();
-    st.args.push(Val::from(device_id));
+    st.args.extend(ids.iter().map(|i| Val::from(*i)));
     match db.fetch_emulated(&st).await {
-        Ok(rows) => rows.first().and_then(|r| r.i64("exists")).unwrap_or(0) != 0,
+        Ok(rows) => rows
+            .iter()
+            .filter_map(|r| r.u64("device_id").map(|d| d as u32))
+            .collect(),
         Err(e) => {
             tracing::error!(group = name, error = %e, "device group generates an invalid query");
-            false
+            Vec::new()
         }
     }
 }
 
-/// Re-evaluates the device's groups and syncs its memberships.
+/// Re-evaluates one device's groups and syncs its memberships.
 pub async fn update_for_device(
     db: &Db,
     macros: &Macros,
     device_id: u32,
 ) -> Result<GroupChanges, DbError> {
+    Ok(update_for_devices(db, macros, &[device_id])
+        .await?
+        .pop()
+        .map(|(_, c)| c)
+        .unwrap_or_default())
+}
+
+/// Re-evaluates a batch of devices' groups (each dynamic group asked once
+/// for the batch) and syncs their memberships.
+pub async fn update_for_devices(
+    db: &Db,
+    macros: &Macros,
+    ids: &[u32],
+) -> Result<Vec<(u32, GroupChanges)>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let groups = db
         .fetch(&Statement::new(
             "SELECT `id`, `name`, `type`, `rules` FROM `device_groups` ORDER BY `id`",
         ))
         .await?;
-    let mut st =
-        Statement::new("SELECT `device_group_id` FROM `device_group_device` WHERE `device_id` = ?");
-    st.args.push(Val::from(device_id));
-    let current: Vec<u64> = db
-        .fetch(&st)
+    let marks = vec!["?"; ids.len()].join(", ");
+    let mut st = Statement::new(format!(
+        "SELECT `device_group_id`, `device_id` FROM `device_group_device` WHERE `device_id` IN ({marks})"
+    ));
+    st.args = ids.iter().map(|i| Val::from(*i)).collect();
+    let mut current: Vec<(u64, u32)> = db
+        .fetch_emulated(&st)
         .await?
         .iter()
-        .filter_map(|r| r.u64("device_group_id"))
+        .filter_map(|r| Some((r.u64("device_group_id")?, r.u64("device_id")? as u32)))
         .collect();
-    let mut wanted: Vec<u64> = Vec::new();
+    current.sort_unstable();
+    let mut wanted: Vec<(u64, u32)> = Vec::new();
     for g in &groups {
         let id = g.u64("id").unwrap_or(0);
-        let member = if g.string("type").as_deref() == Some("dynamic") {
+        if g.string("type").as_deref() == Some("dynamic") {
             let name = g.string("name").unwrap_or_default();
             let rules = g.string("rules").unwrap_or_default();
-            takes(db, macros, &name, &rules, device_id).await
+            for d in taken(db, macros, &name, &rules, ids).await {
+                wanted.push((id, d));
+            }
         } else {
-            current.contains(&id)
-        };
-        if member {
-            wanted.push(id);
+            // A static group keeps the devices it has.
+            wanted.extend(current.iter().filter(|(g, _)| *g == id).copied());
         }
     }
-    let changes = GroupChanges {
-        attached: wanted
-            .iter()
-            .filter(|g| !current.contains(g))
-            .copied()
-            .collect(),
-        detached: current
-            .iter()
-            .filter(|g| !wanted.contains(g))
-            .copied()
-            .collect(),
-    };
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut out: Vec<(u32, GroupChanges)> =
+        ids.iter().map(|i| (*i, GroupChanges::default())).collect();
     let mut statements = Vec::new();
-    if !changes.detached.is_empty() {
+    for (group, device) in current.iter().filter(|m| wanted.binary_search(m).is_err()) {
         let mut st = Statement::new(
-            "DELETE FROM `device_group_device` WHERE `device_id` = ? AND `device_group_id` IN (",
+            "DELETE FROM `device_group_device` WHERE `device_group_id` = ? AND `device_id` = ?",
         );
-        st.args.push(Val::from(device_id));
-        st.push(&vec!["?"; changes.detached.len()].join(", "));
-        st.push(")");
-        st.args
-            .extend(changes.detached.iter().map(|g| Val::UInt(*g)));
+        st.args = vec![Val::UInt(*group), Val::from(*device)];
         statements.push(st);
+        if let Some((_, c)) = out.iter_mut().find(|(d, _)| d == device) {
+            c.detached.push(*group);
+        }
     }
-    for g in &changes.attached {
+    for (group, device) in wanted.iter().filter(|m| current.binary_search(m).is_err()) {
         let mut st = Statement::new(
             "INSERT INTO `device_group_device` (`device_group_id`, `device_id`) VALUES (?, ?)",
         );
-        st.args = vec![Val::UInt(*g), Val::from(device_id)];
+        st.args = vec![Val::UInt(*group), Val::from(*device)];
         statements.push(st);
+        if let Some((_, c)) = out.iter_mut().find(|(d, _)| d == device) {
+            c.attached.push(*group);
+        }
     }
     if !statements.is_empty() {
         db.transaction(&statements).await?;
     }
-    Ok(changes)
+    Ok(out)
 }

@@ -7,6 +7,8 @@
 //! LibreNMS stores the times in UTC and compares the day of the week in
 //! the web server's time zone; ironpoll takes both in UTC.
 
+use rustc_hash::FxHashMap;
+
 use crate::db::{Db, DbError, Statement, Val};
 
 /// `MaintenanceStatus`.
@@ -30,26 +32,49 @@ impl Status {
     }
 }
 
-const ACTIVE_SCHEDULES: &str = "SELECT s.`schedule_id`, s.`behavior` FROM `alert_schedule` s \
-    WHERE s.`start` <= UTC_TIMESTAMP() AND s.`end` >= UTC_TIMESTAMP() \
+/// A schedule is active now (`AlertSchedule::isActive()`, in UTC).
+const ACTIVE: &str = "s.`start` <= UTC_TIMESTAMP() AND s.`end` >= UTC_TIMESTAMP() \
     AND (s.`recurring` = 0 OR (s.`recurring` = 1 \
       AND ((TIME(s.`start`) < TIME(s.`end`) AND TIME(s.`start`) <= TIME(UTC_TIMESTAMP()) AND TIME(s.`end`) > TIME(UTC_TIMESTAMP())) \
         OR (TIME(s.`start`) > TIME(s.`end`) AND (TIME(s.`start`) <= TIME(UTC_TIMESTAMP()) OR TIME(s.`end`) > TIME(UTC_TIMESTAMP())))) \
-      AND (s.`recurring_day` LIKE CONCAT('%', WEEKDAY(UTC_TIMESTAMP()) + 1, '%') OR s.`recurring_day` IS NULL))) \
-    AND EXISTS (SELECT 1 FROM `alert_schedulables` a WHERE a.`schedule_id` = s.`schedule_id` AND ( \
-      (a.`alert_schedulable_type` = 'device' AND a.`alert_schedulable_id` = ?) \
-      OR (a.`alert_schedulable_type` = 'location' AND a.`alert_schedulable_id` IN \
-          (SELECT d.`location_id` FROM `devices` d JOIN `locations` l ON l.`id` = d.`location_id` WHERE d.`device_id` = ?)) \
-      OR (a.`alert_schedulable_type` = 'device_group' AND a.`alert_schedulable_id` IN \
-          (SELECT gd.`device_group_id` FROM `device_group_device` gd JOIN `device_groups` g ON g.`id` = gd.`device_group_id` WHERE gd.`device_id` = ?)))) \
-    ORDER BY s.`schedule_id`";
+      AND (s.`recurring_day` LIKE CONCAT('%', WEEKDAY(UTC_TIMESTAMP()) + 1, '%') OR s.`recurring_day` IS NULL)))";
 
-/// The device's maintenance status now: the last active schedule's.
+/// Each device's maintenance status now: the last active schedule's that
+/// names it, its location or one of its groups; devices under none are
+/// left out.
+pub async fn statuses(db: &Db, ids: &[u32]) -> Result<FxHashMap<u32, Status>, DbError> {
+    let mut out = FxHashMap::default();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let mut st = Statement::new(format!(
+        "SELECT x.`device_id`, s.`behavior` FROM `alert_schedule` s JOIN ( \
+           SELECT a.`schedule_id`, d.`device_id` FROM `alert_schedulables` a JOIN `devices` d ON d.`device_id` = a.`alert_schedulable_id` \
+             WHERE a.`alert_schedulable_type` = 'device' AND d.`device_id` IN ({marks}) \
+           UNION ALL SELECT a.`schedule_id`, d.`device_id` FROM `alert_schedulables` a JOIN `locations` l ON l.`id` = a.`alert_schedulable_id` \
+             JOIN `devices` d ON d.`location_id` = l.`id` WHERE a.`alert_schedulable_type` = 'location' AND d.`device_id` IN ({marks}) \
+           UNION ALL SELECT a.`schedule_id`, gd.`device_id` FROM `alert_schedulables` a JOIN `device_groups` g ON g.`id` = a.`alert_schedulable_id` \
+             JOIN `device_group_device` gd ON gd.`device_group_id` = g.`id` WHERE a.`alert_schedulable_type` = 'device_group' AND gd.`device_id` IN ({marks}) \
+         ) x ON x.`schedule_id` = s.`schedule_id` WHERE {ACTIVE} ORDER BY s.`schedule_id`"
+    ));
+    for _ in 0..3 {
+        st.args.extend(ids.iter().map(|i| Val::from(*i)));
+    }
+    for r in db.fetch_emulated(&st).await? {
+        let device = r.u64("device_id").unwrap_or(0) as u32;
+        out.insert(
+            device,
+            Status::from_behavior(r.i64("behavior").unwrap_or(0)),
+        );
+    }
+    Ok(out)
+}
+
+/// One device's maintenance status now.
 pub async fn status(db: &Db, device_id: u32) -> Result<Status, DbError> {
-    let mut st = Statement::new(ACTIVE_SCHEDULES);
-    st.args = vec![Val::from(device_id); 3];
-    let rows = db.fetch(&st).await?;
-    Ok(rows.last().map_or(Status::None, |r| {
-        Status::from_behavior(r.i64("behavior").unwrap_or(0))
-    }))
+    Ok(statuses(db, &[device_id])
+        .await?
+        .remove(&device_id)
+        .unwrap_or(Status::None))
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::{AlertSettings, Mode, NativeAlerting, Settings};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Statement};
 
 /// Totals since start, for logs and the benchmark.
 #[derive(Debug, Default)]
@@ -40,16 +40,31 @@ pub struct AlertStats {
     pub failed_rules: AtomicU64,
     pub group_changes: AtomicU64,
     pub errors: AtomicU64,
+    /// Passes run (each over a batch of devices).
+    pub passes: AtomicU64,
 }
 
 /// What LibreNMS does when a device poll ends (its `DevicePolled`
 /// listeners, in their order): the alert rules, then the device groups.
+/// Devices whose rows commit while a pass runs wait for the next pass and
+/// share it (a batch), so that under load each rule runs once per batch
+/// rather than once per device.
 pub struct Alerting {
+    core: Arc<Core>,
+    queue: tokio::sync::mpsc::UnboundedSender<Waiting>,
+}
+
+struct Core {
     db: Db,
     settings: AlertSettings,
     macros: Macros,
-    pub stats: AlertStats,
+    stats: AlertStats,
 }
+
+type Waiting = (u32, tokio::sync::oneshot::Sender<Result<AfterPoll, String>>);
+
+/// The most devices one pass takes.
+const MAX_BATCH: usize = 64;
 
 /// What one device's post-poll pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -61,12 +76,24 @@ pub struct AfterPoll {
 
 impl Alerting {
     /// The alerting of this node, or why there is none.
-    pub fn for_node(settings: &Settings, db: &Db) -> Result<Arc<Alerting>, &'static str> {
+    pub async fn for_node(settings: &Settings, db: &Db) -> Result<Arc<Alerting>, String> {
         if settings.alert.native == NativeAlerting::Off {
-            return Err("alerting.native is off");
+            return Err("alerting.native is off".into());
         }
         if settings.mode != Mode::Librenms {
-            return Err("the embedded store has no alert rules");
+            return Err("the embedded store has no alert rules".into());
+        }
+        // A database without LibreNMS's alerting tables (a test or
+        // benchmark schema) is said once, not at every poll.
+        let probe = Statement::new(
+            "SELECT (SELECT COUNT(*) FROM `alert_rules`) + (SELECT COUNT(*) FROM `alerts` WHERE 0) \
+             + (SELECT COUNT(*) FROM `alert_log` WHERE 0) + (SELECT COUNT(*) FROM `device_groups`) \
+             + (SELECT COUNT(*) FROM `alert_schedule` WHERE 0) AS `n`",
+        );
+        if let Err(e) = db.fetch(&probe).await {
+            return Err(format!(
+                "the database has no LibreNMS alerting tables ({e})"
+            ));
         }
         let mut macros = match macros::Macros::read(&settings.librenms_dir) {
             Some(Ok(m)) => m,
@@ -82,64 +109,131 @@ impl Alerting {
         for (name, sql) in &settings.alert.macros {
             macros.set(name.clone(), sql.clone());
         }
-        Ok(Arc::new(Alerting {
+        let core = Arc::new(Core {
             db: db.clone(),
             settings: settings.alert.clone(),
             macros,
             stats: AlertStats::default(),
-        }))
+        });
+        let (queue, waiting) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(run_batches(core.clone(), waiting));
+        Ok(Arc::new(Alerting { core, queue }))
+    }
+
+    pub fn stats(&self) -> &AlertStats {
+        &self.core.stats
     }
 
     /// Whether ironpoll runs the post-poll work of a device whose poll
     /// handed modules to LibreNMS's PHP (`php_ran`: that PHP poll ended
     /// well, so LibreNMS ran its own).
     pub fn wanted(&self, php_ran: bool) -> bool {
-        match self.settings.native {
+        match self.core.settings.native {
             NativeAlerting::On => true,
             NativeAlerting::Auto => !php_ran,
             NativeAlerting::Off => false,
         }
     }
 
-    /// The rules, then the groups, for one device whose rows are committed.
-    pub async fn after_poll(&self, device_id: u32) -> Result<AfterPoll, DbError> {
-        let mut out = AfterPoll::default();
+    /// The rules, then the groups, for one device whose rows are
+    /// committed; it shares a pass with the devices waiting with it.
+    pub async fn after_poll(&self, device_id: u32) -> Result<AfterPoll, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((device_id, tx))
+            .map_err(|_| "alerting stopped".to_string())?;
+        rx.await.unwrap_or_else(|_| Err("alerting stopped".into()))
+    }
+
+    /// The rules and groups of a batch of devices, in one pass.
+    pub async fn after_polls(&self, ids: &[u32]) -> Result<Vec<(u32, AfterPoll)>, DbError> {
+        self.core.pass(ids).await
+    }
+
+    /// Only the alert rules, for devices whose status changed (fast ping).
+    pub async fn rules_only(
+        &self,
+        ids: &[u32],
+    ) -> Result<Vec<(u32, rules::DeviceAlerts)>, DbError> {
+        let c = &self.core;
+        rules::run_for_devices(&c.db, &c.settings, &c.macros, ids).await
+    }
+}
+
+/// Takes what waits (up to a batch) whenever a pass ends.
+async fn run_batches(core: Arc<Core>, mut waiting: tokio::sync::mpsc::UnboundedReceiver<Waiting>) {
+    while let Some(first) = waiting.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match waiting.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let mut ids: Vec<u32> = batch.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        match core.pass(&ids).await {
+            Ok(done) => {
+                for (id, tx) in batch {
+                    let mine = done.iter().find(|(d, _)| *d == id).map(|(_, a)| a.clone());
+                    let _ = tx.send(mine.ok_or_else(|| "not in the pass".to_string()));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    devices = ids.len(),
+                    "alert rules and device groups not run: {e}"
+                );
+                for (_, tx) in batch {
+                    let _ = tx.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+impl Core {
+    async fn pass(&self, ids: &[u32]) -> Result<Vec<(u32, AfterPoll)>, DbError> {
+        let mut out: Vec<(u32, AfterPoll)> =
+            ids.iter().map(|i| (*i, AfterPoll::default())).collect();
         let result = async {
             if !self.settings.disable {
-                let a = rules::run_for_device(&self.db, &self.settings, &self.macros, device_id)
-                    .await?;
-                self.stats
-                    .rules
-                    .fetch_add(u64::from(a.rules), Ordering::Relaxed);
-                self.stats
-                    .raised
-                    .fetch_add(u64::from(a.raised), Ordering::Relaxed);
-                self.stats
-                    .recovered
-                    .fetch_add(u64::from(a.recovered), Ordering::Relaxed);
-                self.stats
-                    .failed_rules
-                    .fetch_add(u64::from(a.failed), Ordering::Relaxed);
-                out.alerts = Some(a);
+                for (id, a) in
+                    rules::run_for_devices(&self.db, &self.settings, &self.macros, ids).await?
+                {
+                    let s = &self.stats;
+                    s.rules.fetch_add(u64::from(a.rules), Ordering::Relaxed);
+                    s.raised.fetch_add(u64::from(a.raised), Ordering::Relaxed);
+                    s.recovered
+                        .fetch_add(u64::from(a.recovered), Ordering::Relaxed);
+                    s.failed_rules
+                        .fetch_add(u64::from(a.failed), Ordering::Relaxed);
+                    if let Some((_, slot)) = out.iter_mut().find(|(d, _)| *d == id) {
+                        slot.alerts = Some(a);
+                    }
+                }
             }
-            out.groups = groups::update_for_device(&self.db, &self.macros, device_id).await?;
-            let changed = out.groups.attached.len() + out.groups.detached.len();
-            self.stats
-                .group_changes
-                .fetch_add(changed as u64, Ordering::Relaxed);
+            for (id, g) in groups::update_for_devices(&self.db, &self.macros, ids).await? {
+                let changed = g.attached.len() + g.detached.len();
+                self.stats
+                    .group_changes
+                    .fetch_add(changed as u64, Ordering::Relaxed);
+                if let Some((_, slot)) = out.iter_mut().find(|(d, _)| *d == id) {
+                    slot.groups = g;
+                }
+            }
             Ok::<_, DbError>(())
         }
         .await;
-        self.stats.devices.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .devices
+            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        self.stats.passes.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = result {
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
         Ok(out)
-    }
-
-    /// Only the alert rules (fast ping's status change).
-    pub async fn rules_only(&self, device_id: u32) -> Result<rules::DeviceAlerts, DbError> {
-        rules::run_for_device(&self.db, &self.settings, &self.macros, device_id).await
     }
 }

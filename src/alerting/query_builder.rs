@@ -515,15 +515,20 @@ pub struct Query {
 }
 
 impl Query {
-    /// Whether the device is in the query's result, as Laravel's
-    /// `->where('devices.device_id', $id)->exists()` asks it.
-    pub fn exists_for_device(&self) -> String {
-        let anchor = "`devices`.`device_id` = ?";
+    /// Which of `n` devices (bound after the query's own values) are in
+    /// the query's result: Laravel's `->where('devices.device_id', $id)
+    /// ->exists()` for each of them, in one statement.
+    pub fn devices_among(&self, n: usize) -> String {
+        let anchor = format!("`devices`.`device_id` in ({})", vec!["?"; n].join(", "));
         let sql = if self.has_where {
             format!("{} and {anchor}", self.sql)
         } else {
             format!("{} where {anchor}", self.sql)
         };
-        format!("select exists({sql}) as `exists`")
+        sql.replacen(
+            "select * from ",
+            "select distinct `devices`.`device_id` from ",
+            1,
+        )
     }
 }

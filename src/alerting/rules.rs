@@ -6,6 +6,8 @@
 
 use serde_json::Value;
 
+use rustc_hash::FxHashMap;
+
 use super::details::{self, PhpRow};
 use super::{Macros, QueryBuilder, contacts, maintenance};
 use crate::config::AlertSettings;
@@ -60,6 +62,7 @@ struct Rule {
     query: String,
     builder: String,
     extra: String,
+    invert_map: i64,
 }
 
 impl Rule {
@@ -89,31 +92,100 @@ impl Rule {
     }
 }
 
-/// The enabled rules for a device (`AlertRule::enabled()->forDevice()`):
-/// rules mapped to nothing, rules mapped to the device, one of its groups
-/// or its location, and inverted maps that name none of them.
-fn rules_sql(device_id: u32) -> Statement {
-    let dev = Val::from(device_id);
-    let on_device = "EXISTS (SELECT 1 FROM `alert_device_map` m JOIN `devices` d ON d.`device_id` = m.`device_id` \
-         WHERE m.`rule_id` = r.`id` AND d.`device_id` = ?)";
-    let in_group = "EXISTS (SELECT 1 FROM `alert_group_map` m JOIN `device_groups` g ON g.`id` = m.`group_id` \
-         JOIN `device_group_device` gd ON gd.`device_group_id` = g.`id` \
-         JOIN `devices` d ON d.`device_id` = gd.`device_id` WHERE m.`rule_id` = r.`id` AND d.`device_id` = ?)";
-    let at_location = "EXISTS (SELECT 1 FROM `alert_location_map` m JOIN `locations` l ON l.`id` = m.`location_id` \
-         WHERE m.`rule_id` = r.`id` AND l.`id` = (SELECT `location_id` FROM `devices` WHERE `device_id` = ?))";
-    let sql = format!(
-        "SELECT r.`id`, r.`name`, r.`query`, r.`builder`, r.`extra` FROM `alert_rules` r \
-         WHERE r.`disabled` = 0 AND ( \
-           (NOT EXISTS (SELECT 1 FROM `alert_device_map` m JOIN `devices` d ON d.`device_id` = m.`device_id` WHERE m.`rule_id` = r.`id`) \
-            AND NOT EXISTS (SELECT 1 FROM `alert_group_map` m JOIN `device_groups` g ON g.`id` = m.`group_id` WHERE m.`rule_id` = r.`id`) \
-            AND NOT EXISTS (SELECT 1 FROM `alert_location_map` m JOIN `locations` l ON l.`id` = m.`location_id` WHERE m.`rule_id` = r.`id`)) \
-           OR (r.`invert_map` = 0 AND ({on_device} OR {in_group} OR {at_location})) \
-           OR (r.`invert_map` = 1 AND NOT {on_device} AND NOT {in_group} AND NOT {at_location})) \
-         ORDER BY r.`id`"
-    );
-    let mut st = Statement::new(sql);
-    st.args = vec![dev.clone(); 6];
-    st
+/// Where the rules apply: each rule's maps, and the batch's devices'
+/// locations and groups (`AlertRule::forDevice()`).
+#[derive(Default)]
+struct Maps {
+    devices: FxHashMap<u64, Vec<u32>>,
+    groups: FxHashMap<u64, Vec<u64>>,
+    locations: FxHashMap<u64, Vec<u64>>,
+    device_groups: FxHashMap<u32, Vec<u64>>,
+    device_location: FxHashMap<u32, u64>,
+}
+
+impl Maps {
+    /// Rules mapped to nothing apply everywhere; a map applies to the
+    /// devices it names (the device, one of its groups, its location), an
+    /// inverted map to every other device.
+    fn applies(&self, rule: &Rule, device: u32) -> bool {
+        let devices = self.devices.get(&rule.id);
+        let groups = self.groups.get(&rule.id);
+        let locations = self.locations.get(&rule.id);
+        if devices.is_none() && groups.is_none() && locations.is_none() {
+            return true;
+        }
+        let named = devices.is_some_and(|d| d.contains(&device))
+            || groups.is_some_and(|g| {
+                self.device_groups
+                    .get(&device)
+                    .is_some_and(|mine| mine.iter().any(|x| g.contains(x)))
+            })
+            || locations.is_some_and(|l| {
+                self.device_location
+                    .get(&device)
+                    .is_some_and(|loc| l.contains(loc))
+            });
+        match rule.invert_map {
+            0 => named,
+            1 => !named,
+            _ => false,
+        }
+    }
+}
+
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+fn ids_args(ids: &[u32]) -> Vec<Val> {
+    ids.iter().map(|i| Val::from(*i)).collect()
+}
+
+async fn load_maps(db: &Db, devices: &[u32]) -> Result<Maps, DbError> {
+    let mut maps = Maps::default();
+    for r in db
+        .fetch(&Statement::new(
+            "SELECT m.`rule_id`, m.`device_id` FROM `alert_device_map` m JOIN `devices` d ON d.`device_id` = m.`device_id`",
+        ))
+        .await?
+    {
+        let rule = r.u64("rule_id").unwrap_or(0);
+        maps.devices.entry(rule).or_default().push(r.u64("device_id").unwrap_or(0) as u32);
+    }
+    for r in db
+        .fetch(&Statement::new(
+            "SELECT m.`rule_id`, g.`id` FROM `alert_group_map` m JOIN `device_groups` g ON g.`id` = m.`group_id`",
+        ))
+        .await?
+    {
+        let rule = r.u64("rule_id").unwrap_or(0);
+        maps.groups.entry(rule).or_default().push(r.u64("id").unwrap_or(0));
+    }
+    for r in db
+        .fetch(&Statement::new(
+            "SELECT m.`rule_id`, l.`id` FROM `alert_location_map` m JOIN `locations` l ON l.`id` = m.`location_id`",
+        ))
+        .await?
+    {
+        let rule = r.u64("rule_id").unwrap_or(0);
+        maps.locations.entry(rule).or_default().push(r.u64("id").unwrap_or(0));
+    }
+    if !devices.is_empty() {
+        let mut st = Statement::new(format!(
+            "SELECT gd.`device_group_id`, gd.`device_id` FROM `device_group_device` gd \
+             JOIN `device_groups` g ON g.`id` = gd.`device_group_id` WHERE gd.`device_id` IN ({})",
+            marks(devices.len())
+        ));
+        st.args = ids_args(devices);
+        for r in db.fetch_emulated(&st).await? {
+            let device = r.u64("device_id").unwrap_or(0) as u32;
+            maps.device_groups
+                .entry(device)
+                .or_default()
+                .push(r.u64("device_group_id").unwrap_or(0));
+        }
+    }
+    Ok(maps)
 }
 
 /// Runs the alert rules of one device, as LibreNMS does after its poll.
@@ -123,37 +195,81 @@ pub async fn run_for_device(
     macros: &Macros,
     device_id: u32,
 ) -> Result<DeviceAlerts, DbError> {
-    let mut out = DeviceAlerts::default();
-    let mut st =
-        Statement::new("SELECT `device_id`, `disable_notify` FROM `devices` WHERE `device_id` = ?");
-    st.args.push(Val::from(device_id));
-    let Some(device) = db.fetch(&st).await?.into_iter().next() else {
-        out.skipped = Some(Skipped::Missing);
-        return Ok(out);
-    };
-    if maintenance::status(db, device_id).await? == maintenance::Status::SkipAlerts {
-        tracing::info!(
-            device = device_id,
-            "under maintenance, skipping alert rules"
-        );
-        out.skipped = Some(Skipped::Maintenance);
+    Ok(run_for_devices(db, settings, macros, &[device_id])
+        .await?
+        .pop()
+        .map(|(_, a)| a)
+        .unwrap_or_default())
+}
+
+/// Runs the alert rules of a batch of devices, with the result of running
+/// them one device at a time, in fewer statements: each rule once for all
+/// the devices it applies to, when its SQL is anchored on the device as
+/// LibreNMS's builder writes it. Statements whose text depends on the
+/// batch are bound on the client (their shapes would churn the prepared
+/// statement cache).
+pub async fn run_for_devices(
+    db: &Db,
+    settings: &AlertSettings,
+    macros: &Macros,
+    ids: &[u32],
+) -> Result<Vec<(u32, DeviceAlerts)>, DbError> {
+    let mut out: Vec<(u32, DeviceAlerts)> =
+        ids.iter().map(|i| (*i, DeviceAlerts::default())).collect();
+    if ids.is_empty() {
         return Ok(out);
     }
-    if device.i64("disable_notify").unwrap_or(0) != 0 {
-        tracing::info!(
-            device = device_id,
-            "alerting disabled for the device: clearing its alerts"
-        );
-        let mut st = Statement::new(
-            "UPDATE `alerts` SET `state` = ?, `alerted` = 0, `open` = 0 WHERE `device_id` = ?",
-        );
-        st.args = vec![Val::Int(state::CLEAR), Val::from(device_id)];
+    let mut st = Statement::new(format!(
+        "SELECT `device_id`, `disable_notify`, `location_id` FROM `devices` WHERE `device_id` IN ({})",
+        marks(ids.len())
+    ));
+    st.args = ids_args(ids);
+    let found = db.fetch_emulated(&st).await?;
+    let maintenance = maintenance::statuses(db, ids).await?;
+    let mut active: Vec<u32> = Vec::new();
+    let mut silenced: Vec<u32> = Vec::new();
+    let mut locations: FxHashMap<u32, u64> = FxHashMap::default();
+    for (id, result) in &mut out {
+        let Some(row) = found
+            .iter()
+            .find(|r| r.u64("device_id") == Some(u64::from(*id)))
+        else {
+            result.skipped = Some(Skipped::Missing);
+            continue;
+        };
+        if maintenance.get(id) == Some(&maintenance::Status::SkipAlerts) {
+            tracing::info!(device = *id, "under maintenance, skipping alert rules");
+            result.skipped = Some(Skipped::Maintenance);
+        } else if row.i64("disable_notify").unwrap_or(0) != 0 {
+            tracing::info!(
+                device = *id,
+                "alerting disabled for the device: clearing its alerts"
+            );
+            result.skipped = Some(Skipped::NotifyDisabled);
+            silenced.push(*id);
+        } else {
+            if let Some(loc) = row.u64("location_id") {
+                locations.insert(*id, loc);
+            }
+            active.push(*id);
+        }
+    }
+    if !silenced.is_empty() {
+        let mut st = Statement::new(format!(
+            "UPDATE `alerts` SET `state` = ?, `alerted` = 0, `open` = 0 WHERE `device_id` IN ({})",
+            marks(silenced.len())
+        ));
+        st.args.push(Val::Int(state::CLEAR));
+        st.args.extend(ids_args(&silenced));
         db.execute(&st).await?;
-        out.skipped = Some(Skipped::NotifyDisabled);
+    }
+    if active.is_empty() {
         return Ok(out);
     }
     let rules: Vec<Rule> = db
-        .fetch(&rules_sql(device_id))
+        .fetch(&Statement::new(
+            "SELECT `id`, `name`, `query`, `builder`, `extra`, `invert_map` FROM `alert_rules` WHERE `disabled` = 0 ORDER BY `id`",
+        ))
         .await?
         .into_iter()
         .map(|r| Rule {
@@ -162,67 +278,144 @@ pub async fn run_for_device(
             query: r.string("query").unwrap_or_default(),
             builder: r.string("builder").unwrap_or_default(),
             extra: r.string("extra").unwrap_or_default(),
+            invert_map: r.i64("invert_map").unwrap_or(0),
         })
         .collect();
-    // Each rule's latest alert for the device, read once for all rules.
-    let mut st = Statement::new(
-        "SELECT `id`, `rule_id`, `state` FROM `alerts` WHERE `device_id` = ? ORDER BY `id`",
-    );
-    st.args.push(Val::from(device_id));
-    let mut latest: rustc_hash::FxHashMap<u64, (u64, i64)> = Default::default();
-    for r in db.fetch(&st).await? {
+    let mut maps = load_maps(db, &active).await?;
+    maps.device_location = locations;
+    // Each rule's latest alert for each device, read once.
+    let mut st = Statement::new(format!(
+        "SELECT `id`, `device_id`, `rule_id`, `state` FROM `alerts` WHERE `device_id` IN ({}) ORDER BY `id`",
+        marks(active.len())
+    ));
+    st.args = ids_args(&active);
+    let mut latest: FxHashMap<(u32, u64), (u64, i64)> = FxHashMap::default();
+    for r in db.fetch_emulated(&st).await? {
         latest.insert(
-            r.u64("rule_id").unwrap_or(0),
+            (
+                r.u64("device_id").unwrap_or(0) as u32,
+                r.u64("rule_id").unwrap_or(0),
+            ),
             (r.u64("id").unwrap_or(0), r.i64("state").unwrap_or(0)),
         );
     }
     for rule in &rules {
-        out.rules += 1;
-        let alert = latest.get(&rule.id).copied();
-        process_rule(db, settings, macros, device_id, rule, alert, &mut out).await?;
+        let targets: Vec<u32> = active
+            .iter()
+            .copied()
+            .filter(|d| maps.applies(rule, *d))
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        for d in &targets {
+            if let Some((_, r)) = out.iter_mut().find(|(id, _)| id == d) {
+                r.rules += 1;
+            }
+        }
+        let Some(sql) = rule.sql(macros) else {
+            continue;
+        };
+        for (device, result) in rule_rows(db, &sql, &targets).await? {
+            let slot = &mut out
+                .iter_mut()
+                .find(|(id, _)| *id == device)
+                .expect("a device of the batch")
+                .1;
+            let rows = match result {
+                Ok(rows) => rows,
+                Err(e) => {
+                    // A broken rule costs only itself.
+                    slot.failed += 1;
+                    tracing::warn!(device, rule = rule.id, error = %e, "alert rule failed");
+                    log_event(
+                        db,
+                        device,
+                        &format!("Error in alert rule {} ({}): {e}", rule.name, rule.id),
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            let alert = latest.get(&(device, rule.id)).copied();
+            // `! empty($rows) !== $invert`
+            let matched = !rows.is_empty();
+            if matched != rule.invert() {
+                trigger(db, settings, device, rule, &rows, alert, slot).await?;
+            } else {
+                recover(db, device, rule, alert, slot).await?;
+            }
+        }
     }
     Ok(out)
 }
 
-async fn process_rule(
+/// The column that says whose a row of a batched rule is.
+const BATCH_DEVICE: &str = "ironpoll_alert_device";
+
+/// The anchor LibreNMS's builder puts first in every rule's WHERE.
+const ANCHOR: &str = "WHERE (devices.device_id = ?";
+
+/// A rule's result rows for each of `targets` (or the error that rule
+/// gave): one statement for all of them when the SQL is anchored as the
+/// builder writes it, else one per device.
+async fn rule_rows(
     db: &Db,
-    settings: &AlertSettings,
-    macros: &Macros,
-    device_id: u32,
-    rule: &Rule,
-    alert: Option<(u64, i64)>,
-    out: &mut DeviceAlerts,
-) -> Result<(), DbError> {
-    let Some(sql) = rule.sql(macros) else {
-        return Ok(());
-    };
-    let mut st = Statement::new(sql);
-    st.args.push(Val::from(device_id));
-    let rows = match db.fetch_emulated(&st).await {
-        Ok(rows) => rows,
-        Err(e) if e.is_unavailable() => return Err(e),
-        Err(e) => {
-            // A broken rule costs only itself.
-            out.failed += 1;
-            tracing::warn!(device = device_id, rule = rule.id, error = %e, "alert rule failed");
-            log_event(
-                db,
-                device_id,
-                &format!("Error in alert rule {} ({}): {e}", rule.name, rule.id),
+    sql: &str,
+    targets: &[u32],
+) -> Result<Vec<(u32, Result<Vec<PhpRow>, String>)>, DbError> {
+    let batchable = targets.len() > 1
+        && sql.starts_with("SELECT * FROM ")
+        && sql.matches(ANCHOR).count() == 1
+        && crate::db::emulate::bind(sql, &[Val::Int(0)]).is_ok();
+    if batchable {
+        let list = targets
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let text = sql
+            .replacen(
+                "SELECT * FROM ",
+                &format!("SELECT *, devices.device_id AS `{BATCH_DEVICE}` FROM "),
+                1,
             )
-            .await?;
-            return Ok(());
-        }
-    };
-    // `! empty($rows) !== $invert`
-    let matched = !rows.is_empty();
-    let triggered = matched != rule.invert();
-    if triggered {
-        let rows: Vec<PhpRow> = rows.iter().map(details::php_row).collect();
-        trigger(db, settings, device_id, rule, &rows, alert, out).await
-    } else {
-        recover(db, device_id, rule, alert, out).await
+            .replacen(ANCHOR, &format!("WHERE (devices.device_id IN ({list})"), 1);
+        return match db.fetch_emulated(&Statement::new(text)).await {
+            Ok(rows) => {
+                let mut by_device: FxHashMap<u32, Vec<PhpRow>> = FxHashMap::default();
+                for row in &rows {
+                    let mut php = details::php_row(row);
+                    let at = php.iter().position(|(c, _)| c == BATCH_DEVICE);
+                    let owner = at
+                        .map(|i| php.remove(i).1)
+                        .and_then(|v| v.as_u64())
+                        .unwrap_or(0) as u32;
+                    by_device.entry(owner).or_default().push(php);
+                }
+                Ok(targets
+                    .iter()
+                    .map(|d| (*d, Ok(by_device.remove(d).unwrap_or_default())))
+                    .collect())
+            }
+            Err(e) if e.is_unavailable() => Err(e),
+            Err(e) => {
+                let e = e.to_string();
+                Ok(targets.iter().map(|d| (*d, Err(e.clone()))).collect())
+            }
+        };
     }
+    let mut out = Vec::with_capacity(targets.len());
+    for d in targets {
+        let mut st = Statement::new(sql);
+        st.args.push(Val::from(*d));
+        match db.fetch_emulated(&st).await {
+            Ok(rows) => out.push((*d, Ok(rows.iter().map(details::php_row).collect()))),
+            Err(e) if e.is_unavailable() => return Err(e),
+            Err(e) => out.push((*d, Err(e.to_string()))),
+        }
+    }
+    Ok(out)
 }
 
 async fn trigger(

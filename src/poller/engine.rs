@@ -60,7 +60,7 @@ pub struct Engine {
     unknown_os: Mutex<std::collections::HashSet<String>>,
     /// LibreNMS's post-poll work (alert rules, device groups) done by
     /// ironpoll, or why it is not.
-    pub alerting: Result<Arc<Alerting>, &'static str>,
+    pub alerting: Result<Arc<Alerting>, String>,
     writer_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -106,7 +106,7 @@ impl Engine {
             },
         );
         let php = Php::find(&settings);
-        let alerting = Alerting::for_node(&settings, &db);
+        let alerting = Alerting::for_node(&settings, &db).await;
         match &alerting {
             Ok(_) => tracing::info!(
                 native = %settings.alert.native,
@@ -244,17 +244,7 @@ impl Engine {
                     "alert rules not run: this poll's rows were not written ({written:?})"
                 );
             } else if alerting.wanted(php_ran) {
-                report.after_poll = Some(match alerting.after_poll(report.device_id).await {
-                    Ok(done) => Ok(done),
-                    Err(e) => {
-                        tracing::warn!(
-                            device = report.device_id,
-                            hostname = %report.hostname,
-                            "alert rules and device groups not run: {e}"
-                        );
-                        Err(e.to_string())
-                    }
-                });
+                report.after_poll = Some(alerting.after_poll(report.device_id).await);
             }
         }
         Some(report)

@@ -209,19 +209,27 @@ impl FastPing {
         let Ok(alerting) = &self.engine.alerting else {
             return;
         };
+        let mut ids = Vec::with_capacity(changed.len());
         for (i, committed) in changed {
-            let o = &mut outcomes[i];
-            if committed.wait().await != Written::Committed {
+            let o = &outcomes[i];
+            if committed.wait().await == Written::Committed {
+                ids.push(o.device_id);
+            } else {
                 tracing::warn!(
                     device = o.device_id,
                     "alert rules not run: the status change was not written"
                 );
-                continue;
             }
-            match alerting.rules_only(o.device_id).await {
-                Ok(done) => o.alerts = Some(done),
-                Err(e) => tracing::warn!(device = o.device_id, "alert rules not run: {e}"),
+        }
+        match alerting.rules_only(&ids).await {
+            Ok(done) => {
+                for (id, a) in done {
+                    if let Some(o) = outcomes.iter_mut().find(|o| o.device_id == id) {
+                        o.alerts = Some(a);
+                    }
+                }
             }
+            Err(e) => tracing::warn!(devices = ids.len(), "alert rules not run: {e}"),
         }
     }
 

@@ -423,3 +423,93 @@ async fn sensors_maintenance_disable_notify_broken_rules_maps_and_groups() {
     })
     .await;
 }
+
+/// Everything the rules wrote, in an order that does not depend on how
+/// the devices were batched (and without the test database's name).
+async fn written(t: &TestDb) -> Vec<String> {
+    let name = t.url.rsplit('/').next().unwrap().to_string();
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT CONCAT_WS(' ', `device_id`, `rule_id`, `state`, `open`, `alerted`) AS `x` FROM `alerts` ORDER BY `device_id`, `rule_id`",
+        "SELECT CONCAT_WS(' ', `device_id`, `rule_id`, `state`) AS `x` FROM `alert_log` ORDER BY `device_id`, `rule_id`, `id`",
+        "SELECT CONCAT_WS(' ', `device_id`, `message`) AS `x` FROM `eventlog` ORDER BY `device_id`, `message`",
+    ] {
+        for r in t.db.fetch(&Statement::new(sql)).await.unwrap() {
+            out.push(r.string("x").unwrap().replace(&name, "DB"));
+        }
+    }
+    for r in t
+        .db
+        .fetch(&Statement::new(
+            "SELECT `device_id`, `rule_id`, `details` FROM `alert_log` WHERE `details` IS NOT NULL ORDER BY `device_id`, `rule_id`, `id`",
+        ))
+        .await
+        .unwrap()
+    {
+        let Val::Bytes(b) = r.get("details") else {
+            panic!("details not compressed")
+        };
+        let mut d = details::decompress(b);
+        if let Some(serde_json::Value::Array(rows)) = d.get_mut("rule") {
+            rows.sort_by_key(|r| r.to_string());
+        }
+        out.push(format!("{:?} {:?} {}", r.u64("device_id"), r.u64("rule_id"), serde_json::Value::Object(d)));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_writes_what_one_device_at_a_time_writes() {
+    use ironpoll::alerting::{Macros, rules};
+    within(300, async {
+        let settings = ironpoll::config::resolve(&[], ironpoll::config::settings_defaults(Mode::Librenms))
+            .unwrap()
+            .alert;
+        let macros = Macros::builtin();
+        let mut results = Vec::new();
+        for batched in [true, false] {
+            let t = librenms_db().await;
+            load_librenms_rules(&t, &[]).await;
+            add_rule(&t, "broken", "", "SELECT * FROM devices WHERE (devices.device_id = ?) AND nothing = 1", "{}").await;
+            let mut ids = Vec::new();
+            for (i, status) in [1, 0, 1, 0].iter().enumerate() {
+                let id = t
+                    .add_device(&format!("10.0.0.{i}"), 161, &[("status", Val::Int(*status)), ("uptime", Val::Int(30))])
+                    .await;
+                ids.push(id);
+            }
+            // A port of the first device over its utilisation threshold,
+            // a sensor of the second over its limit.
+            exec(&t, &format!(
+                "INSERT INTO `ports` (`device_id`, `ifIndex`, `ifName`, `ifSpeed`, `ifInOctets_rate`, `ifOutOctets_rate`, `ifOperStatus`, `ifAdminStatus`) \
+                 VALUES ({}, 1, 'eth0', 1000, 120, 0, 'down', 'up')", ids[0]
+            )).await;
+            exec(&t, &format!(
+                "INSERT INTO `sensors` (`device_id`, `sensor_class`, `poller_type`, `sensor_oid`, `sensor_index`, `sensor_type`, `sensor_descr`, `sensor_current`, `sensor_limit`, `sensor_alert`) \
+                 VALUES ({}, 'temperature', 'snmp', '.1', '1', 't', 'Board', 90, 70, 1)", ids[2]
+            )).await;
+            // The same clock in both databases' rows.
+            exec(&t, "UPDATE `devices` SET `inserted` = '2026-01-01 00:00:00', `last_discovered` = '2026-01-01 00:00:00'").await;
+            exec(&t, "UPDATE `sensors` SET `lastupdate` = '2026-01-01 00:00:00'").await;
+            for _ in 0..2 {
+                if batched {
+                    rules::run_for_devices(&t.db, &settings, &macros, &ids).await.unwrap();
+                } else {
+                    for id in &ids {
+                        rules::run_for_device(&t.db, &settings, &macros, *id).await.unwrap();
+                    }
+                }
+            }
+            results.push(written(&t).await);
+            t.drop_database().await;
+        }
+        assert!(results[0].len() > 100, "{}", results[0].len());
+        assert!(results[0].iter().any(|l| l.contains("Board")), "the sensor rule raised");
+        if results[0] != results[1] {
+            let only_batched: Vec<_> = results[0].iter().filter(|l| !results[1].contains(l)).collect();
+            let only_single: Vec<_> = results[1].iter().filter(|l| !results[0].contains(l)).collect();
+            panic!("batched only: {only_batched:#?}\none at a time only: {only_single:#?}");
+        }
+    })
+    .await;
+}
