@@ -930,7 +930,14 @@ fn child_modules(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str, sampl
         .build()
         .unwrap();
     rt.block_on(async {
-        let settings = child_settings(mysql_db, rrd_port, rrd_base, rra, Vec::new());
+        // The modules alone: alerting is measured on its own.
+        let settings = child_settings(
+            mysql_db,
+            rrd_port,
+            rrd_base,
+            rra,
+            vec![("alerting.native", "off".to_string())],
+        );
         let concurrency = settings.poller.concurrency;
         let db = Db::connect(&settings.db).await.unwrap();
         let engine = Engine::start(Arc::new(settings), db.clone()).await.unwrap();

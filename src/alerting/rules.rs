@@ -328,10 +328,11 @@ pub async fn run_for_devices(
                     // A broken rule costs only itself.
                     slot.failed += 1;
                     tracing::warn!(device, rule = rule.id, error = %e, "alert rule failed");
+                    let message = pdo_message(&e, &sql, device);
                     log_event(
                         db,
                         device,
-                        &format!("Error in alert rule {} ({}): {e}", rule.name, rule.id),
+                        &format!("Error in alert rule {} ({}): {message}", rule.name, rule.id),
                     )
                     .await?;
                     continue;
@@ -348,6 +349,41 @@ pub async fn run_for_devices(
         }
     }
     Ok(out)
+}
+
+/// A failed rule's error as Laravel's `QueryException` says it (what
+/// LibreNMS logs): the SQLSTATE with PDO's name for its class, MySQL's
+/// number and message, the connection and the SQL with its binding.
+fn pdo_message(error: &str, sql: &str, device: u32) -> String {
+    let text = error
+        .trim_start_matches("database error: ")
+        .trim_start_matches("error returned from database: ");
+    // sqlx writes "1054 (42S22): Unknown column ...".
+    let parsed = text.split_once(" (").and_then(|(number, rest)| {
+        let (state, message) = rest.split_once("): ")?;
+        number.parse::<u32>().ok()?;
+        Some((number, state, message))
+    });
+    let sql =
+        crate::db::emulate::bind(sql, &[Val::from(device)]).unwrap_or_else(|_| sql.to_string());
+    match parsed {
+        Some((number, state, message)) => {
+            let class = match state {
+                "42S02" => "Base table or view not found",
+                "42S22" => "Column not found",
+                "42000" => "Syntax error or access violation",
+                "23000" => "Integrity constraint violation",
+                "22007" => "Invalid datetime format",
+                "22003" => "Numeric value out of range",
+                "21000" => "Cardinality violation",
+                _ => "General error",
+            };
+            format!(
+                "SQLSTATE[{state}]: {class}: {number} {message} (Connection: mysql, SQL: {sql})"
+            )
+        }
+        None => format!("{text} (Connection: mysql, SQL: {sql})"),
+    }
 }
 
 /// The column that says whose a row of a batched rule is.

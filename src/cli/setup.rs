@@ -219,6 +219,18 @@ pub async fn check_config(args: ConfigArgs) -> anyhow::Result<std::process::Exit
         s.source_of("os.linux.group")
     );
     print_modules(s);
+    match crate::alerting::Alerting::for_node(s, &loaded.db).await {
+        Ok(_) => println!(
+            "# alert rules and device groups: run by ironpoll after each committed poll (alerting.native = {}{})",
+            s.alert.native,
+            if s.alert.disable {
+                "; alert.disable: groups only"
+            } else {
+                ""
+            }
+        ),
+        Err(why) => println!("# alert rules and device groups: not run by ironpoll: {why}"),
+    }
     loaded.db.close().await;
     Ok(std::process::ExitCode::SUCCESS)
 }

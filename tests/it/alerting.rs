@@ -183,6 +183,17 @@ async fn alert_errors(t: &TestDb) -> Vec<String> {
 }
 
 async fn alerting_engine(t: &TestDb, overrides: &[(&str, &str)]) -> Arc<Engine> {
+    // No LibreNMS install: the modules PHP would poll are skipped, so
+    // LibreNMS's post-poll work is ironpoll's.
+    let nowhere = std::env::temp_dir().join("ironpoll-no-librenms");
+    alerting_engine_at(t, &nowhere.display().to_string(), overrides).await
+}
+
+async fn alerting_engine_at(
+    t: &TestDb,
+    librenms_dir: &str,
+    overrides: &[(&str, &str)],
+) -> Arc<Engine> {
     let mut layer = Layer::new(Source::Flag, true);
     for (k, v) in [
         ("rrd.enable", "false"),
@@ -195,14 +206,11 @@ async fn alerting_engine(t: &TestDb, overrides: &[(&str, &str)]) -> Arc<Engine> 
     {
         layer.set(*k, serde_json::Value::String(v.to_string()));
     }
-    // No LibreNMS install: the modules PHP would poll are skipped, so
-    // LibreNMS's post-poll work is ironpoll's.
-    let nowhere = std::env::temp_dir().join("ironpoll-no-librenms");
     let settings = resolve(
         &[layer],
         Defaults {
             mode: Mode::Librenms,
-            librenms_dir: nowhere,
+            librenms_dir: librenms_dir.into(),
         },
     )
     .unwrap();
@@ -362,6 +370,12 @@ async fn sensors_maintenance_disable_notify_broken_rules_maps_and_groups() {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].starts_with(&format!("Error in alert rule broken ({broken}): ")), "{errors:?}");
         assert!(errors[0].contains("no_such_column"), "{errors:?}");
+        // As Laravel's QueryException says it, which LibreNMS logs.
+        assert!(
+            errors[0].contains("SQLSTATE[42S22]: Column not found: 1054 Unknown column 'no_such_column'")
+                && errors[0].contains("(Connection: mysql, SQL: SELECT * FROM devices WHERE devices.device_id = "),
+            "{errors:?}"
+        );
         assert_eq!(alert(&t, a, broken).await, None);
         // Maps: "only A" on A alone, "all but A" on the others.
         assert_eq!(alert(&t, a, only_a).await, Some((1, 1, 0)));
@@ -510,6 +524,84 @@ async fn a_batch_writes_what_one_device_at_a_time_writes() {
             let only_single: Vec<_> = results[1].iter().filter(|l| !results[0].contains(l)).collect();
             panic!("batched only: {only_batched:#?}\none at a time only: {only_single:#?}");
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_says_who_runs_the_rules_and_reads_alert_settings() {
+    within(120, async {
+        let t = librenms_db().await;
+        exec(&t, r#"INSERT INTO `config` (`config_name`, `config_value`) VALUES
+            ('alert.default_only', 'false'), ('alert.default_mail', '"noc@example.com"'),
+            ('alert.macros.rule.my_core', '"%devices.purpose = \\"core\\""')"#).await;
+        let check = |extra: &[&str]| {
+            let mut c = ironpoll();
+            c.args(["check-config", "--db", &t.url, "--librenms-dir", "/nonexistent"])
+                .args(extra)
+                .current_dir(std::env::temp_dir());
+            let out = run(c, Duration::from_secs(60));
+            assert!(out.status.success(), "{}", stderr(&out));
+            stdout(&out)
+        };
+        let text = check(&[]);
+        assert!(
+            text.contains("# alert rules and device groups: run by ironpoll after each committed poll (alerting.native = auto)"),
+            "{text}"
+        );
+        let line = |key: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{key} ")))
+                .unwrap_or_else(|| panic!("{key} missing from\n{text}"))
+                .to_string()
+        };
+        assert!(line("alert.default_only").contains("= false"));
+        assert!(line("alert.default_mail").contains("noc@example.com"));
+        assert!(line("alert.macros.rule.my_core").contains("devices.purpose"), "{text}");
+        let text = check(&["--set", "alerting.native=off"]);
+        assert!(text.contains("# alert rules and device groups: not run by ironpoll: alerting.native is off"), "{text}");
+        t.drop_database().await;
+    })
+    .await;
+}
+
+/// A poll whose PHP run succeeded leaves LibreNMS's post-poll work to that
+/// run (`auto`); `on` does it anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_php_poll_does_the_post_poll_work_unless_told_otherwise() {
+    within(180, async {
+        let t = librenms_db().await;
+        load_librenms_rules(&t, &["Devices up/down"]).await;
+        let rule = rule_id(&t, "Devices up/down").await;
+        let sim = port_fleet(Profile::Switch48, 1, &[]).await;
+        let id = t
+            .add_device("127.0.0.1", sim.fleet[0].addr.port(), &[])
+            .await;
+        let librenms = tempfile::tempdir().unwrap();
+        crate::modules_live::stand_in_lnms(librenms.path(), &t.url, 0.0);
+        let dir = librenms.path().display().to_string();
+        for (native, runs) in [("auto", false), ("on", true)] {
+            let e = alerting_engine_at(&t, &dir, &[("alerting.native", native)]).await;
+            let list = devices::find(&e.db, "all").await.unwrap();
+            let mut reports = Vec::new();
+            e.poll_devices(list, &Selection::Configured, 4, |r| reports.push(r))
+                .await
+                .unwrap();
+            let r = &reports[0];
+            assert_eq!(r.php.as_ref().and_then(|p| p.exit_code), Some(0), "{r:?}");
+            assert_eq!(
+                r.after_poll.is_some(),
+                runs,
+                "alerting.native = {native}: {r:?}"
+            );
+            assert_eq!(
+                alert(&t, id, rule).await.is_some(),
+                runs,
+                "alerting.native = {native}"
+            );
+            let _ = e.finish().await;
+        }
+        t.drop_database().await;
     })
     .await;
 }

@@ -149,7 +149,7 @@ async fn native_modules_write_librenms_rows_and_rrd_files() {
 /// directory, user, start and end, and the device's last_polled as the
 /// database had it when PHP started), prints LibreNMS's per-module
 /// runtime lines, and sleeps `seconds`.
-fn stand_in_lnms(dir: &Path, db_url: &str, seconds: f64) {
+pub fn stand_in_lnms(dir: &Path, db_url: &str, seconds: f64) {
     let db = db_url.rsplit('/').next().unwrap();
     let port = db_url
         .rsplit_once(':')

@@ -769,6 +769,11 @@ async fn check_config_reads_the_config_table_and_names_a_bad_value() {
         let line = text.lines().find(|l| l.starts_with("rrd.step ")).unwrap();
         assert!(line.contains("= 60") && line.contains("LibreNMS config table"), "{line}");
         assert!(!text.contains("s3cret"));
+        // ironpoll's own tables only: no alerting, said once.
+        assert!(
+            text.contains("# alert rules and device groups: not run by ironpoll: the database has no LibreNMS alerting tables"),
+            "{text}"
+        );
 
         // LibreNMS's OS definitions sit below the config table.
         let librenms = tempfile::tempdir().unwrap();
