@@ -502,6 +502,11 @@ async fn a_batch_writes_what_one_device_at_a_time_writes() {
                 "INSERT INTO `sensors` (`device_id`, `sensor_class`, `poller_type`, `sensor_oid`, `sensor_index`, `sensor_type`, `sensor_descr`, `sensor_current`, `sensor_limit`, `sensor_alert`) \
                  VALUES ({}, 'temperature', 'snmp', '.1', '1', 't', 'Board', 90, 70, 1)", ids[2]
             )).await;
+            // The last device under a recurring maintenance whose daily
+            // window spans midnight and holds now, every day.
+            exec(&t, "INSERT INTO `alert_schedule` (`schedule_id`, `recurring`, `start`, `end`, `recurring_day`, `title`, `notes`, `behavior`) \
+                      VALUES (1, 1, UTC_TIMESTAMP() - INTERVAL 1 DAY - INTERVAL 1 HOUR, UTC_TIMESTAMP() + INTERVAL 1 DAY - INTERVAL 2 HOUR, NULL, 'nights', '', 1)").await;
+            exec(&t, &format!("INSERT INTO `alert_schedulables` (`schedule_id`, `alert_schedulable_id`, `alert_schedulable_type`) VALUES (1, {}, 'device')", ids[3])).await;
             // The same clock in both databases' rows.
             exec(&t, "UPDATE `devices` SET `inserted` = '2026-01-01 00:00:00', `last_discovered` = '2026-01-01 00:00:00'").await;
             exec(&t, "UPDATE `sensors` SET `lastupdate` = '2026-01-01 00:00:00'").await;
@@ -514,6 +519,10 @@ async fn a_batch_writes_what_one_device_at_a_time_writes() {
                     }
                 }
             }
+            let maintained = t.scalar(&format!("SELECT COUNT(*) FROM `alerts` WHERE `device_id` = {}", ids[3])).await;
+            assert_eq!(maintained.as_i64(), Some(0), "no rule ran under the maintenance");
+            let down = t.scalar(&format!("SELECT COUNT(*) FROM `alerts` WHERE `device_id` = {} AND `state` = 1", ids[1])).await;
+            assert!(down.as_i64().unwrap() > 0, "the other down device alerted");
             results.push(written(&t).await);
             t.drop_database().await;
         }
