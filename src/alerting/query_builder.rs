@@ -532,3 +532,99 @@ impl Query {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-z._`%?' ]{0,12}".prop_map(Value::String),
+            prop_oneof![
+                Just("devices.hostname"),
+                Just("ports.ifName"),
+                Just("macros.device_up"),
+                Just("nosuch.table"),
+                Just("`macros.past_5m`"),
+                Just("equal"),
+                Just("between"),
+                Just("in"),
+                Just("is_null"),
+                Just("AND"),
+                Just("OR"),
+            ]
+            .prop_map(|s| Value::String(s.into())),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("condition"),
+                            Just("rules"),
+                            Just("field"),
+                            Just("operator"),
+                            Just("value"),
+                        ],
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|kv| Value::Object(
+                    kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        /// A stored builder of any shape gives SQL or an error, never a
+        /// panic (a hostile or corrupt alert_rules row costs its rule).
+        #[test]
+        fn any_builder_gives_sql_or_an_error(builder in json()) {
+            let macros = Macros::builtin();
+            let qb = QueryBuilder::new(builder, &macros);
+            let _ = qb.to_sql(false);
+            let _ = qb.to_sql(true);
+            if let Ok(Some(q)) = qb.to_query() {
+                let _ = q.devices_among(3);
+            }
+        }
+    }
+
+    #[test]
+    fn odd_values_are_written_as_php_writes_them() {
+        let macros = Macros::builtin();
+        let rule = |op: &str, value: Value| {
+            let b = serde_json::json!({"condition": "AND", "rules": [
+                {"field": "devices.hostname", "operator": op, "value": value}]});
+            QueryBuilder::new(b, &macros)
+                .to_sql(false)
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(rule("equal", Value::Null), "devices.hostname = \"\"");
+        assert_eq!(rule("equal", serde_json::json!(5)), "devices.hostname = 5");
+        assert_eq!(
+            rule("between", serde_json::json!(["1"])),
+            "devices.hostname BETWEEN 1 AND"
+        );
+        assert_eq!(
+            rule("in", serde_json::json!("a,b")),
+            "devices.hostname IN \"a,b\""
+        );
+        let b = serde_json::json!({"condition": "AND", "rules": [
+            {"field": "devices.hostname", "operator": "in", "value": "a, b"}]});
+        let q = QueryBuilder::new(b, &macros).to_query().unwrap().unwrap();
+        assert_eq!(
+            q.sql,
+            "select * from `devices` where (`devices`.`hostname` in (?, ?, ?))"
+        );
+        assert_eq!(q.bindings, ["a", "", "b"]);
+    }
+}
