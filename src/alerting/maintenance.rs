@@ -4,8 +4,9 @@
 //! recurring one inside its daily window (which may span midnight) on one
 //! of its days. The schedule's behaviour says what alerting does then.
 //!
-//! LibreNMS stores the times in UTC and compares the day of the week in
-//! the web server's time zone; ironpoll takes both in UTC.
+//! LibreNMS stores the times in UTC and compares them in UTC, and takes the
+//! day of the week in its application time zone (PHP's `date.timezone`,
+//! ironpoll's `php.timezone`; UTC when MariaDB does not know the name).
 
 use rustc_hash::FxHashMap;
 
@@ -37,12 +38,17 @@ const ACTIVE: &str = "s.`start` <= UTC_TIMESTAMP() AND s.`end` >= UTC_TIMESTAMP(
     AND (s.`recurring` = 0 OR (s.`recurring` = 1 \
       AND ((TIME(s.`start`) < TIME(s.`end`) AND TIME(s.`start`) <= TIME(UTC_TIMESTAMP()) AND TIME(s.`end`) > TIME(UTC_TIMESTAMP())) \
         OR (TIME(s.`start`) > TIME(s.`end`) AND (TIME(s.`start`) <= TIME(UTC_TIMESTAMP()) OR TIME(s.`end`) > TIME(UTC_TIMESTAMP())))) \
-      AND (s.`recurring_day` LIKE CONCAT('%', WEEKDAY(UTC_TIMESTAMP()) + 1, '%') OR s.`recurring_day` IS NULL)))";
+      AND (s.`recurring_day` LIKE CONCAT('%', WEEKDAY(COALESCE(CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', ?), UTC_TIMESTAMP())) + 1, '%') \
+        OR s.`recurring_day` IS NULL)))";
 
 /// Each device's maintenance status now: the last active schedule's that
 /// names it, its location or one of its groups; devices under none are
 /// left out.
-pub async fn statuses(db: &Db, ids: &[u32]) -> Result<FxHashMap<u32, Status>, DbError> {
+pub async fn statuses(
+    db: &Db,
+    ids: &[u32],
+    timezone: &str,
+) -> Result<FxHashMap<u32, Status>, DbError> {
     let mut out = FxHashMap::default();
     if ids.is_empty() {
         return Ok(out);
@@ -61,6 +67,7 @@ pub async fn statuses(db: &Db, ids: &[u32]) -> Result<FxHashMap<u32, Status>, Db
     for _ in 0..3 {
         st.args.extend(ids.iter().map(|i| Val::from(*i)));
     }
+    st.args.push(Val::text(timezone));
     for r in db.fetch_emulated(&st).await? {
         let device = r.u64("device_id").unwrap_or(0) as u32;
         out.insert(
@@ -72,8 +79,8 @@ pub async fn statuses(db: &Db, ids: &[u32]) -> Result<FxHashMap<u32, Status>, Db
 }
 
 /// One device's maintenance status now.
-pub async fn status(db: &Db, device_id: u32) -> Result<Status, DbError> {
-    Ok(statuses(db, &[device_id])
+pub async fn status(db: &Db, device_id: u32, timezone: &str) -> Result<Status, DbError> {
+    Ok(statuses(db, &[device_id], timezone)
         .await?
         .remove(&device_id)
         .unwrap_or(Status::None))

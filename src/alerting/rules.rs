@@ -225,7 +225,7 @@ pub async fn run_for_devices(
     ));
     st.args = ids_args(ids);
     let found = db.fetch_emulated(&st).await?;
-    let maintenance = maintenance::statuses(db, ids).await?;
+    let maintenance = maintenance::statuses(db, ids, &settings.timezone).await?;
     let mut active: Vec<u32> = Vec::new();
     let mut silenced: Vec<u32> = Vec::new();
     let mut locations: FxHashMap<u32, u64> = FxHashMap::default();

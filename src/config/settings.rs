@@ -436,6 +436,11 @@ pub struct AlertSettings {
     pub default_if_none: bool,
     /// Macros added or replaced by configuration (`alert.macros.rule.*`).
     pub macros: BTreeMap<String, String>,
+    /// PHP's `date.timezone`, LibreNMS's application time zone
+    /// (`php.timezone`): the day of the week of recurring maintenance is
+    /// taken there. A name needs MariaDB's time zone tables; an offset
+    /// (`+02:00`) does not.
+    pub timezone: String,
 }
 
 pub(super) enum ApplyError {
@@ -610,6 +615,7 @@ impl Settings {
                 default_copy: true,
                 default_if_none: false,
                 macros: BTreeMap::new(),
+                timezone: "UTC".into(),
             },
             librenms_dir: d.librenms_dir,
             sources: BTreeMap::new(),
@@ -793,6 +799,17 @@ impl Settings {
                 }
             }
             "alert.disable" => self.alert.disable = boolean(v).map_err(inv)?,
+            "php.timezone" => {
+                let tz = string(v).map_err(inv)?;
+                if tz.is_empty()
+                    || tz.contains(|c: char| !(c.is_ascii_alphanumeric() || "/_+-:".contains(c)))
+                {
+                    return Err(Invalid(
+                        "expected a time zone name (Europe/Berlin) or offset (+02:00)".into(),
+                    ));
+                }
+                self.alert.timezone = tz
+            }
             "alert.default_only" => self.alert.default_only = boolean(v).map_err(inv)?,
             "alert.default_mail" => {
                 // LibreNMS's default is false: no address.
@@ -1052,6 +1069,7 @@ impl Settings {
         add("discovery_on_reboot", self.discovery_on_reboot.to_string());
         add("alerting.native", self.alert.native.to_string());
         add("alert.disable", self.alert.disable.to_string());
+        add("php.timezone", q(&self.alert.timezone));
         add("alert.default_only", self.alert.default_only.to_string());
         add(
             "alert.default_mail",

@@ -614,3 +614,44 @@ async fn a_php_poll_does_the_post_poll_work_unless_told_otherwise() {
     })
     .await;
 }
+
+/// The day of a recurring maintenance is taken in LibreNMS's application
+/// time zone (PHP's date.timezone), here an offset MariaDB knows without
+/// its time zone tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recurring_maintenance_days_are_in_the_application_time_zone() {
+    use ironpoll::alerting::{Macros, rules};
+    within(120, async {
+        let t = librenms_db().await;
+        load_librenms_rules(&t, &["Devices up/down"]).await;
+        let id = t.add_device("10.9.9.9", 161, &[("status", Val::Int(0))]).await;
+        // Every hour of the day, on the day it is now at UTC+13 only.
+        exec(&t, "INSERT INTO `alert_schedule` (`schedule_id`, `recurring`, `start`, `end`, `recurring_day`, `title`, `notes`, `behavior`) \
+                  SELECT 1, 1, UTC_TIMESTAMP() - INTERVAL 1 DAY - INTERVAL 1 HOUR, UTC_TIMESTAMP() + INTERVAL 1 DAY - INTERVAL 2 HOUR, \
+                  WEEKDAY(CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', '+13:00')) + 1, 'tonga days', '', 1").await;
+        exec(&t, &format!("INSERT INTO `alert_schedulables` (`schedule_id`, `alert_schedulable_id`, `alert_schedulable_type`) VALUES (1, {id}, 'device')")).await;
+        let day = t.scalar("SELECT `recurring_day` FROM `alert_schedule`").await;
+        assert!(!day.is_null(), "MariaDB knows the offset");
+        let same_day = t
+            .scalar("SELECT WEEKDAY(UTC_TIMESTAMP()) = WEEKDAY(CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', '+13:00'))")
+            .await
+            .as_i64()
+            == Some(1);
+        let macros = Macros::builtin();
+        for (tz, under) in [("+13:00", true), ("UTC", same_day), ("No/Such_Zone", same_day)] {
+            let mut layer = Layer::new(Source::Flag, true);
+            layer.set("php.timezone", serde_json::json!(tz));
+            let settings = resolve(&[layer], ironpoll::config::settings_defaults(Mode::Librenms))
+                .unwrap()
+                .alert;
+            let done = rules::run_for_device(&t.db, &settings, &macros, id).await.unwrap();
+            assert_eq!(
+                done.skipped == Some(rules::Skipped::Maintenance),
+                under,
+                "php.timezone = {tz}: {done:?}"
+            );
+        }
+        t.drop_database().await;
+    })
+    .await;
+}
