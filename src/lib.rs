@@ -29,3 +29,14 @@ pub mod udp;
 
 #[cfg(test)]
 mod tidy;
+
+/// LibreNMS's fixtures beside the project (or `$IRONPOLL_LIBRENMS_FIXTURES`),
+/// which the tests of generated files compare against.
+#[cfg(test)]
+pub(crate) fn librenms_fixtures() -> std::path::PathBuf {
+    std::env::var_os("IRONPOLL_LIBRENMS_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/librenms")
+        })
+}

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::details::PhpRow;
 use crate::config::AlertSettings;
-use crate::db::{Db, Statement, Val};
+use crate::db::{Db, Dialect, Statement, Val};
+use crate::librenms::php::Php;
 
 /// Addresses and names, in PHP's array order.
 pub type Contacts = Vec<(String, String)>;
@@ -37,7 +38,7 @@ pub async fn for_rows(db: &Db, settings: &AlertSettings, rows: &[PhpRow]) -> Con
         let mut ids: Vec<Val> = Vec::new();
         for row in rows {
             if let Some((_, v)) = row.iter().find(|(c, _)| c == column)
-                && truthy(v)
+                && Php::json_truthy(v)
             {
                 let id = Val::Text(text(v));
                 if !ids.contains(&id) {
@@ -51,6 +52,7 @@ pub async fn for_rows(db: &Db, settings: &AlertSettings, rows: &[PhpRow]) -> Con
     let mut queries: Vec<Statement> = Vec::new();
     if settings.syscontact && !devices.is_empty() {
         queries.push(in_list(
+            db.dialect(),
             "SELECT IF(COALESCE((SELECT a.`attrib_value` FROM `devices_attribs` a WHERE a.`device_id` = d.`device_id` \
              AND a.`attrib_type` = 'override_sysContact_bool' LIMIT 1), '') NOT IN ('', '0'), \
              (SELECT a.`attrib_value` FROM `devices_attribs` a WHERE a.`device_id` = d.`device_id` \
@@ -95,9 +97,10 @@ pub async fn for_rows(db: &Db, settings: &AlertSettings, rows: &[PhpRow]) -> Con
                 if i > 0 {
                     st.push(" OR ");
                 }
-                let marks = vec!["?"; vals.len()].join(", ");
-                st.push(&cond.replace("{}", &marks));
-                st.args.extend(vals.iter().cloned());
+                let (head, tail) = cond.split_once("{}").unwrap_or((cond, ""));
+                st.push(head)
+                    .values(db.dialect(), vals.iter().cloned())
+                    .push(tail);
             }
             st.push(") ORDER BY u.`user_id`");
             queries.push(st);
@@ -113,6 +116,7 @@ pub async fn for_rows(db: &Db, settings: &AlertSettings, rows: &[PhpRow]) -> Con
     if !roles.is_empty() {
         let roles: Vec<Val> = roles.iter().map(|r| Val::text(*r)).collect();
         queries.push(in_list(
+            db.dialect(),
             "SELECT u.`email`, u.`realname` FROM `users` u WHERE u.`email` != '' AND EXISTS (SELECT 1 FROM `model_has_roles` m \
              JOIN `roles` r ON r.`id` = m.`role_id` WHERE m.`model_id` = u.`user_id` \
              AND m.`model_type` = 'App\\\\Models\\\\User' AND r.`name` IN (",
@@ -161,11 +165,9 @@ pub async fn for_rows(db: &Db, settings: &AlertSettings, rows: &[PhpRow]) -> Con
     contacts
 }
 
-fn in_list(head: &str, vals: &[Val], tail: &str) -> Statement {
+fn in_list(d: Dialect, head: &str, vals: &[Val], tail: &str) -> Statement {
     let mut st = Statement::new(head);
-    st.push(&vec!["?"; vals.len()].join(", "));
-    st.push(tail);
-    st.args.extend(vals.iter().cloned());
+    st.values(d, vals.iter().cloned()).push(tail);
     st
 }
 
@@ -173,18 +175,6 @@ fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-/// PHP's truthiness, for `array_filter`.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !(s.is_empty() || s == "0"),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
     }
 }
 

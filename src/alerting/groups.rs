@@ -4,8 +4,6 @@
 //! Static groups keep the device if they have it. A group whose rules make
 //! broken SQL does not have the device (logged), as in LibreNMS.
 
-use serde_json::Value;
-
 use super::{Macros, QueryBuilder};
 use crate::db::{Db, DbError, Statement, Val};
 
@@ -14,20 +12,6 @@ use crate::db::{Db, DbError, Statement, Val};
 pub struct GroupChanges {
     pub attached: Vec<u64>,
     pub detached: Vec<u64>,
-}
-
-fn bind(v: &Value) -> Val {
-    match v {
-        Value::Null => Val::Null,
-        Value::Bool(b) => Val::Int(i64::from(*b)),
-        Value::Number(n) => n
-            .as_i64()
-            .map(Val::Int)
-            .or_else(|| n.as_u64().map(Val::UInt))
-            .unwrap_or_else(|| Val::Float(n.as_f64().unwrap_or(0.0))),
-        Value::String(s) => Val::Text(s.clone()),
-        other => Val::Text(other.to_string()),
-    }
 }
 
 /// Which of `ids` a dynamic group's rules take (Laravel's `->where(
@@ -42,7 +26,7 @@ async fn taken(db: &Db, macros: &Macros, name: &str, rules: &str, ids: &[u32]) -
         }
     };
     let mut st = Statement::new(query.devices_among(ids.len()));
-    st.args = query.bindings.iter().map(bind).collect();
+    st.args = query.bindings.iter().map(Val::from).collect();
     st.args.extend(ids.iter().map(|i| Val::from(*i)));
     match db.fetch_emulated(&st).await {
         Ok(rows) => rows
@@ -54,19 +38,6 @@ async fn taken(db: &Db, macros: &Macros, name: &str, rules: &str, ids: &[u32]) -
             Vec::new()
         }
     }
-}
-
-/// Re-evaluates one device's groups and syncs its memberships.
-pub async fn update_for_device(
-    db: &Db,
-    macros: &Macros,
-    device_id: u32,
-) -> Result<GroupChanges, DbError> {
-    Ok(update_for_devices(db, macros, &[device_id])
-        .await?
-        .pop()
-        .map(|(_, c)| c)
-        .unwrap_or_default())
 }
 
 /// Re-evaluates a batch of devices' groups (each dynamic group asked once
@@ -84,11 +55,11 @@ pub async fn update_for_devices(
             "SELECT `id`, `name`, `type`, `rules` FROM `device_groups` ORDER BY `id`",
         ))
         .await?;
-    let marks = vec!["?"; ids.len()].join(", ");
-    let mut st = Statement::new(format!(
-        "SELECT `device_group_id`, `device_id` FROM `device_group_device` WHERE `device_id` IN ({marks})"
-    ));
-    st.args = ids.iter().map(|i| Val::from(*i)).collect();
+    let mut st = Statement::new(
+        "SELECT `device_group_id`, `device_id` FROM `device_group_device` WHERE `device_id` IN (",
+    );
+    st.values(db.dialect(), ids.iter().map(|i| Val::from(*i)))
+        .push(")");
     let mut current: Vec<(u64, u32)> = db
         .fetch_emulated(&st)
         .await?

@@ -154,13 +154,7 @@ mod tests {
     /// beside the project come from.
     #[test]
     fn builtin_macros_are_librenms_macros() {
-        let fixtures = std::env::var_os("IRONPOLL_LIBRENMS_FIXTURES")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("../shared/fixtures/librenms")
-            });
-        let path = fixtures.join("definitions/macros.json");
+        let path = crate::librenms_fixtures().join("definitions/macros.json");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
                 "LibreNMS's macros not found at {} ({e}); set IRONPOLL_LIBRENMS_FIXTURES",

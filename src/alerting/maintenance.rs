@@ -77,11 +77,3 @@ pub async fn statuses(
     }
     Ok(out)
 }
-
-/// One device's maintenance status now.
-pub async fn status(db: &Db, device_id: u32, timezone: &str) -> Result<Status, DbError> {
-    Ok(statuses(db, &[device_id], timezone)
-        .await?
-        .remove(&device_id)
-        .unwrap_or(Status::None))
-}

@@ -25,24 +25,9 @@ pub use macros::Macros;
 pub use query_builder::{BuilderError, Query, QueryBuilder};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::{AlertSettings, Mode, NativeAlerting, Settings};
 use crate::db::{Db, DbError, Statement};
-
-/// Totals since start, for logs and the benchmark.
-#[derive(Debug, Default)]
-pub struct AlertStats {
-    pub devices: AtomicU64,
-    pub rules: AtomicU64,
-    pub raised: AtomicU64,
-    pub recovered: AtomicU64,
-    pub failed_rules: AtomicU64,
-    pub group_changes: AtomicU64,
-    pub errors: AtomicU64,
-    /// Passes run (each over a batch of devices).
-    pub passes: AtomicU64,
-}
 
 /// What LibreNMS does when a device poll ends (its `DevicePolled`
 /// listeners, in their order): the alert rules, then the device groups.
@@ -58,7 +43,6 @@ struct Core {
     db: Db,
     settings: AlertSettings,
     macros: Macros,
-    stats: AlertStats,
 }
 
 type Waiting = (u32, tokio::sync::oneshot::Sender<Result<AfterPoll, String>>);
@@ -113,15 +97,10 @@ impl Alerting {
             db: db.clone(),
             settings: settings.alert.clone(),
             macros,
-            stats: AlertStats::default(),
         });
         let (queue, waiting) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(run_batches(core.clone(), waiting));
         Ok(Arc::new(Alerting { core, queue }))
-    }
-
-    pub fn stats(&self) -> &AlertStats {
-        &self.core.stats
     }
 
     /// Whether ironpoll runs the post-poll work of a device whose poll
@@ -194,46 +173,23 @@ async fn run_batches(core: Arc<Core>, mut waiting: tokio::sync::mpsc::UnboundedR
 }
 
 impl Core {
+    /// The rules (unless `alert.disable`), then the groups, of a batch;
+    /// the outcome of each device in the order of `ids`.
     async fn pass(&self, ids: &[u32]) -> Result<Vec<(u32, AfterPoll)>, DbError> {
-        let mut out: Vec<(u32, AfterPoll)> =
-            ids.iter().map(|i| (*i, AfterPoll::default())).collect();
-        let result = async {
-            if !self.settings.disable {
-                for (id, a) in
-                    rules::run_for_devices(&self.db, &self.settings, &self.macros, ids).await?
-                {
-                    let s = &self.stats;
-                    s.rules.fetch_add(u64::from(a.rules), Ordering::Relaxed);
-                    s.raised.fetch_add(u64::from(a.raised), Ordering::Relaxed);
-                    s.recovered
-                        .fetch_add(u64::from(a.recovered), Ordering::Relaxed);
-                    s.failed_rules
-                        .fetch_add(u64::from(a.failed), Ordering::Relaxed);
-                    if let Some((_, slot)) = out.iter_mut().find(|(d, _)| *d == id) {
-                        slot.alerts = Some(a);
-                    }
-                }
-            }
-            for (id, g) in groups::update_for_devices(&self.db, &self.macros, ids).await? {
-                let changed = g.attached.len() + g.detached.len();
-                self.stats
-                    .group_changes
-                    .fetch_add(changed as u64, Ordering::Relaxed);
-                if let Some((_, slot)) = out.iter_mut().find(|(d, _)| *d == id) {
-                    slot.groups = g;
-                }
-            }
-            Ok::<_, DbError>(())
-        }
-        .await;
-        self.stats
-            .devices
-            .fetch_add(ids.len() as u64, Ordering::Relaxed);
-        self.stats.passes.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = result {
-            self.stats.errors.fetch_add(1, Ordering::Relaxed);
-            return Err(e);
-        }
-        Ok(out)
+        let alerts: Vec<Option<rules::DeviceAlerts>> = if self.settings.disable {
+            vec![None; ids.len()]
+        } else {
+            rules::run_for_devices(&self.db, &self.settings, &self.macros, ids)
+                .await?
+                .into_iter()
+                .map(|(_, a)| Some(a))
+                .collect()
+        };
+        let groups = groups::update_for_devices(&self.db, &self.macros, ids).await?;
+        Ok(groups
+            .into_iter()
+            .zip(alerts)
+            .map(|((id, groups), alerts)| (id, AfterPoll { alerts, groups }))
+            .collect())
     }
 }

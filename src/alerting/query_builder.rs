@@ -79,12 +79,9 @@ fn php_is_numeric(v: &Value) -> bool {
 
 /// A value written as a field or macro between backticks, without them.
 fn passthrough(v: &Value) -> Option<&str> {
+    // A lone backtick is both the start and the end, for PHP as here.
     match v {
-        Value::String(s) if s.len() >= 2 && s.starts_with('`') && s.ends_with('`') => {
-            Some(s.trim_matches('`'))
-        }
-        // A lone backtick is both the start and the end for PHP.
-        Value::String(s) if s == "`" => Some(""),
+        Value::String(s) if s.starts_with('`') && s.ends_with('`') => Some(s.trim_matches('`')),
         _ => None,
     }
 }

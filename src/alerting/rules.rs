@@ -12,6 +12,7 @@ use super::details::{self, PhpRow};
 use super::{Macros, QueryBuilder, contacts, maintenance};
 use crate::config::AlertSettings;
 use crate::db::{Db, DbError, Statement, Val};
+use crate::librenms::php::Php;
 
 /// `alerts.state` (LibreNMS's `AlertState`).
 pub mod state {
@@ -61,24 +62,12 @@ struct Rule {
     name: String,
     query: String,
     builder: String,
-    extra: String,
+    /// `(bool) ($rule->extra['invert'] ?? false)`.
+    invert: bool,
     invert_map: i64,
 }
 
 impl Rule {
-    /// `(bool) ($rule->extra['invert'] ?? false)`.
-    fn invert(&self) -> bool {
-        let extra: Value = serde_json::from_str(&self.extra).unwrap_or(Value::Null);
-        match extra.get("invert") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-            Some(Value::String(s)) => !(s.is_empty() || s == "0"),
-            Some(Value::Array(a)) => !a.is_empty(),
-            Some(Value::Object(o)) => !o.is_empty(),
-        }
-    }
-
     /// The stored query, else the builder's (PHP's `?:`: "0" is empty).
     fn sql(&self, macros: &Macros) -> Option<String> {
         if !self.query.is_empty() && self.query != "0" {
@@ -133,12 +122,9 @@ impl Maps {
     }
 }
 
-fn marks(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-fn ids_args(ids: &[u32]) -> Vec<Val> {
-    ids.iter().map(|i| Val::from(*i)).collect()
+/// Device ids as bind values (`Statement::values` writes their marks).
+fn ids(ids: &[u32]) -> impl Iterator<Item = Val> + '_ {
+    ids.iter().map(|i| Val::from(*i))
 }
 
 async fn load_maps(db: &Db, devices: &[u32]) -> Result<Maps, DbError> {
@@ -171,12 +157,11 @@ async fn load_maps(db: &Db, devices: &[u32]) -> Result<Maps, DbError> {
         maps.locations.entry(rule).or_default().push(r.u64("id").unwrap_or(0));
     }
     if !devices.is_empty() {
-        let mut st = Statement::new(format!(
+        let mut st = Statement::new(
             "SELECT gd.`device_group_id`, gd.`device_id` FROM `device_group_device` gd \
-             JOIN `device_groups` g ON g.`id` = gd.`device_group_id` WHERE gd.`device_id` IN ({})",
-            marks(devices.len())
-        ));
-        st.args = ids_args(devices);
+             JOIN `device_groups` g ON g.`id` = gd.`device_group_id` WHERE gd.`device_id` IN (",
+        );
+        st.values(db.dialect(), ids(devices)).push(")");
         for r in db.fetch_emulated(&st).await? {
             let device = r.u64("device_id").unwrap_or(0) as u32;
             maps.device_groups
@@ -219,11 +204,10 @@ pub async fn run_for_devices(
     if ids.is_empty() {
         return Ok(out);
     }
-    let mut st = Statement::new(format!(
-        "SELECT `device_id`, `disable_notify`, `location_id` FROM `devices` WHERE `device_id` IN ({})",
-        marks(ids.len())
-    ));
-    st.args = ids_args(ids);
+    let mut st = Statement::new(
+        "SELECT `device_id`, `disable_notify`, `location_id` FROM `devices` WHERE `device_id` IN (",
+    );
+    st.values(db.dialect(), self::ids(ids)).push(")");
     let found = db.fetch_emulated(&st).await?;
     let maintenance = maintenance::statuses(db, ids, &settings.timezone).await?;
     let mut active: Vec<u32> = Vec::new();
@@ -255,12 +239,11 @@ pub async fn run_for_devices(
         }
     }
     if !silenced.is_empty() {
-        let mut st = Statement::new(format!(
-            "UPDATE `alerts` SET `state` = ?, `alerted` = 0, `open` = 0 WHERE `device_id` IN ({})",
-            marks(silenced.len())
-        ));
-        st.args.push(Val::Int(state::CLEAR));
-        st.args.extend(ids_args(&silenced));
+        let mut st = Statement::new("UPDATE `alerts` SET `state` = ");
+        st.value(db.dialect(), Val::Int(state::CLEAR))
+            .push(", `alerted` = 0, `open` = 0 WHERE `device_id` IN (")
+            .values(db.dialect(), self::ids(&silenced))
+            .push(")");
         db.execute(&st).await?;
     }
     if active.is_empty() {
@@ -277,18 +260,21 @@ pub async fn run_for_devices(
             name: r.string("name").unwrap_or_default(),
             query: r.string("query").unwrap_or_default(),
             builder: r.string("builder").unwrap_or_default(),
-            extra: r.string("extra").unwrap_or_default(),
+            invert: serde_json::from_str::<Value>(&r.string("extra").unwrap_or_default())
+                .ok()
+                .and_then(|extra| extra.get("invert").map(Php::json_truthy))
+                .unwrap_or(false),
             invert_map: r.i64("invert_map").unwrap_or(0),
         })
         .collect();
     let mut maps = load_maps(db, &active).await?;
     maps.device_location = locations;
     // Each rule's latest alert for each device, read once.
-    let mut st = Statement::new(format!(
-        "SELECT `id`, `device_id`, `rule_id`, `state` FROM `alerts` WHERE `device_id` IN ({}) ORDER BY `id`",
-        marks(active.len())
-    ));
-    st.args = ids_args(&active);
+    let mut st = Statement::new(
+        "SELECT `id`, `device_id`, `rule_id`, `state` FROM `alerts` WHERE `device_id` IN (",
+    );
+    st.values(db.dialect(), self::ids(&active))
+        .push(") ORDER BY `id`");
     let mut latest: FxHashMap<(u32, u64), (u64, i64)> = FxHashMap::default();
     for r in db.fetch_emulated(&st).await? {
         latest.insert(
@@ -341,7 +327,7 @@ pub async fn run_for_devices(
             let alert = latest.get(&(device, rule.id)).copied();
             // `! empty($rows) !== $invert`
             let matched = !rows.is_empty();
-            if matched != rule.invert() {
+            if matched != rule.invert {
                 trigger(db, settings, device, rule, &rows, alert, slot).await?;
             } else {
                 recover(db, device, rule, alert, slot).await?;

@@ -160,12 +160,7 @@ mod sourcegen {
     /// are what is committed.
     #[test]
     fn builtin_definitions_are_generated_from_librenms() {
-        let fixtures = std::env::var_os("IRONPOLL_LIBRENMS_FIXTURES")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/librenms")
-            });
-        let dir = fixtures.join("definitions/os_detection");
+        let dir = crate::librenms_fixtures().join("definitions/os_detection");
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| {
                 panic!(

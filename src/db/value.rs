@@ -124,6 +124,25 @@ impl From<bool> for Val {
         Val::Int(i64::from(v))
     }
 }
+/// A JSON value as a bind value: booleans as 0/1, whole numbers as
+/// integers, arrays and objects as their JSON text.
+impl From<&serde_json::Value> for Val {
+    fn from(v: &serde_json::Value) -> Val {
+        use serde_json::Value as Json;
+        match v {
+            Json::Null => Val::Null,
+            Json::Bool(b) => Val::from(*b),
+            Json::Number(n) => n
+                .as_i64()
+                .map(Val::Int)
+                .or_else(|| n.as_u64().map(Val::UInt))
+                .unwrap_or_else(|| Val::Float(n.as_f64().unwrap_or(0.0))),
+            Json::String(s) => Val::Text(s.clone()),
+            other => Val::Text(other.to_string()),
+        }
+    }
+}
+
 impl From<&str> for Val {
     fn from(v: &str) -> Val {
         Val::Text(v.to_string())

@@ -46,6 +46,20 @@ impl Php {
         }
     }
 
+    /// PHP's `(bool)` cast of a decoded JSON value (an array is true when
+    /// it holds anything).
+    pub fn json_truthy(v: &serde_json::Value) -> bool {
+        use serde_json::Value as Json;
+        match v {
+            Json::Null => false,
+            Json::Bool(b) => *b,
+            Json::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+            Json::String(s) => Php::Str(s.clone()).truthy(),
+            Json::Array(a) => !a.is_empty(),
+            Json::Object(o) => !o.is_empty(),
+        }
+    }
+
     /// PHP's `empty()`: the negation of the bool cast.
     pub fn empty(&self) -> bool {
         !self.truthy()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ironpoll::alerting::details;
-use ironpoll::config::{Defaults, Layer, Mode, Source, resolve};
+use ironpoll::config::{Layer, Mode, Source, resolve};
 use ironpoll::db::{Statement, Val, devices, schema};
 use ironpoll::modules::Selection;
 use ironpoll::poller::DeviceReport;
@@ -189,34 +189,16 @@ async fn alerting_engine(t: &TestDb, overrides: &[(&str, &str)]) -> Arc<Engine> 
     alerting_engine_at(t, &nowhere.display().to_string(), overrides).await
 }
 
+/// The PHP-hand-off test's engine (no RRD, no ICMP) with a short SNMP
+/// timeout, so that an unreachable device is down within a second.
 async fn alerting_engine_at(
     t: &TestDb,
     librenms_dir: &str,
     overrides: &[(&str, &str)],
 ) -> Arc<Engine> {
-    let mut layer = Layer::new(Source::Flag, true);
-    for (k, v) in [
-        ("rrd.enable", "false"),
-        ("icmp_check", "false"),
-        ("snmp.timeout", "1"),
-        ("snmp.retries", "0"),
-    ]
-    .iter()
-    .chain(overrides)
-    {
-        layer.set(*k, serde_json::Value::String(v.to_string()));
-    }
-    let settings = resolve(
-        &[layer],
-        Defaults {
-            mode: Mode::Librenms,
-            librenms_dir: librenms_dir.into(),
-        },
-    )
-    .unwrap();
-    Engine::start(Arc::new(settings), t.db.clone())
-        .await
-        .unwrap()
+    let mut all = vec![("snmp.timeout", "1"), ("snmp.retries", "0")];
+    all.extend_from_slice(overrides);
+    crate::modules_live::php_engine(t, std::path::Path::new(librenms_dir), &all).await
 }
 
 async fn poll(e: &Arc<Engine>) -> Vec<DeviceReport> {

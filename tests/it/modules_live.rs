@@ -172,7 +172,7 @@ exit 0
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-async fn php_engine(t: &TestDb, librenms: &Path, overrides: &[(&str, &str)]) -> Arc<Engine> {
+pub async fn php_engine(t: &TestDb, librenms: &Path, overrides: &[(&str, &str)]) -> Arc<Engine> {
     let mut layer = Layer::new(Source::Flag, true);
     for (k, v) in [("rrd.enable", "false"), ("icmp_check", "false")]
         .iter()

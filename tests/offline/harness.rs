@@ -38,20 +38,6 @@ pub fn librenms_settings() -> Settings {
     s
 }
 
-fn json_val(v: &Json) -> Val {
-    match v {
-        Json::Null => Val::Null,
-        Json::Bool(b) => Val::Int(i64::from(*b)),
-        Json::Number(n) => n
-            .as_i64()
-            .map(Val::Int)
-            .or_else(|| n.as_u64().map(Val::UInt))
-            .unwrap_or_else(|| Val::Float(n.as_f64().unwrap_or(0.0))),
-        Json::String(s) => Val::Text(s.clone()),
-        other => Val::Text(other.to_string()),
-    }
-}
-
 /// Inserts a row into `table`: `fixed` columns, then the JSON object's
 /// columns that the table has.
 pub async fn insert_row(
@@ -70,7 +56,7 @@ pub async fn insert_row(
     for (k, v) in row {
         if t.columns.iter().any(|c| c.name == k) && !fixed.iter().any(|(f, _)| f == k) {
             cols.push(format!("`{k}`"));
-            vals.push(json_val(v));
+            vals.push(Val::from(v));
         }
     }
     let mut st = Statement::new(format!(

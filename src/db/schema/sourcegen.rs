@@ -34,14 +34,6 @@ const TABLES_USED: &[&str] = &[
     "ucd_diskio",
 ];
 
-fn fixtures() -> PathBuf {
-    std::env::var_os("IRONPOLL_LIBRENMS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/librenms")
-        })
-}
-
 fn string(v: &serde_yaml::Value, key: &str) -> Option<String> {
     match v.get(key)? {
         serde_yaml::Value::String(s) => Some(s.clone()),
@@ -196,7 +188,7 @@ fn check_generated(file: &str, want: &str) {
 
 #[test]
 fn tables_are_generated_from_librenms_schema() {
-    let yaml_path = fixtures().join("db_schema.yaml");
+    let yaml_path = crate::librenms_fixtures().join("db_schema.yaml");
     let yaml = std::fs::read_to_string(&yaml_path).unwrap_or_else(|e| {
         panic!(
             "LibreNMS's schema not found at {} ({e}); set IRONPOLL_LIBRENMS_FIXTURES to the fixtures directory",
