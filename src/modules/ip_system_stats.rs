@@ -44,7 +44,7 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
                 .find(|(_, standard)| *standard == object)
                 .and_then(|(hc, _)| stats.get(hc.as_str()));
             hc.or_else(|| stats.get(object))
-                .map_or(Datum::Int(0), |v| Datum::parse(v))
+                .map_or(Datum::Int(0), Datum::parse)
         };
         let values = spec
             .sources

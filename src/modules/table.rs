@@ -9,8 +9,113 @@ use crate::snmp::{self, Oid, VarBind};
 
 use super::SnmpSource;
 
-/// One row: values by column name.
-pub type Row = FxHashMap<&'static str, String>;
+/// One row: values by column name. A row has a few dozen columns at most,
+/// so finding one by a scan costs less than hashing it, and its values
+/// share one buffer: a chassis's walked ports are thousands of rows, held
+/// for the rest of its poll, and a map and an allocation per value made
+/// them the largest thing a poll in flight held.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    cells: Vec<Cell>,
+    text: String,
+}
+
+/// A column's value: its place in the row's buffer.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    column: &'static str,
+    start: u32,
+    end: u32,
+}
+
+impl Row {
+    fn find(&self, column: &str) -> Option<usize> {
+        self.cells.iter().position(|c| c.column == column)
+    }
+
+    fn text_of(&self, cell: &Cell) -> &str {
+        &self.text[cell.start as usize..cell.end as usize]
+    }
+
+    pub fn get(&self, column: &str) -> Option<&str> {
+        self.find(column).map(|at| self.text_of(&self.cells[at]))
+    }
+
+    pub fn contains_key(&self, column: &str) -> bool {
+        self.find(column).is_some()
+    }
+
+    /// Sets a column's value. A value set again leaves its old text in the
+    /// buffer (set twice only when walks overlap, which is rare).
+    pub fn insert(&mut self, column: &'static str, value: &str) {
+        if self.get(column) == Some(value) {
+            return;
+        }
+        let start = self.text.len();
+        // Offsets are 32-bit: a row of more than 4 GiB of text cannot come
+        // from SNMP, whose messages are at most 64 KiB.
+        let (Ok(start32), Ok(end32)) = (u32::try_from(start), u32::try_from(start + value.len()))
+        else {
+            return;
+        };
+        self.text.push_str(value);
+        let cell = Cell {
+            column,
+            start: start32,
+            end: end32,
+        };
+        match self.find(column) {
+            Some(at) => self.cells[at] = cell,
+            None => self.cells.push(cell),
+        }
+    }
+
+    /// Removes a column (PHP's `unset`), returning its value.
+    pub fn remove(&mut self, column: &str) -> Option<String> {
+        let at = self.find(column)?;
+        let value = self.text_of(&self.cells[at]).to_string();
+        self.cells.remove(at);
+        Some(value)
+    }
+
+    /// Columns and values, in the order columns were first set.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.cells.iter().map(|c| (c.column, self.text_of(c)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// Sets every column of `other` (later values win, as in PHP's array).
+    pub fn extend_from(&mut self, other: &Row) {
+        if self.is_empty() {
+            self.clone_from(other);
+            return;
+        }
+        for (column, value) in other.iter() {
+            self.insert(column, value);
+        }
+    }
+}
+
+/// Rows are equal when they hold the same columns with the same values,
+/// whatever their order (as PHP's `==` on arrays).
+impl PartialEq for Row {
+    fn eq(&self, other: &Row) -> bool {
+        self.len() == other.len() && self.iter().all(|(c, v)| other.get(c) == Some(v))
+    }
+}
+
+impl serde::Serialize for Row {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
 
 /// Rows by index, in the order indexes were first seen. A row is found
 /// with one hash lookup (its position), which matters: every varbind of
@@ -67,32 +172,32 @@ impl Rows {
         self.order.len()
     }
 
-    pub fn set(&mut self, index: &str, column: &'static str, value: String) {
-        self.row_mut(index).insert(column, value);
+    pub fn set(&mut self, index: &str, column: &'static str, value: impl AsRef<str>) {
+        self.row_mut(index).insert(column, value.as_ref());
+    }
+
+    /// Takes the row at `index` out, leaving it empty.
+    pub fn take(&mut self, index: &str) -> Option<Row> {
+        self.get_mut(index).map(std::mem::take)
     }
 }
 
 /// LibreNMS's clean-up of walk output: every double quote removed, the
 /// text `End of MIB` removed, then quotes, spaces, backslashes and line
 /// ends trimmed from both ends.
-pub fn clean_walk_value(text: String) -> String {
+pub fn clean_walk_value(text: &str) -> std::borrow::Cow<'_, str> {
     let trim = |c: char| matches!(c, '"' | ' ' | '\\' | '\n' | '\r');
-    // Most values need nothing done: keep them without copying.
-    if !text.contains('"')
-        && !text.contains("End of MIB")
-        && !text.starts_with(trim)
-        && !text.ends_with(trim)
-    {
-        return text;
+    // Most values need at most a trim: no copy.
+    if !text.contains('"') && !text.contains("End of MIB") {
+        return std::borrow::Cow::Borrowed(text.trim_matches(trim));
     }
     let without = text.replace('"', "").replace("End of MIB", "");
-    without.trim_matches(trim).to_string()
+    std::borrow::Cow::Owned(without.trim_matches(trim).to_string())
 }
 
 /// LibreNMS's clean-up of GET output: quotes, spaces and line ends trimmed.
-pub fn clean_get_value(text: &str) -> String {
+pub fn clean_get_value(text: &str) -> &str {
     text.trim_matches(|c| matches!(c, '"' | ' ' | '\n' | '\r'))
-        .to_string()
 }
 
 /// Walk output LibreNMS throws away whole: any line reading "No Such
@@ -143,7 +248,8 @@ impl<'t> TableWalk<'t> {
             self.rows = Rows::default();
             return;
         }
-        self.rows.set(&index, column.name, clean_walk_value(text));
+        self.rows
+            .set(&index, column.name, &*clean_walk_value(&text));
     }
 
     /// The rows walked (None when LibreNMS would discard the walk), and
@@ -165,8 +271,7 @@ impl Rows {
     pub fn overwrite(&mut self, other: &Rows) {
         for index in other.indexes() {
             if let Some(cells) = other.get(index) {
-                self.row_mut(index)
-                    .extend(cells.iter().map(|(k, v)| (*k, v.clone())));
+                self.row_mut(index).extend_from(cells);
             }
         }
     }
@@ -179,7 +284,7 @@ impl Rows {
         }
         let Rows { order, rows, .. } = other;
         for (index, cells) in order.iter().zip(rows) {
-            self.row_mut(index).extend(cells);
+            self.row_mut(index).extend_from(&cells);
         }
     }
 }
@@ -285,7 +390,7 @@ pub async fn walk_data(
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(".");
-        rows.set(&index, column, clean_walk_value(text));
+        rows.set(&index, column, &*clean_walk_value(&text));
     };
     let result = src.walk_each(&root_oid, &mut take).await;
     (rows, result.err())
@@ -301,15 +406,49 @@ mod tests {
     #[test]
     fn walk_values_are_cleaned_like_librenms() {
         assert_eq!(
-            clean_walk_value("  \"Uplink \\\"core\\\"\"  ".into()),
+            clean_walk_value("  \"Uplink \\\"core\\\"\"  "),
             // net-snmp escapes inner quotes; LibreNMS drops the quotes and
             // keeps the inner backslash.
             "Uplink \\core"
         );
-        assert_eq!(clean_walk_value("eth0\n".into()), "eth0");
-        assert_eq!(clean_walk_value("End of MIB port".into()), "port");
-        assert_eq!(clean_walk_value("plain".into()), "plain");
+        assert_eq!(clean_walk_value("eth0\n"), "eth0");
+        assert_eq!(clean_walk_value("End of MIB port"), "port");
+        assert_eq!(clean_walk_value("plain"), "plain");
         assert_eq!(clean_get_value("\"x\\\" "), "x\\");
+    }
+
+    #[test]
+    fn a_row_reads_like_php_s_array() {
+        let mut row = Row::default();
+        row.insert("ifDescr", "eth0");
+        row.insert("ifAlias", "uplink");
+        row.insert("ifDescr", "eth0.1");
+        assert_eq!(row.get("ifDescr"), Some("eth0.1"), "later values win");
+        assert_eq!(row.len(), 2);
+        assert!(row.contains_key("ifAlias"));
+        assert_eq!(row.get("ifName"), None);
+        assert_eq!(row.remove("ifAlias"), Some("uplink".to_string()));
+        assert!(!row.contains_key("ifAlias"));
+        assert_eq!(row.remove("ifAlias"), None);
+        assert_eq!(row.iter().collect::<Vec<_>>(), [("ifDescr", "eth0.1")]);
+
+        let mut other = Row::default();
+        other.insert("ifName", "");
+        other.insert("ifDescr", "eth0.1");
+        let mut merged = row.clone();
+        merged.extend_from(&other);
+        assert_eq!(merged.get("ifName"), Some(""), "an empty value is set");
+        // Equal whatever the order the columns were set in.
+        let mut reordered = Row::default();
+        reordered.insert("ifName", "");
+        reordered.insert("ifDescr", "eth0.1");
+        assert_eq!(merged, reordered);
+        reordered.insert("ifName", "x");
+        assert_ne!(merged, reordered);
+        assert_eq!(
+            serde_json::to_value(&merged).unwrap(),
+            serde_json::json!({"ifDescr": "eth0.1", "ifName": ""})
+        );
     }
 
     #[tokio::test]
@@ -342,6 +481,6 @@ mod tests {
                 .is_none()
         );
         assert_eq!(rows.indexes(), ["1", "2"]);
-        assert_eq!(rows.get("1").unwrap()["ifAlias"], "uplink");
+        assert_eq!(rows.get("1").unwrap().get("ifAlias"), Some("uplink"));
     }
 }

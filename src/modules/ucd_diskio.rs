@@ -42,10 +42,10 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         let Some(disk) = rows.get(index) else {
             continue;
         };
-        let device = disk.get("diskIODevice").cloned().unwrap_or_default();
+        let device = disk.get("diskIODevice").unwrap_or_default().to_string();
         let positive = |c: &str| {
             loose_cmp(
-                &disk.get(c).map_or(Php::Null, |v| Php::str(v.clone())),
+                &disk.get(c).map_or(Php::Null, Php::str),
                 &Php::str("0"),
             ) == Some(std::cmp::Ordering::Greater)
         };
@@ -59,11 +59,11 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
             .map(|s| {
                 s.as_deref()
                     .and_then(|c| disk.get(c))
-                    .map_or(Datum::Unknown, |v| Datum::parse(v))
+                    .map_or(Datum::Unknown, Datum::parse)
             })
             .collect();
         p.rrd(&[spec.def.name, &device], spec.def, values);
-        let disk_index = disk.get("diskIOIndex").cloned().unwrap_or_default();
+        let disk_index = disk.get("diskIOIndex").unwrap_or_default().to_string();
         disks.push((disk_index, device));
     }
     sync_rows(p, &disks).await?;

@@ -29,7 +29,7 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
     if let Some(ss) = rows.get("0") {
         let numeric = |name: &str| ss.get(name).filter(|v| php::is_numeric(v));
         let cpu = mib.rrd("ucd_cpu");
-        let sources: Vec<Option<&String>> = cpu
+        let sources: Vec<Option<&str>> = cpu
             .sources
             .iter()
             .map(|s| s.as_deref().and_then(numeric))

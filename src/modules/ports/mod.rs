@@ -333,7 +333,19 @@ impl Port {
 type PolledPort = FxHashMap<&'static str, Php>;
 
 fn polled_from(row: table::Row) -> PolledPort {
-    row.into_iter().map(|(k, v)| (k, Php::Str(v))).collect()
+    row.iter().map(|(k, v)| (k, Php::str(v))).collect()
+}
+
+/// What LibreNMS's port checks read of a walked row (`is_port_valid` and
+/// the association key), with `ifIndex` set as LibreNMS sets it on its
+/// copy of the row for those checks only.
+fn checked_fields(row: Option<&table::Row>, if_index: &str) -> PolledPort {
+    let mut fields: PolledPort = ["ifDescr", "ifName", "ifAlias", "ifType", "ifOperStatus"]
+        .into_iter()
+        .filter_map(|k| Some((k, Php::str(row?.get(k)?))))
+        .collect();
+    fields.insert("ifIndex", Php::Str(if_index.to_string()));
+    fields
 }
 
 fn isset(p: &PolledPort, key: &str) -> bool {
@@ -414,8 +426,8 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         let usable_hc = stats.first().is_some_and(|first| {
             first
                 .get("ifHCInOctets")
-                .is_some_and(|v| php::is_numeric(v))
-                && first.get("ifHighSpeed").is_some_and(|v| php::is_numeric(v))
+                .is_some_and(php::is_numeric)
+                && first.get("ifHighSpeed").is_some_and(php::is_numeric)
         });
         if usable_hc {
             failed
@@ -538,29 +550,17 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
     let mut deleted_now: HashSet<usize> = HashSet::new();
     // Ports to create: their place in `ports`, ifIndex and ifName.
     let mut new_ports: Vec<(usize, i64, Option<String>)> = Vec::new();
-    // The walked rows, each converted once and moved (not copied) to the
-    // port that polls it.
-    let mut polled_rows: FxHashMap<String, PolledPort> = FxHashMap::default();
-    let mut indexes: Vec<String> = Vec::with_capacity(stats.len());
-    for (if_index, row) in stats.into_rows() {
-        indexes.push(if_index.clone());
-        polled_rows.insert(if_index, polled_from(row));
-    }
+    // The walked rows stay compact until their port is polled: each is
+    // converted then, so a poll holds one converted row at a time.
+    let indexes: Vec<String> = stats.indexes().to_vec();
     for if_index in &indexes {
-        let row = polled_rows.get_mut(if_index).expect("index listed");
-        // LibreNMS adds ifIndex to its copy of the row for the checks
-        // below only; the row the port polls stays as walked.
-        let walked_if_index = row.insert("ifIndex", Php::Str(if_index.clone()));
+        let row = &checked_fields(stats.get(if_index), if_index);
         // PHP looks the value up as an array key; a missing one is "".
         let key = val(row, mode).to_string();
         let position = maps.get(mode).and_then(|m| m.get(&key)).copied();
         let valid = is_port_valid(row, &filters);
         let unmappable = val(row, mode).empty() && !loose_eq(&val(row, mode), &Php::str("0"));
         let if_name = row.get("ifName").and_then(Php::as_str).map(str::to_string);
-        match walked_if_index {
-            Some(v) => row.insert("ifIndex", v),
-            None => row.remove("ifIndex"),
-        };
         if valid {
             let pos = match position {
                 Some(pos) => {
@@ -656,7 +656,7 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
             continue;
         }
         let if_index = port.get("ifIndex").to_string();
-        let Some(mut this) = polled_rows.remove(&if_index) else {
+        let Some(mut this) = stats.take(&if_index).map(polled_from) else {
             continue;
         };
         if this.is_empty() {
@@ -1016,13 +1016,13 @@ async fn fetch_selected(
                 table::get_columns(snmp, t, &[c], &if_index, &mut base).await?;
             }
             if let Some(row) = base.get(&if_index) {
-                for (k, v) in row.clone() {
+                for (k, v) in row.iter() {
                     stats.set(&if_index, k, v);
                 }
             }
         }
         let row = stats.get(&if_index).cloned().unwrap_or_default();
-        let now = |c: &str| row.get(c).map(String::as_str);
+        let now = |c: &str| row.get(c);
         let admin_down = ports[i].get("ifAdminStatus_prev") == Php::str("down")
             && now("ifAdminStatus") == Some("down");
         let oper_down = ports[i].get("ifOperStatus_prev") == Php::str("down")

@@ -74,7 +74,7 @@ async fn walk_column(
                 .cloned()
                 .unwrap_or_else(|| i.to_string()),
             (v, _) => match mib::render(v, Syntax::OctetString, true) {
-                Some(t) => clean_walk_value(t),
+                Some(t) => clean_walk_value(&t).into_owned(),
                 None => return,
             },
         };
@@ -98,7 +98,7 @@ async fn ciscosb(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Result<(
     for (index, state) in states {
         let index = dotted(&index);
         if php::loose_eq(&Php::str(state), &Php::Int(12)) && rows.get(&index).is_some() {
-            rows.set(&index, "ifTrunk", "dot1Q".into());
+            rows.set(&index, "ifTrunk", "dot1Q");
         }
     }
     error.map_or(Ok(()), Err)
@@ -126,7 +126,7 @@ async fn epmp(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Result<(), 
     let lan = [("LAN interface 1", 0, 1), ("LAN interface 2", 2, 3)];
     for index in rows.indexes().to_vec() {
         let row = rows.get(&index).cloned().unwrap_or_default();
-        let descr = row.get("ifDescr").cloned().unwrap_or_default();
+        let descr = row.get("ifDescr").unwrap_or_default().to_string();
         if let Some((_, mode_at, speed_at)) = lan.iter().find(|(name, _, _)| *name == descr) {
             let (mode, speed) = (value(*mode_at), value(*speed_at));
             if speed.is_numeric() {
@@ -135,8 +135,8 @@ async fn epmp(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Result<(), 
             }
             if mode.is_numeric() {
                 match mode.intval() {
-                    0 => rows.set(&index, "ifDuplex", "halfDuplex".into()),
-                    1 => rows.set(&index, "ifDuplex", "fullDuplex".into()),
+                    0 => rows.set(&index, "ifDuplex", "halfDuplex"),
+                    1 => rows.set(&index, "ifDuplex", "fullDuplex"),
                     _ => {
                         if let Some(r) = rows.get_mut(&index) {
                             r.remove("ifDuplex");
@@ -153,8 +153,8 @@ async fn epmp(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Result<(), 
         if raw == 0 {
             continue;
         }
-        if raw >= 4_290_000_000 && row.get("ifOperStatus").map(String::as_str) != Some("up") {
-            rows.set(&index, "ifHighSpeed", "0".into());
+        if raw >= 4_290_000_000 && row.get("ifOperStatus") != Some("up") {
+            rows.set(&index, "ifHighSpeed", "0");
             continue;
         }
         if raw > 1_000_000 {
@@ -229,7 +229,7 @@ async fn junos(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Result<(),
         let nms_index = format!("100{:0>2}{}{:0>2}", &c[1], &c[2], &c[3]);
         let name = format!("fpc{index}");
         rows.set(&nms_index, "ifDescr", name.clone());
-        rows.set(&nms_index, "ifType", "vcp".into());
+        rows.set(&nms_index, "ifType", "vcp");
         rows.set(&nms_index, "ifName", name);
         for (field, value) in fields {
             rows.set(&nms_index, field, value);
@@ -272,7 +272,7 @@ async fn moxa_etherdevice(
     let result = src
         .walk_each(&root, &mut |vb| {
             if let Some(text) = mib::render(&vb.value, Syntax::OctetString, true) {
-                names.push((vb.oid, clean_walk_value(text)));
+                names.push((vb.oid, clean_walk_value(&text).into_owned()));
             }
         })
         .await;
@@ -300,8 +300,8 @@ async fn nokia_isam(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Resul
         let usable_hc = rows.first().is_some_and(|first| {
             first
                 .get("ifHCInOctets")
-                .is_some_and(|v| php::is_numeric(v))
-                && first.get("ifHighSpeed").is_some_and(|v| php::is_numeric(v))
+                .is_some_and(php::is_numeric)
+                && first.get("ifHighSpeed").is_some_and(php::is_numeric)
         });
         let mut walked = Rows::default();
         if usable_hc {
@@ -317,7 +317,7 @@ async fn nokia_isam(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Resul
     // The agent says NULL for an MTU it does not have.
     for index in rows.indexes().to_vec() {
         if let Some(row) = rows.get_mut(&index)
-            && row.get("ifMtu").map(String::as_str) == Some("NULL")
+            && row.get("ifMtu") == Some("NULL")
         {
             row.remove("ifMtu");
         }
@@ -385,7 +385,11 @@ async fn timos(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Result<(),
 /// them (including its arithmetic on the boundary values).
 async fn zynos(_d: &Device, _src: &dyn SnmpSource, rows: &mut Rows) -> Result<(), snmp::Error> {
     for index in rows.indexes().to_vec() {
-        let Some(name) = rows.get(&index).and_then(|r| r.get("ifName")).cloned() else {
+        let Some(name) = rows
+            .get(&index)
+            .and_then(|r| r.get("ifName"))
+            .map(str::to_string)
+        else {
             continue;
         };
         if let Some(new) = zynos_name(&name) {
