@@ -63,6 +63,8 @@ struct Args {
     module_sample: usize,
     /// MariaDB runs at 1/N of its speed during the cycles (1: as it is).
     slow_db: u32,
+    /// poller.memory_high in MiB; None keeps ironpoll's default.
+    memory_high: Option<u64>,
 }
 
 fn args() -> Args {
@@ -81,6 +83,7 @@ fn args() -> Args {
         mix: "switch48=80,linux=15,chassis500=5".into(),
         module_sample: 1000,
         slow_db: 1,
+        memory_high: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -103,6 +106,7 @@ fn args() -> Args {
             "--mix" => a.mix = v,
             "--module-sample" => a.module_sample = v.parse().expect("--module-sample N"),
             "--slow-db" => a.slow_db = v.parse::<u32>().expect("--slow-db N").max(1),
+            "--memory-high" => a.memory_high = Some(v.parse().expect("--memory-high MiB")),
             "--bench" => {
                 i += 1;
                 continue;
@@ -491,6 +495,9 @@ struct Cycle {
     /// Seconds each sink was behind the polls (polls waited).
     db_behind: f64,
     rrd_behind: f64,
+    /// Seconds resident memory was at poller.memory_high (polls waited).
+    memory_high: f64,
+    memory_high_mib: u64,
     up_hosts: std::collections::HashSet<String>,
 }
 
@@ -532,8 +539,12 @@ fn child_cycle(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str) {
         {
             extra.push(("poller.concurrency", n));
         }
+        if let Ok(n) = std::env::var("IRONPOLL_CYCLE_MEMORY_HIGH") {
+            extra.push(("poller.memory_high", n));
+        }
         let settings = child_settings(mysql_db, rrd_port, rrd_base, rra, extra);
         let concurrency = settings.poller.concurrency;
+        println!("memory_high_mib {}", settings.poller.memory_high);
         let db = Db::connect(&settings.db).await.unwrap();
         let engine = Engine::start(Arc::new(settings), db.clone()).await.unwrap();
         let list = devices::find(&db, "all").await.unwrap();
@@ -585,6 +596,7 @@ fn child_cycle(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str) {
             println!("{name}_peak_held {peak}");
             println!("{name}_behind {}", b.seconds_behind());
         }
+        println!("memory_high {}", engine.memory.seconds_high());
         println!("concurrency {concurrency}");
         for host in &up_hosts {
             println!("host {host}");
@@ -627,6 +639,10 @@ fn cycle(
         .env("IRONPOLL_CYCLE_RRD_BASE", rrd_base)
         .env("IRONPOLL_CYCLE_RRA", &a.rra)
         .env("IRONPOLL_CYCLE_CONCURRENCY", a.concurrency.to_string())
+        .envs(
+            a.memory_high
+                .map(|m| ("IRONPOLL_CYCLE_MEMORY_HIGH", m.to_string())),
+        )
         .stderr(Stdio::inherit())
         .output()
         .expect("run a cycle");
@@ -655,6 +671,8 @@ fn cycle(
             "db_peak_held" => c.db_peak_held = f() as u64,
             "db_behind" => c.db_behind = f(),
             "rrd_behind" => c.rrd_behind = f(),
+            "memory_high" => c.memory_high = f(),
+            "memory_high_mib" => c.memory_high_mib = f() as u64,
             "concurrency" => concurrency = f() as usize,
             "host" => {
                 c.up_hosts.insert(v.to_string());
@@ -1037,7 +1055,7 @@ fn module_cpu(
 fn print_cycle(name: &str, c: &Cycle, devices: usize) {
     let polled = (c.up + c.down).max(1) as f64;
     println!(
-        "| {name} | {devices} | {} up, {} down, {} abandoned | {:.1} | {:.2} | **{:.1}%** | {:.2} | **{:.1}** | {:.1} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} |",
+        "| {name} | {devices} | {} up, {} down, {} abandoned | {:.1} | {:.2} | **{:.1}%** | {:.2} | **{:.1}** | {:.1} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
         c.up,
         c.down,
         c.abandoned,
@@ -1052,6 +1070,7 @@ fn print_cycle(name: &str, c: &Cycle, devices: usize) {
         c.rrd_peak_held,
         c.db_behind,
         c.rrd_behind,
+        c.memory_high,
         c.db_server_cpu,
         c.rrdcached_cpu,
     );
@@ -1106,7 +1125,7 @@ fn main() {
         *counts.entry(d.profile.name()).or_default() += 1;
     }
     println!(
-        "fleet: {} devices ({}), latency {}, {}% dead; poller concurrency {concurrency}, every native module on, RRAs \"{}\"{}",
+        "fleet: {} devices ({}), latency {}, {}% dead; poller concurrency {concurrency}, poller.memory_high {} MiB, every native module on, RRAs \"{}\"{}",
         fleet.len(),
         counts
             .iter()
@@ -1115,6 +1134,7 @@ fn main() {
             .join(", "),
         a.latency,
         a.dead_percent,
+        first.memory_high_mib,
         a.rra,
         if a.slow_db > 1 {
             format!(
@@ -1127,9 +1147,9 @@ fn main() {
     );
     println!();
     println!(
-        "| cycle | devices | result | wall s | poller CPU s | share of 2 cores over 300 s | poller CPU ms/device | peak RSS MB | DB statements/device | RRD updates | most DB rows held | most RRD updates held | s the DB was behind | s rrdcached was behind | MariaDB CPU s | rrdcached CPU s |"
+        "| cycle | devices | result | wall s | poller CPU s | share of 2 cores over 300 s | poller CPU ms/device | peak RSS MB | DB statements/device | RRD updates | most DB rows held | most RRD updates held | s the DB was behind | s rrdcached was behind | s memory was at poller.memory_high | MariaDB CPU s | rrdcached CPU s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     print_cycle("first (inserts ports, creates files)", &first, fleet.len());
     print_cycle("second (steady state)", &second, fleet.len());
 

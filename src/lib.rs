@@ -16,6 +16,7 @@ pub mod db;
 pub mod device;
 pub mod icmp;
 pub mod librenms;
+pub mod memory;
 pub mod mib;
 pub mod modules;
 pub mod poller;

@@ -5,8 +5,9 @@
 //! `service_poller_down_retry` seconds, as LibreNMS's dispatcher does.
 //!
 //! While a writer is behind (the database or rrdcached slower than the
-//! polls) no new poll starts; the devices that wait count as deferred, and
-//! those that miss their period are reported overdue with the reason.
+//! polls), or resident memory is at `poller.memory_high`, no new poll
+//! starts; the devices that wait count as deferred, and those that miss
+//! their period are reported overdue with the reason.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -139,8 +140,20 @@ impl Scheduler {
                 }
             }
             let mut start = Vec::new();
-            // Back-pressure: no new poll while a sink is behind.
-            let behind = self.engine.sinks_behind();
+            // Back-pressure: no new poll while a sink is behind or resident
+            // memory is high (unless none is in flight).
+            let mut behind: Vec<String> = self
+                .engine
+                .sinks_behind()
+                .into_iter()
+                .map(|sink| format!("sinks behind: {sink}"))
+                .collect();
+            if self.engine.memory.is_high() && !in_flight.lock().is_empty() {
+                behind.push(format!(
+                    "memory high: poller.memory_high is {} MiB",
+                    self.engine.memory.high_mib()
+                ));
+            }
             let room = if behind.is_empty() {
                 budget.available_permits()
             } else {
@@ -183,7 +196,7 @@ impl Scheduler {
                 let reason = if behind.is_empty() {
                     "no room: every poll slot busy (poller.concurrency)".to_string()
                 } else {
-                    format!("sinks behind: {}", behind.join(", "))
+                    behind.join("; ")
                 };
                 tracing::warn!(
                     overdue,
@@ -338,6 +351,7 @@ impl Scheduler {
             deferred = s.deferred.load(Ordering::Relaxed),
             overdue = s.overdue.load(Ordering::Relaxed),
             sinks_behind_seconds = format!("{:.1}", self.sinks_behind_seconds()),
+            memory_high_seconds = format!("{:.1}", self.engine.memory.seconds_high()),
             "poller progress"
         );
     }

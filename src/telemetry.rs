@@ -27,6 +27,15 @@ pub fn cpu_seconds_of(pid: u32) -> Option<(f64, f64)> {
     Some((ticks(11)? / hz, ticks(12)? / hz))
 }
 
+/// This process's resident memory in bytes, as the kernel counts it.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok().filter(|p| *p > 0)?)
+}
+
 /// CPU seconds (user + system) this process has used so far.
 pub fn process_cpu_seconds() -> f64 {
     // SAFETY: getrusage fills the struct it is given.

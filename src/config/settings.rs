@@ -133,6 +133,8 @@ pub struct PollerSettings {
     pub concurrency: usize,
     /// A poll still running after this many seconds is abandoned.
     pub device_deadline: u32,
+    /// MiB of resident memory at which no new poll starts (0: no mark).
+    pub memory_high: u64,
 }
 
 /// LibreNMS's PHP, for the modules ironpoll hands to it.
@@ -530,6 +532,9 @@ impl Settings {
                 groups: vec![0],
                 concurrency: 512,
                 device_deadline: 0,
+                // 10,000 devices of a mixed fleet poll in 300 s below it;
+                // see benches/RESULTS.md.
+                memory_high: 160,
             },
             modules: ModuleSettings::default(),
             os: OsSettings::default(),
@@ -732,6 +737,9 @@ impl Settings {
             }
             "poller.device_deadline" => {
                 self.poller.device_deadline = ranged(v, 0, 86_400).map_err(inv)? as u32
+            }
+            "poller.memory_high" => {
+                self.poller.memory_high = ranged(v, 0, 1 << 30).map_err(inv)? as u64
             }
             "php.processes" => self.php.processes = ranged(v, 1, 1_000).map_err(inv)? as usize,
             "php.deadline" => self.php.deadline = ranged(v, 0, 86_400).map_err(inv)? as u32,
@@ -986,6 +994,7 @@ impl Settings {
             "poller.device_deadline",
             self.device_deadline_secs().to_string(),
         );
+        add("poller.memory_high", self.poller.memory_high.to_string());
         add("php.processes", self.php.processes.to_string());
         add("php.deadline", self.php_deadline_secs().to_string());
         add("distributed_poller", self.distributed_poller.to_string());

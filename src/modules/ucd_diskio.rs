@@ -44,10 +44,8 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
         };
         let device = disk.get("diskIODevice").unwrap_or_default().to_string();
         let positive = |c: &str| {
-            loose_cmp(
-                &disk.get(c).map_or(Php::Null, Php::str),
-                &Php::str("0"),
-            ) == Some(std::cmp::Ordering::Greater)
+            loose_cmp(&disk.get(c).map_or(Php::Null, Php::str), &Php::str("0"))
+                == Some(std::cmp::Ordering::Greater)
         };
         let valid = !bad.iter().any(|re| re.is_match(&device));
         if !(valid && (positive("diskIONRead") || positive("diskIONWritten"))) {

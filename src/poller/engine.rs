@@ -22,6 +22,7 @@ use crate::db::writer::{Commit, DbWriter, DbWriterOptions, Written};
 use crate::db::{Db, DbError};
 use crate::device::Device;
 use crate::icmp::Pinger;
+use crate::memory::MemoryGate;
 use crate::modules::Selection;
 use crate::rrd::local::LocalFiles;
 use crate::rrd::rrdcached::Address;
@@ -61,6 +62,8 @@ pub struct Engine {
     /// LibreNMS's post-poll work (alert rules, device groups) done by
     /// ironpoll, or why it is not.
     pub alerting: Result<Arc<Alerting>, String>,
+    /// No new poll while resident memory is at `poller.memory_high`.
+    pub memory: MemoryGate,
     writer_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -117,6 +120,7 @@ impl Engine {
         for note in settings.ports_not_native() {
             tracing::warn!("{note}");
         }
+        let settings_memory_high = settings.poller.memory_high;
         Ok(Arc::new(Engine {
             env: PollEnv {
                 settings,
@@ -131,6 +135,7 @@ impl Engine {
             php_skipped: Mutex::default(),
             alerting,
             unknown_os: Mutex::default(),
+            memory: MemoryGate::new(settings_memory_high),
             writer_tasks: vec![rrd_task, db_task],
         }))
     }
@@ -166,7 +171,8 @@ impl Engine {
         concurrency: usize,
         mut on_done: impl FnMut(DeviceReport),
     ) -> Result<(), DbError> {
-        let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+        let concurrency = concurrency.max(1);
+        let limit = Arc::new(Semaphore::new(concurrency));
         let deadline = Duration::from_secs(u64::from(self.settings().device_deadline_secs()));
         let needs = self.needs();
         let mut tasks = JoinSet::new();
@@ -177,7 +183,7 @@ impl Engine {
         // fleet.
         while devices.peek().is_some() {
             let chunk: Vec<Device> = devices.by_ref().take(STATE_CHUNK).collect();
-            let first = self.poll_slot(&limit).await;
+            let first = self.poll_slot(&limit, concurrency).await;
             let ids: Vec<u32> = chunk.iter().map(|d| d.device_id).collect();
             let mut states = state::load(&self.db, &ids, needs).await?;
             let mut first = Some(first);
@@ -186,7 +192,7 @@ impl Engine {
                 let selection = selection.clone();
                 let permit = match first.take() {
                     Some(p) => p,
-                    None => self.poll_slot(&limit).await,
+                    None => self.poll_slot(&limit, concurrency).await,
                 };
                 let engine = self.clone();
                 tasks.spawn(async move {
@@ -205,10 +211,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Room for one more poll: none starts while a sink is behind, and at
-    /// most the semaphore's permits run at once.
-    async fn poll_slot(&self, limit: &Arc<Semaphore>) -> tokio::sync::OwnedSemaphorePermit {
+    /// Room for one more poll: none starts while a sink is behind or
+    /// resident memory is high (unless no poll is in flight), and at most
+    /// `concurrency` run at once.
+    async fn poll_slot(
+        &self,
+        limit: &Arc<Semaphore>,
+        concurrency: usize,
+    ) -> tokio::sync::OwnedSemaphorePermit {
         self.sinks_room().await;
+        self.memory
+            .room(|| limit.available_permits() >= concurrency)
+            .await;
         limit.clone().acquire_owned().await.expect("semaphore open")
     }
 
@@ -357,7 +371,13 @@ impl Engine {
 
     /// Hands rows and RRD updates to the writers, rows first, waiting
     /// while either writer is behind.
-    pub async fn hand_over(&self, changes: Changes, rrd: Vec<RrdUpdate>) -> Commit {
+    pub async fn hand_over(&self, mut changes: Changes, mut rrd: Vec<RrdUpdate>) -> Commit {
+        // The lists grew by doubling as the poll found things; while a
+        // writer is behind they wait here with up to half their room
+        // unused (a first poll of a chassis logs thousands of eventlog
+        // rows), so they are cut to size first.
+        changes.ops.shrink_to_fit();
+        rrd.shrink_to_fit();
         let committed = self.db_writer.send(changes).await;
         self.rrd.send(rrd).await;
         committed

@@ -410,3 +410,57 @@ async fn a_stopped_rrdcached_holds_polls_at_the_bound_and_gets_every_update_afte
     })
     .await;
 }
+
+/// Above `poller.memory_high` no new poll starts while one is in flight:
+/// with a mark below what any process holds, the fleet is polled one
+/// device at a time (their poll times fit within the wall time, which
+/// overlapping polls' would not), and every device still gets polled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn above_memory_high_polls_start_one_at_a_time_and_every_device_is_polled() {
+    within(300, async {
+        let t = TestDb::new().await;
+        let (sim, ids) = switches(&t, 6).await;
+        let db = t.db.clone();
+        let (engine, _rrd) = engine_on(&db, &[("poller.memory_high", "1")]).await;
+        let list = ironpoll::db::devices::find(&db, "all").await.unwrap();
+        let started = std::time::Instant::now();
+        let mut seconds = Vec::new();
+        engine
+            .poll_devices(list, &Selection::Configured, 8, |r| seconds.push(r.seconds))
+            .await
+            .unwrap();
+        let wall = started.elapsed().as_secs_f64();
+        assert_eq!(seconds.len(), ids.len());
+        let polling: f64 = seconds.iter().sum();
+        assert!(
+            polling <= wall,
+            "polls overlapped: {polling:.3} s of polling in {wall:.3} s"
+        );
+        let memory = engine.memory.stats();
+        assert_eq!(memory.episodes.load(Ordering::Relaxed), 1);
+        assert!(
+            memory.waits.load(Ordering::Relaxed) >= 1,
+            "no start waited on memory"
+        );
+        assert!(engine.flush().await.is_empty());
+        assert_every_switch_written(&t, ids.len()).await;
+        let _ = engine.finish().await;
+
+        // Without a mark the same polls overlap.
+        let (engine, _rrd) = engine_on(&db, &[("poller.memory_high", "0")]).await;
+        let list = ironpoll::db::devices::find(&db, "all").await.unwrap();
+        let started = std::time::Instant::now();
+        let mut polling = 0.0;
+        engine
+            .poll_devices(list, &Selection::Configured, 8, |r| polling += r.seconds)
+            .await
+            .unwrap();
+        let wall = started.elapsed().as_secs_f64();
+        assert!(polling > wall, "{polling:.3} s of polling in {wall:.3} s");
+        assert_eq!(engine.memory.stats().waits.load(Ordering::Relaxed), 0);
+        let _ = engine.finish().await;
+        drop(sim);
+        t.drop_database().await;
+    })
+    .await;
+}

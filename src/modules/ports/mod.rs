@@ -424,9 +424,7 @@ async fn run(p: &mut Poll<'_>) -> Result<(), ModuleError> {
             failed.extend(table::walk_table(snmp, &IF_X_ENTRY, false, &mut stats).await);
         }
         let usable_hc = stats.first().is_some_and(|first| {
-            first
-                .get("ifHCInOctets")
-                .is_some_and(php::is_numeric)
+            first.get("ifHCInOctets").is_some_and(php::is_numeric)
                 && first.get("ifHighSpeed").is_some_and(php::is_numeric)
         });
         if usable_hc {

@@ -298,9 +298,7 @@ async fn nokia_isam(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Resul
         failed = failed.or(table::walk_table(ihub.as_ref(), &IF_X_ENTRY, false, &mut walked).await);
         rows.overwrite(&walked);
         let usable_hc = rows.first().is_some_and(|first| {
-            first
-                .get("ifHCInOctets")
-                .is_some_and(php::is_numeric)
+            first.get("ifHCInOctets").is_some_and(php::is_numeric)
                 && first.get("ifHighSpeed").is_some_and(php::is_numeric)
         });
         let mut walked = Rows::default();
