@@ -350,10 +350,7 @@ async fn librenms_alerting(db: &Db) {
 /// rule's first state is recorded), one device at a time and in batches,
 /// each way's CPU printed.
 fn child_alerting(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str, ids: &str) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = child_runtime();
     rt.block_on(async {
         let settings = child_settings(mysql_db, rrd_port, rrd_base, rra, Vec::new());
         let db = Db::connect(&settings.db).await.unwrap();
@@ -523,13 +520,18 @@ fn child_settings(
     resolve(&[layer], settings_defaults(Mode::Librenms)).unwrap()
 }
 
+/// The runtime a child process measures in.
+fn child_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// The child's side: one poll of every device, results on stdout as
 /// `key value` lines, hostnames of devices that were up as `up HOST`.
 fn child_cycle(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = child_runtime();
     rt.block_on(async {
         // The first cycle inserts the ports, as LibreNMS's discovery would
         // have before the poller runs.
@@ -943,10 +945,7 @@ fn librenms_way(sample: &[FleetDevice], workers: usize) -> CliCost {
 /// measured module, then `core` alone again; prints `module PROFILE
 /// MODULE CPU_S DEVICES` lines (MODULE `core` twice, first and last).
 fn child_modules(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str, samples: &str) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = child_runtime();
     rt.block_on(async {
         // The modules alone: alerting is measured on its own.
         let settings = child_settings(

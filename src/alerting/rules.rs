@@ -85,7 +85,7 @@ impl Rule {
 /// locations and groups (`AlertRule::forDevice()`).
 #[derive(Default)]
 struct Maps {
-    devices: FxHashMap<u64, Vec<u32>>,
+    devices: FxHashMap<u64, Vec<u64>>,
     groups: FxHashMap<u64, Vec<u64>>,
     locations: FxHashMap<u64, Vec<u64>>,
     device_groups: FxHashMap<u32, Vec<u64>>,
@@ -103,7 +103,7 @@ impl Maps {
         if devices.is_none() && groups.is_none() && locations.is_none() {
             return true;
         }
-        let named = devices.is_some_and(|d| d.contains(&device))
+        let named = devices.is_some_and(|d| d.contains(&u64::from(device)))
             || groups.is_some_and(|g| {
                 self.device_groups
                     .get(&device)
@@ -122,40 +122,29 @@ impl Maps {
     }
 }
 
+/// One kind of rule map: the ids (`id`) each rule (`rule_id`) names.
+async fn rule_map(db: &Db, sql: &str) -> Result<FxHashMap<u64, Vec<u64>>, DbError> {
+    let mut map: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
+    for r in db.fetch(&Statement::new(sql)).await? {
+        map.entry(r.u64("rule_id").unwrap_or(0))
+            .or_default()
+            .push(r.u64("id").unwrap_or(0));
+    }
+    Ok(map)
+}
+
 /// Device ids as bind values (`Statement::values` writes their marks).
 fn ids(ids: &[u32]) -> impl Iterator<Item = Val> + '_ {
     ids.iter().map(|i| Val::from(*i))
 }
 
 async fn load_maps(db: &Db, devices: &[u32]) -> Result<Maps, DbError> {
-    let mut maps = Maps::default();
-    for r in db
-        .fetch(&Statement::new(
-            "SELECT m.`rule_id`, m.`device_id` FROM `alert_device_map` m JOIN `devices` d ON d.`device_id` = m.`device_id`",
-        ))
-        .await?
-    {
-        let rule = r.u64("rule_id").unwrap_or(0);
-        maps.devices.entry(rule).or_default().push(r.u64("device_id").unwrap_or(0) as u32);
-    }
-    for r in db
-        .fetch(&Statement::new(
-            "SELECT m.`rule_id`, g.`id` FROM `alert_group_map` m JOIN `device_groups` g ON g.`id` = m.`group_id`",
-        ))
-        .await?
-    {
-        let rule = r.u64("rule_id").unwrap_or(0);
-        maps.groups.entry(rule).or_default().push(r.u64("id").unwrap_or(0));
-    }
-    for r in db
-        .fetch(&Statement::new(
-            "SELECT m.`rule_id`, l.`id` FROM `alert_location_map` m JOIN `locations` l ON l.`id` = m.`location_id`",
-        ))
-        .await?
-    {
-        let rule = r.u64("rule_id").unwrap_or(0);
-        maps.locations.entry(rule).or_default().push(r.u64("id").unwrap_or(0));
-    }
+    let mut maps = Maps {
+        devices: rule_map(db, "SELECT m.`rule_id`, m.`device_id` AS `id` FROM `alert_device_map` m JOIN `devices` d ON d.`device_id` = m.`device_id`").await?,
+        groups: rule_map(db, "SELECT m.`rule_id`, g.`id` FROM `alert_group_map` m JOIN `device_groups` g ON g.`id` = m.`group_id`").await?,
+        locations: rule_map(db, "SELECT m.`rule_id`, l.`id` FROM `alert_location_map` m JOIN `locations` l ON l.`id` = m.`location_id`").await?,
+        ..Maps::default()
+    };
     if !devices.is_empty() {
         let mut st = Statement::new(
             "SELECT gd.`device_group_id`, gd.`device_id` FROM `device_group_device` gd \

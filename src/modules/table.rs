@@ -48,7 +48,8 @@ impl Row {
     /// Sets a column's value. A value set again leaves its old text in the
     /// buffer (set twice only when walks overlap, which is rare).
     pub fn insert(&mut self, column: &'static str, value: &str) {
-        if self.get(column) == Some(value) {
+        let at = self.find(column);
+        if at.is_some_and(|at| self.text_of(&self.cells[at]) == value) {
             return;
         }
         let start = self.text.len();
@@ -64,7 +65,7 @@ impl Row {
             start: start32,
             end: end32,
         };
-        match self.find(column) {
+        match at {
             Some(at) => self.cells[at] = cell,
             None => self.cells.push(cell),
         }
@@ -161,11 +162,6 @@ impl Rows {
 
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
-    }
-
-    /// The rows by value, with their indexes, in first-seen order.
-    pub fn into_rows(self) -> impl Iterator<Item = (String, Row)> {
-        self.order.into_iter().zip(self.rows)
     }
 
     pub fn len(&self) -> usize {

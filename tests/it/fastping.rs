@@ -400,16 +400,7 @@ async fn the_daemon_notices_a_device_going_down_between_polls() {
         )))
         .await
         .unwrap();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ironpoll"));
-        cmd.args(["run", "--db", &url])
-            // The next poll is 5 minutes away: only fast ping can notice.
-            .args(["--set", "service_poller_frequency=300"])
-            .args(["--set", "fast_ping.interval=1"])
-            .args(["--set", "fping_options.timeout=200"])
-            .args(["--set", &format!("rrd_dir={}", dir.path().join("rrd").display())])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let child = Guarded(cmd.spawn().unwrap());
+        let child = fast_ping_daemon(&url, dir.path(), &[]);
         let down = format!("SELECT `status` FROM `devices` WHERE `device_id` = {id}");
         let polled = format!("SELECT COUNT(*) FROM `devices` WHERE `device_id` = {id} AND `last_polled` IS NOT NULL");
         wait_for(&db, &polled, 1, 20).await;
@@ -446,17 +437,8 @@ async fn a_device_blackholed_between_polls_raises_its_alert_from_fast_ping() {
             .add_device(&net.addr(2), 161, &[("snmp_disable", Val::Int(1))])
             .await;
         let rrd = tempfile::tempdir().unwrap();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ironpoll"));
-        cmd.args(["run", "--db", &t.url])
-            .args(["--librenms-dir", &rrd.path().display().to_string()])
-            // The next poll is 5 minutes away: only fast ping can notice.
-            .args(["--set", "service_poller_frequency=300"])
-            .args(["--set", "fast_ping.interval=1"])
-            .args(["--set", "fping_options.timeout=200"])
-            .args(["--set", &format!("rrd_dir={}", rrd.path().join("rrd").display())])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let child = Guarded(cmd.spawn().unwrap());
+        let librenms_dir = rrd.path().display().to_string();
+        let child = fast_ping_daemon(&t.url, rrd.path(), &["--librenms-dir", &librenms_dir]);
         let db = &t.db;
         let polled = format!("SELECT COUNT(*) FROM `devices` WHERE `device_id` = {id} AND `last_polled` IS NOT NULL");
         wait_for(db, &polled, 1, 30).await;
@@ -481,6 +463,22 @@ async fn a_device_blackholed_between_polls_raises_its_alert_from_fast_ping() {
 }
 
 /// A child process killed when the test ends, passed or not.
+/// `ironpoll run` on `db_url`, pinging every second with its next poll
+/// five minutes away (so only fast ping can notice a change), RRD files
+/// under `dir`, and `extra` arguments; killed when dropped.
+fn fast_ping_daemon(db_url: &str, dir: &std::path::Path, extra: &[&str]) -> Guarded {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ironpoll"));
+    cmd.args(["run", "--db", db_url])
+        .args(extra)
+        .args(["--set", "service_poller_frequency=300"])
+        .args(["--set", "fast_ping.interval=1"])
+        .args(["--set", "fping_options.timeout=200"])
+        .args(["--set", &format!("rrd_dir={}", dir.join("rrd").display())])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    Guarded(cmd.spawn().unwrap())
+}
+
 struct Guarded(std::process::Child);
 
 impl Drop for Guarded {
