@@ -5,6 +5,7 @@
 //! statements.
 
 use super::Val;
+use super::packed::PackedRow;
 
 /// Column names and their new values.
 pub type Cols = Vec<(&'static str, Val)>;
@@ -13,7 +14,7 @@ pub type Cols = Vec<(&'static str, Val)>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowUpdate {
     pub key: u64,
-    pub cols: Cols,
+    pub cols: PackedRow,
 }
 
 /// A condition on a column, for changes that are not by key.
@@ -41,13 +42,13 @@ pub enum TableChange {
         filters: Vec<Filter>,
     },
     /// `INSERT INTO table (cols) VALUES (...)`.
-    Insert { table: &'static str, row: Cols },
+    Insert { table: &'static str, row: PackedRow },
     /// An INSERT that updates the row when the `keys` collide. A
     /// `created_at` column keeps the value it was made with.
     Upsert {
         table: &'static str,
         keys: &'static [&'static str],
-        row: Cols,
+        row: PackedRow,
     },
     /// An INSERT unless a row matching `exists` is there already.
     InsertUnless {
@@ -100,11 +101,11 @@ impl TableChange {
         }
         std::mem::size_of::<TableChange>()
             + match self {
-                TableChange::Update { row, .. } => cols(&row.cols),
+                TableChange::Update { row, .. } => row.cols.bytes(),
                 TableChange::UpdateWhere {
                     set, filters: f, ..
                 } => cols(set) + filters(f),
-                TableChange::Insert { row, .. } | TableChange::Upsert { row, .. } => cols(row),
+                TableChange::Insert { row, .. } | TableChange::Upsert { row, .. } => row.bytes(),
                 TableChange::InsertUnless { row, exists, .. } => cols(row) + filters(exists),
                 TableChange::Delete { filters: f, .. } => filters(f),
             }
@@ -137,7 +138,7 @@ impl Event {
     pub fn into_change(self) -> TableChange {
         TableChange::Insert {
             table: "eventlog",
-            row: vec![
+            row: PackedRow::pack([
                 ("device_id", Val::from(self.device_id)),
                 ("datetime", Val::Now),
                 ("message", Val::Text(self.message)),
@@ -146,7 +147,7 @@ impl Event {
                 // LibreNMS logs '' when no user is logged in.
                 ("username", Val::text("")),
                 ("severity", Val::Int(i64::from(self.severity))),
-            ],
+            ]),
         }
     }
 }
@@ -199,16 +200,26 @@ impl Changes {
         self.ops.push(TableChange::Update {
             table,
             key,
-            row: RowUpdate { key: id, cols },
+            row: RowUpdate {
+                key: id,
+                cols: PackedRow::from(cols),
+            },
         });
     }
 
     pub fn insert(&mut self, table: &'static str, row: Cols) {
-        self.ops.push(TableChange::Insert { table, row });
+        self.ops.push(TableChange::Insert {
+            table,
+            row: PackedRow::from(row),
+        });
     }
 
     pub fn upsert(&mut self, table: &'static str, keys: &'static [&'static str], row: Cols) {
-        self.ops.push(TableChange::Upsert { table, keys, row });
+        self.ops.push(TableChange::Upsert {
+            table,
+            keys,
+            row: PackedRow::from(row),
+        });
     }
 
     pub fn event(&mut self, event: Event) {

@@ -12,6 +12,7 @@ pub mod devices;
 pub mod emulate;
 pub mod ids;
 pub mod inventory;
+pub mod packed;
 pub mod schema;
 pub mod state;
 pub mod value;

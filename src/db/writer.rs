@@ -21,7 +21,8 @@ use tokio::time::Instant;
 
 use crate::backlog::{Backlog, Bound};
 
-use super::changes::{Changes, Cols, Filter, RowUpdate, TableChange};
+use super::changes::{Changes, Filter, RowUpdate, TableChange};
+use super::packed::PackedRow;
 use super::{Db, DbError, Dialect, MAX_BINDS, Statement, Val, chunk_sizes, upsert_clause};
 
 /// The statements that write `changes`. Alike changes (the same table,
@@ -34,11 +35,11 @@ pub fn statements<'a>(
     changes: impl IntoIterator<Item = &'a TableChange>,
 ) -> Vec<Statement> {
     let mut groups: Vec<Group<'a>> = Vec::new();
-    let mut index: HashMap<GroupKey, usize> = HashMap::new();
+    let mut index: HashMap<GroupKey<'a>, usize> = HashMap::new();
     for change in changes {
         let (key, group) = match change {
             TableChange::Update { table, key, row } => (
-                GroupKey::Update(table, key, names(&row.cols)),
+                GroupKey::Update(table, key, row.cols.shape()),
                 Group::Update {
                     table,
                     key,
@@ -47,7 +48,7 @@ pub fn statements<'a>(
                 },
             ),
             TableChange::Insert { table, row } => (
-                GroupKey::Insert(table, names(row)),
+                GroupKey::Insert(table, row.shape()),
                 Group::Rows {
                     table,
                     keys: None,
@@ -55,7 +56,7 @@ pub fn statements<'a>(
                 },
             ),
             TableChange::Upsert { table, keys, row } => (
-                GroupKey::Upsert(table, keys, names(row)),
+                GroupKey::Upsert(table, keys, row.shape()),
                 Group::Rows {
                     table,
                     keys: Some(keys),
@@ -101,12 +102,13 @@ pub fn statements<'a>(
     out
 }
 
-/// What makes changes alike: their kind, table and columns.
+/// What makes changes alike: their kind, table and columns (a packed
+/// row's shape).
 #[derive(Debug, PartialEq, Eq, Hash)]
-enum GroupKey {
-    Update(&'static str, &'static str, Vec<&'static str>),
-    Insert(&'static str, Vec<&'static str>),
-    Upsert(&'static str, &'static [&'static str], Vec<&'static str>),
+enum GroupKey<'a> {
+    Update(&'static str, &'static str, &'a [u8]),
+    Insert(&'static str, &'a [u8]),
+    Upsert(&'static str, &'static [&'static str], &'a [u8]),
 }
 
 enum Group<'a> {
@@ -122,12 +124,12 @@ enum Group<'a> {
     Rows {
         table: &'static str,
         keys: Option<&'static [&'static str]>,
-        rows: Vec<&'a Cols>,
+        rows: Vec<&'a PackedRow>,
     },
     Single(&'a TableChange),
 }
 
-fn names(cols: &Cols) -> Vec<&'static str> {
+fn names(cols: &[(&'static str, Val)]) -> Vec<&'static str> {
     cols.iter().map(|(c, _)| *c).collect()
 }
 
@@ -143,7 +145,7 @@ fn update_rows(d: Dialect, table: &str, key: &str, rows: &[&RowUpdate], out: &mu
     let Some(first) = rows.first() else {
         return;
     };
-    let cols = names(&first.cols);
+    let cols = first.cols.names();
     let max_rows = (bind_limit(d) / (cols.len() + 1)).max(1);
     let mut rest = rows;
     for size in chunk_sizes(rows.len(), max_rows) {
@@ -171,9 +173,9 @@ fn update_group(
         if i == 0 {
             derived.push(" AS `k`");
         }
-        for (c, v) in &r.cols {
+        for (c, v) in cols.iter().zip(r.cols.values()) {
             derived.push(", ");
-            derived.value(d, v.clone());
+            derived.value(d, v);
             if i == 0 {
                 derived.push(&format!(" AS `{c}`"));
             }
@@ -207,14 +209,14 @@ fn update_group(
 fn insert_rows(
     d: Dialect,
     table: &str,
-    rows: &[&Cols],
+    rows: &[&PackedRow],
     keys: Option<&[&str]>,
     out: &mut Vec<Statement>,
 ) {
     let Some(first) = rows.first() else {
         return;
     };
-    let cols = names(first);
+    let cols = first.names();
     let head = format!("INSERT INTO `{table}` ({}) VALUES ", quoted(&cols));
     let tail = keys.map(|keys| {
         // `created_at` is set when the row is made and kept after.
@@ -233,7 +235,7 @@ fn insert_rows(
         let mut st = Statement::new(head.clone());
         for (i, row) in chunk.iter().enumerate() {
             st.push(if i > 0 { ", (" } else { "(" });
-            st.values(d, row.iter().map(|(_, v)| v.clone()));
+            st.values(d, row.values());
             st.push(")");
         }
         if let Some(tail) = &tail {

@@ -17,6 +17,7 @@ use super::{ModuleError, Poll, severity};
 use crate::config::PortFilters;
 use crate::db::Val;
 use crate::db::changes::{Filter, RowUpdate, TableChange};
+use crate::db::packed::PackedRow;
 use crate::db::state::PortRow;
 use crate::db::value::coerce;
 use crate::librenms::format;
@@ -1290,16 +1291,13 @@ fn full_row(
 ) -> TableChange {
     // Later entries win, as in PHP's array.
     let latest: FxHashMap<&str, &Php> = set.iter().map(|(k, v)| (*k, v)).collect();
-    let cols = shape
-        .iter()
-        .map(|c| {
-            let v = match latest.get(c) {
-                Some(v) => coerce(table, c, v),
-                None => coerce(table, c, port.row.get(c)),
-            };
-            (*c, v)
-        })
-        .collect();
+    let cols = PackedRow::pack(shape.iter().map(|c| {
+        let v = match latest.get(c) {
+            Some(v) => coerce(table, c, v),
+            None => coerce(table, c, port.row.get(c)),
+        };
+        (*c, v)
+    }));
     TableChange::Update {
         table,
         key: "port_id",
