@@ -13,6 +13,7 @@
 //! each value as a tag byte and its payload (8 bytes for a number, a u32
 //! length and the bytes for text). Little-endian throughout.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -206,7 +207,23 @@ static NAMES: LazyLock<RwLock<Names>> = LazyLock::new(|| {
     })
 });
 
+/// A column name's number. Each thread remembers the numbers of the
+/// literals it has packed, by address, so that packing a row's columns
+/// takes no lock (the ports module packs tens of thousands a poll).
 fn column_number(name: &'static str) -> u16 {
+    thread_local! {
+        static SEEN: RefCell<FxHashMap<(usize, usize), u16>> = RefCell::default();
+    }
+    let at = (name.as_ptr() as usize, name.len());
+    if let Some(n) = SEEN.with_borrow(|seen| seen.get(&at).copied()) {
+        return n;
+    }
+    let n = shared_column_number(name);
+    SEEN.with_borrow_mut(|seen| seen.insert(at, n));
+    n
+}
+
+fn shared_column_number(name: &'static str) -> u16 {
     if let Some(&n) = NAMES.read().numbers.get(name) {
         return n;
     }
