@@ -495,6 +495,10 @@ struct Cycle {
     /// Seconds resident memory was at poller.memory_high (polls waited).
     memory_high: f64,
     memory_high_mib: u64,
+    /// Times the poll window was cut because a sink fell behind, and the
+    /// fewest polls in flight it was cut to.
+    window_cuts: u64,
+    window_smallest: u64,
     up_hosts: std::collections::HashSet<String>,
 }
 
@@ -599,6 +603,12 @@ fn child_cycle(mysql_db: &str, rrd_port: u16, rrd_base: &str, rra: &str) {
             println!("{name}_behind {}", b.seconds_behind());
         }
         println!("memory_high {}", engine.memory.seconds_high());
+        let window = &engine.window_stats;
+        println!("window_cuts {}", window.cuts.load(Ordering::Relaxed));
+        println!(
+            "window_smallest {}",
+            window.smallest.load(Ordering::Relaxed)
+        );
         println!("concurrency {concurrency}");
         for host in &up_hosts {
             println!("host {host}");
@@ -675,6 +685,8 @@ fn cycle(
             "rrd_behind" => c.rrd_behind = f(),
             "memory_high" => c.memory_high = f(),
             "memory_high_mib" => c.memory_high_mib = f() as u64,
+            "window_cuts" => c.window_cuts = f() as u64,
+            "window_smallest" => c.window_smallest = f() as u64,
             "concurrency" => concurrency = f() as usize,
             "host" => {
                 c.up_hosts.insert(v.to_string());
@@ -1054,7 +1066,7 @@ fn module_cpu(
 fn print_cycle(name: &str, c: &Cycle, devices: usize) {
     let polled = (c.up + c.down).max(1) as f64;
     println!(
-        "| {name} | {devices} | {} up, {} down, {} abandoned | {:.1} | {:.2} | **{:.1}%** | {:.2} | **{:.1}** | {:.1} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+        "| {name} | {devices} | {} up, {} down, {} abandoned | {:.1} | {:.2} | **{:.1}%** | {:.2} | **{:.1}** | {:.1} | {} | {} | {} | {:.1} | {:.1} | {} | {:.1} | {:.2} | {:.2} |",
         c.up,
         c.down,
         c.abandoned,
@@ -1069,6 +1081,11 @@ fn print_cycle(name: &str, c: &Cycle, devices: usize) {
         c.rrd_peak_held,
         c.db_behind,
         c.rrd_behind,
+        if c.window_cuts == 0 {
+            "0".to_string()
+        } else {
+            format!("{} (to {})", c.window_cuts, c.window_smallest)
+        },
         c.memory_high,
         c.db_server_cpu,
         c.rrdcached_cpu,
@@ -1146,9 +1163,9 @@ fn main() {
     );
     println!();
     println!(
-        "| cycle | devices | result | wall s | poller CPU s | share of 2 cores over 300 s | poller CPU ms/device | peak RSS MB | DB statements/device | RRD updates | most DB rows held | most RRD updates held | s the DB was behind | s rrdcached was behind | s memory was at poller.memory_high | MariaDB CPU s | rrdcached CPU s |"
+        "| cycle | devices | result | wall s | poller CPU s | share of 2 cores over 300 s | poller CPU ms/device | peak RSS MB | DB statements/device | RRD updates | most DB rows held | most RRD updates held | s the DB was behind | s rrdcached was behind | poll window cuts (fewest in flight) | s memory was at poller.memory_high | MariaDB CPU s | rrdcached CPU s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     print_cycle("first (inserts ports, creates files)", &first, fleet.len());
     print_cycle("second (steady state)", &second, fleet.len());
 

@@ -27,6 +27,7 @@ pub mod sim;
 pub mod snmp;
 pub mod telemetry;
 pub mod udp;
+pub mod window;
 
 #[cfg(test)]
 mod tidy;

@@ -1,8 +1,10 @@
 //! The daemon's scheduler: LibreNMS's due rule on the database clock, start
 //! times spread over the period when many devices are due at once (a fresh
-//! start), a budget of concurrent polls, a deadline per poll, and leases so
-//! that no device is polled twice at once. Down devices are retried after
-//! `service_poller_down_retry` seconds, as LibreNMS's dispatcher does.
+//! start), a window of concurrent polls ([`PollWindow`]: up to
+//! `poller.concurrency`, fewer while a sink cannot keep up), a deadline per
+//! poll, and leases so that no device is polled twice at once. Down devices
+//! are retried after `service_poller_down_retry` seconds, as LibreNMS's
+//! dispatcher does.
 //!
 //! While a writer is behind (the database or rrdcached slower than the
 //! polls), or resident memory is at `poller.memory_high`, no new poll
@@ -15,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,6 +25,7 @@ use crate::coord::Leases;
 use crate::db::{devices, state};
 use crate::modules::Selection;
 use crate::poller::engine::Engine;
+use crate::window::PollWindow;
 
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
@@ -85,7 +87,7 @@ impl Scheduler {
     /// (within the drain time) and writes everything held.
     pub async fn run(self, shutdown: CancellationToken) {
         let opts = &self.opts;
-        let budget = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let window = self.engine.poll_window(opts.concurrency);
         let tracker = TaskTracker::new();
         let in_flight: Arc<Mutex<HashSet<u32>>> = Arc::default();
         let mut not_before: HashMap<u32, Instant> = HashMap::new();
@@ -154,11 +156,7 @@ impl Scheduler {
                     self.engine.memory.high_mib()
                 ));
             }
-            let room = if behind.is_empty() {
-                budget.available_permits()
-            } else {
-                0
-            };
+            let room = if behind.is_empty() { window.room() } else { 0 };
             let mut eligible: HashSet<u32> = HashSet::new();
             for d in &due {
                 if in_flight.lock().contains(&d.device_id) {
@@ -194,7 +192,11 @@ impl Scheduler {
             self.stats.overdue.store(overdue, Ordering::Relaxed);
             if overdue > 0 && (overdue_said == 0 || last_report.elapsed() >= opts.frequency) {
                 let reason = if behind.is_empty() {
-                    "no room: every poll slot busy (poller.concurrency)".to_string()
+                    format!(
+                        "no room: {} polls in flight, the most the sinks have kept up with (poller.concurrency is {})",
+                        window.size(),
+                        window.max()
+                    )
                 } else {
                     behind.join("; ")
                 };
@@ -216,11 +218,11 @@ impl Scheduler {
                 Ordering::Relaxed,
             );
             if !start.is_empty() {
-                self.start_polls(start, &budget, &tracker, &in_flight).await;
+                self.start_polls(start, &window, &tracker, &in_flight).await;
             }
             if last_report.elapsed() >= opts.frequency {
                 last_report = Instant::now();
-                self.log_progress(in_flight.lock().len());
+                self.log_progress(in_flight.lock().len(), &window);
             }
         }
         tracing::info!(
@@ -246,7 +248,7 @@ impl Scheduler {
     async fn start_polls(
         &self,
         ids: Vec<u32>,
-        budget: &Arc<Semaphore>,
+        window: &Arc<PollWindow>,
         tracker: &TaskTracker,
         in_flight: &Arc<Mutex<HashSet<u32>>>,
     ) {
@@ -275,7 +277,7 @@ impl Scheduler {
                 self.leases.release(id).await;
                 continue;
             }
-            let Ok(permit) = budget.clone().try_acquire_owned() else {
+            let Some(permit) = window.try_acquire() else {
                 self.leases.release(id).await;
                 continue;
             };
@@ -325,7 +327,7 @@ impl Scheduler {
         }
     }
 
-    fn log_progress(&self, in_flight: usize) {
+    fn log_progress(&self, in_flight: usize, window: &PollWindow) {
         let s = &self.stats;
         let started = s.started.load(Ordering::Relaxed);
         let done = s.up.load(Ordering::Relaxed) + s.down.load(Ordering::Relaxed);
@@ -342,6 +344,7 @@ impl Scheduler {
             down = s.down.load(Ordering::Relaxed),
             abandoned = s.abandoned.load(Ordering::Relaxed),
             in_flight,
+            window = window.size(),
             mean_poll_seconds = format!("{mean:.3}"),
             rrd_written = rrd.written,
             rrd_buffered = rrd.buffered,

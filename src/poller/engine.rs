@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::php::Php;
@@ -29,6 +28,7 @@ use crate::rrd::rrdcached::Address;
 use crate::rrd::writer::WriterOptions;
 use crate::rrd::{CreateSpec, RrdSink, RrdUpdate, RrdWriter};
 use crate::snmp::{ClientOptions, SnmpClient};
+use crate::window::{PollWindow, Slot, WindowStats};
 
 /// The RRD sink the settings ask for.
 pub fn rrd_sink(settings: &Settings) -> Result<RrdSink, String> {
@@ -64,6 +64,9 @@ pub struct Engine {
     pub alerting: Result<Arc<Alerting>, String>,
     /// No new poll while resident memory is at `poller.memory_high`.
     pub memory: MemoryGate,
+    /// How far the poll windows this engine ran with were cut while a
+    /// sink was behind.
+    pub window_stats: Arc<WindowStats>,
     writer_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -136,6 +139,7 @@ impl Engine {
             alerting,
             unknown_os: Mutex::default(),
             memory: MemoryGate::new(settings_memory_high),
+            window_stats: Arc::default(),
             writer_tasks: vec![rrd_task, db_task],
         }))
     }
@@ -171,8 +175,7 @@ impl Engine {
         concurrency: usize,
         mut on_done: impl FnMut(DeviceReport),
     ) -> Result<(), DbError> {
-        let concurrency = concurrency.max(1);
-        let limit = Arc::new(Semaphore::new(concurrency));
+        let window = self.poll_window(concurrency);
         let deadline = Duration::from_secs(u64::from(self.settings().device_deadline_secs()));
         let needs = self.needs();
         let mut tasks = JoinSet::new();
@@ -183,7 +186,7 @@ impl Engine {
         // fleet.
         while devices.peek().is_some() {
             let chunk: Vec<Device> = devices.by_ref().take(STATE_CHUNK).collect();
-            let first = self.poll_slot(&limit, concurrency).await;
+            let first = self.poll_slot(&window).await;
             let ids: Vec<u32> = chunk.iter().map(|d| d.device_id).collect();
             let mut states = state::load(&self.db, &ids, needs).await?;
             let mut first = Some(first);
@@ -192,7 +195,7 @@ impl Engine {
                 let selection = selection.clone();
                 let permit = match first.take() {
                     Some(p) => p,
-                    None => self.poll_slot(&limit, concurrency).await,
+                    None => self.poll_slot(&window).await,
                 };
                 let engine = self.clone();
                 tasks.spawn(async move {
@@ -211,19 +214,23 @@ impl Engine {
         Ok(())
     }
 
+    /// A window of at most `concurrency` polls in flight, cut while a
+    /// sink is behind ([`PollWindow`]).
+    pub fn poll_window(&self, concurrency: usize) -> Arc<PollWindow> {
+        PollWindow::new(
+            concurrency,
+            self.backlogs().into_iter().cloned().collect(),
+            self.window_stats.clone(),
+        )
+    }
+
     /// Room for one more poll: none starts while a sink is behind or
-    /// resident memory is high (unless no poll is in flight), and at most
-    /// `concurrency` run at once.
-    async fn poll_slot(
-        &self,
-        limit: &Arc<Semaphore>,
-        concurrency: usize,
-    ) -> tokio::sync::OwnedSemaphorePermit {
+    /// resident memory is high (unless no poll is in flight), and no more
+    /// run at once than the window allows.
+    async fn poll_slot(&self, window: &Arc<PollWindow>) -> Slot {
         self.sinks_room().await;
-        self.memory
-            .room(|| limit.available_permits() >= concurrency)
-            .await;
-        limit.clone().acquire_owned().await.expect("semaphore open")
+        self.memory.room(|| window.in_flight() == 0).await;
+        window.acquire().await
     }
 
     /// The one path of a device poll, for `run`, `poll` and the demo: poll

@@ -244,6 +244,11 @@ async fn a_slow_database_makes_polls_wait_within_the_bound_and_loses_nothing() {
         assert!(s.waits.load(Ordering::Relaxed) >= 1, "{s:?}");
         let peak_bytes = s.peak_bytes.load(Ordering::Relaxed);
         assert!(peak_bytes <= (1 << 20) + 16 * (512 << 10), "{s:?}");
+        // Fewer polls were let in flight while the database was behind:
+        // they would only have waited with their rows.
+        let window = &engine.window_stats;
+        assert!(window.cuts.load(Ordering::Relaxed) >= 1, "{window:?}");
+        assert_eq!(window.smallest.load(Ordering::Relaxed), 8, "{window:?}");
         assert_eq!(backlog.held(), (0, 0));
         assert_eq!(
             engine
