@@ -37,8 +37,29 @@ const BYTES: u8 = 6;
 impl PackedRow {
     /// Packs columns and their values, in this order.
     pub fn pack(cols: impl IntoIterator<Item = (&'static str, Val)>) -> PackedRow {
-        let mut shape: Vec<u8> = Vec::with_capacity(64);
-        let mut values: Vec<u8> = Vec::with_capacity(256);
+        thread_local! {
+            // The row is built here, then copied to an allocation of its
+            // exact size: one allocation per row.
+            static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = RefCell::default();
+        }
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let (shape, values) = &mut *scratch;
+                Self::pack_into(cols, shape, values)
+            }
+            // Packed while packing (a value computed from another row):
+            // buffers of its own.
+            Err(_) => Self::pack_into(cols, &mut Vec::new(), &mut Vec::new()),
+        })
+    }
+
+    fn pack_into(
+        cols: impl IntoIterator<Item = (&'static str, Val)>,
+        shape: &mut Vec<u8>,
+        values: &mut Vec<u8>,
+    ) -> PackedRow {
+        shape.clear();
+        values.clear();
         shape.extend_from_slice(&[0, 0]);
         let mut n: u16 = 0;
         for (name, value) in cols {
@@ -46,11 +67,13 @@ impl PackedRow {
                 .checked_add(1)
                 .expect("a row has fewer than 65,536 columns");
             shape.extend_from_slice(&column_number(name).to_le_bytes());
-            encode(&value, &mut values);
+            encode(&value, values);
         }
         shape[..2].copy_from_slice(&n.to_le_bytes());
-        shape.extend_from_slice(&values);
-        PackedRow(shape.into_boxed_slice())
+        let mut row = Vec::with_capacity(shape.len() + values.len());
+        row.extend_from_slice(shape);
+        row.extend_from_slice(values);
+        PackedRow(row.into_boxed_slice())
     }
 
     pub fn len(&self) -> usize {
