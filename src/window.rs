@@ -29,7 +29,8 @@ use crate::backlog::Backlog;
 /// Counters of the windows an engine has run with.
 #[derive(Debug, Default)]
 pub struct WindowStats {
-    /// Times a window was cut because a sink fell behind.
+    /// Times a sink fell behind while a window followed it (each cuts the
+    /// window, unless it is already at its start size).
     pub cuts: AtomicU64,
     /// The smallest a window was cut to (0: never cut).
     pub smallest: AtomicU64,

@@ -102,7 +102,7 @@ impl PackedRow {
     /// The values, in column order.
     pub fn values(&self) -> Values<'_> {
         Values {
-            rest: &self.0[2 + 2 * self.len()..],
+            rest: &self.0[self.shape().len()..],
         }
     }
 
@@ -113,11 +113,10 @@ impl PackedRow {
 
     /// The value of one column (the last one of that name).
     pub fn get(&self, column: &str) -> Option<Val> {
-        self.names()
+        self.cols()
             .into_iter()
-            .zip(self.values())
-            .filter(|(name, _)| *name == column)
-            .last()
+            .rev()
+            .find(|(name, _)| *name == column)
             .map(|(_, v)| v)
     }
 
