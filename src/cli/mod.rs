@@ -73,6 +73,12 @@ pub fn main() -> ExitCode {
         // One task drives every echo; a second thread would only add
         // cross-thread wake-ups for each reply.
         Command::Ping(_) => tokio::runtime::Builder::new_current_thread(),
+        // A walk waits on the network nearly all the time: on one thread the
+        // task that reads a reply and the walk it wakes take turns without a
+        // futex, an eventfd write or a parked worker's wake-up per request,
+        // which cost more than the walk itself (benches/RESULTS.md, "One
+        // walk").
+        Command::Get(_) | Command::Walk(_) => tokio::runtime::Builder::new_current_thread(),
         Command::Sim(args) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(args.threads);
@@ -89,8 +95,8 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Get(args) => snmp_cmd::get(args).await,
-            Command::Walk(args) => snmp_cmd::walk(args).await,
+            Command::Get(args) => as_task(snmp_cmd::get(args)).await,
+            Command::Walk(args) => as_task(snmp_cmd::walk(args)).await,
             Command::Sim(args) => sim_cmd::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Run(args) => {
@@ -115,6 +121,20 @@ pub fn main() -> ExitCode {
             eprintln!("ironpoll: {e:#}");
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+/// Runs a command as a task of its own rather than as the future the
+/// runtime blocks on. On a current-thread runtime a reply then wakes the
+/// command's task directly; waking the blocked-on future instead goes
+/// through the driver, and costs an extra `epoll_wait` per request.
+async fn as_task(
+    command: impl Future<Output = anyhow::Result<ExitCode>> + Send + 'static,
+) -> anyhow::Result<ExitCode> {
+    match tokio::spawn(command).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `ironpoll get` and `ironpoll walk`.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 
 use super::snmp_args::SnmpArgs;
 use crate::sim::snmprec;
-use crate::snmp::display::netsnmp_line;
+use crate::snmp::display::push_netsnmp_line;
 use crate::snmp::{ClientOptions, Credentials, EndOfMib, Oid, SnmpClient, Target, Value, VarBind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,17 +80,35 @@ fn client() -> anyhow::Result<SnmpClient> {
 }
 
 fn print_varbind(out: &mut impl Write, vb: &VarBind, format: OutputFormat) -> std::io::Result<()> {
-    match format {
-        OutputFormat::Netsnmp => writeln!(out, "{}", netsnmp_line(vb)),
-        OutputFormat::Snmprec => match snmprec::format_line(vb) {
-            Some(line) => {
-                out.write_all(&line)?;
-                out.write_all(b"\n")
-            }
-            // Exceptions have no snmprec form: a recording holds what exists.
-            None => Ok(()),
-        },
+    // Line buffers reused across a walk, which prints every varbind it gets.
+    thread_local! {
+        static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+        static RECORD: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
+    match format {
+        OutputFormat::Netsnmp => TEXT.with_borrow_mut(|line| {
+            line.clear();
+            push_netsnmp_line(line, vb);
+            line.push('\n');
+            out.write_all(line.as_bytes())
+        }),
+        OutputFormat::Snmprec => RECORD.with_borrow_mut(|line| {
+            line.clear();
+            // Exceptions have no snmprec form: a recording holds what exists.
+            if !snmprec::push_line(line, vb) {
+                return Ok(());
+            }
+            line.push(b'\n');
+            out.write_all(line)
+        }),
+    }
+}
+
+/// Standard output, buffered. Not locked: the command runs as a task,
+/// which can only hold what may cross threads, and the buffer makes a
+/// lock per write cheap.
+fn output() -> std::io::BufWriter<std::io::Stdout> {
+    std::io::BufWriter::with_capacity(64 << 10, std::io::stdout())
 }
 
 pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
@@ -104,8 +123,7 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let client = client()?;
     let session = client.session(&target, credentials, options).await?;
     let varbinds = session.get(&oids).await?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = output();
     for vb in &varbinds {
         print_varbind(&mut out, vb, args.format)?;
     }
@@ -146,8 +164,7 @@ pub async fn walk(args: WalkArgs) -> anyhow::Result<ExitCode> {
     let root_fallback = std::mem::replace(&mut options.walk_root_fallback, false);
     let client = client()?;
     let session = client.session(&target, credentials, options).await?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = output();
     let mut write_error = None;
     let summary = session
         .walk_with(&root, |vb| {
@@ -315,18 +332,20 @@ async fn walk_targets(
             let agent = t.target.to_string();
             let result = async {
                 let session = client.session(&t.target, t.credentials, t.options).await?;
-                let varbinds = session.walk(&root).await?;
-                let mut buf = Vec::with_capacity(varbinds.len() * 48);
-                for vb in &varbinds {
-                    if let Some(line) = snmprec::format_line(vb) {
-                        buf.extend_from_slice(&line);
-                        buf.push(b'\n');
-                    }
-                }
+                // Lines go into the recording as varbinds arrive, with no
+                // list of every varbind held in between.
+                let mut buf = Vec::with_capacity(64 << 10);
+                let summary = session
+                    .walk_with(&root, |vb| {
+                        if snmprec::push_line(&mut buf, &vb) {
+                            buf.push(b'\n');
+                        }
+                    })
+                    .await?;
                 tokio::fs::write(&path, buf)
                     .await
                     .with_context(|| format!("cannot write {}", path.display()))?;
-                anyhow::Ok(varbinds.len())
+                anyhow::Ok(summary.varbinds)
             }
             .await;
             WalkOutcome {

@@ -224,9 +224,26 @@ fn hex_encode(bytes: &[u8]) -> String {
 /// One snmprec line (without the newline) for a varbind, or `None` for the
 /// exceptions, which a recording does not hold.
 pub fn format_line(vb: &VarBind) -> Option<Vec<u8>> {
-    let mut line = format!("{}|", vb.oid).into_bytes();
-    let rest = match &vb.value {
-        Value::Integer(v) => format!("2|{v}"),
+    let mut line = Vec::with_capacity(48);
+    push_line(&mut line, vb).then_some(line)
+}
+
+/// [`format_line`] appended to `out`, without its line end, for a caller
+/// that writes a whole recording into one buffer; false (and nothing
+/// appended) for an exception, which has no snmprec form.
+pub fn push_line(out: &mut Vec<u8>, vb: &VarBind) -> bool {
+    use std::io::Write as _;
+    let number = |out: &mut Vec<u8>, tag: &[u8], n: u64| {
+        out.extend_from_slice(tag);
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    };
+    let start = out.len();
+    let _ = write!(out, "{}|", vb.oid);
+    match &vb.value {
+        Value::Integer(v) => {
+            out.extend_from_slice(b"2|");
+            out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
+        }
         // Text is kept readable; anything a line could not carry (line ends,
         // non-printable bytes) goes as hex.
         Value::OctetString(b)
@@ -234,25 +251,34 @@ pub fn format_line(vb: &VarBind) -> Option<Vec<u8>> {
                 && !b.iter().any(|&c| matches!(c, b'\n' | b'\r' | 0x0b | 0x0c))
                 && !b.last().is_some_and(|&c| is_snmpsim_whitespace(c)) =>
         {
-            line.extend_from_slice(b"4|");
-            line.extend_from_slice(b);
-            return Some(line);
+            out.extend_from_slice(b"4|");
+            out.extend_from_slice(b);
         }
-        Value::OctetString(b) => format!("4x|{}", hex_encode(b)),
-        Value::Null => "5|".to_string(),
-        Value::ObjectId(o) => format!("6|{o}"),
-        Value::IpAddress(a) => format!("64|{}.{}.{}.{}", a[0], a[1], a[2], a[3]),
-        Value::Counter32(v) => format!("65|{v}"),
-        Value::Gauge32(v) => format!("66|{v}"),
-        Value::TimeTicks(v) => format!("67|{v}"),
-        Value::Opaque(b) => format!("68x|{}", hex_encode(b)),
-        Value::Counter64(v) => format!("70|{v}"),
+        Value::OctetString(b) => {
+            out.extend_from_slice(b"4x|");
+            out.extend_from_slice(hex_encode(b).as_bytes());
+        }
+        Value::Null => out.extend_from_slice(b"5|"),
+        Value::ObjectId(o) => {
+            let _ = write!(out, "6|{o}");
+        }
+        Value::IpAddress(a) => {
+            let _ = write!(out, "64|{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
+        }
+        Value::Counter32(v) => number(out, b"65|", u64::from(*v)),
+        Value::Gauge32(v) => number(out, b"66|", u64::from(*v)),
+        Value::TimeTicks(v) => number(out, b"67|", u64::from(*v)),
+        Value::Opaque(b) => {
+            out.extend_from_slice(b"68x|");
+            out.extend_from_slice(hex_encode(b).as_bytes());
+        }
+        Value::Counter64(v) => number(out, b"70|", *v),
         Value::NoSuchObject | Value::NoSuchInstance | Value::EndOfMibView | Value::Other { .. } => {
-            return None;
+            out.truncate(start);
+            return false;
         }
-    };
-    line.extend_from_slice(rest.as_bytes());
-    Some(line)
+    }
+    true
 }
 
 #[cfg(test)]

@@ -17,10 +17,16 @@ pub fn is_printable(bytes: &[u8]) -> bool {
 /// `.OID = TYPE: value`, as `snmpwalk -On` prints it.
 pub fn netsnmp_line(vb: &VarBind) -> String {
     let mut out = String::with_capacity(64);
+    push_netsnmp_line(&mut out, vb);
+    out
+}
+
+/// [`netsnmp_line`] appended to `out`, for a caller that reuses one buffer
+/// across a walk.
+pub fn push_netsnmp_line(out: &mut String, vb: &VarBind) {
     out.push('.');
     let _ = write!(out, "{} = ", vb.oid);
-    write_value(&mut out, &vb.value);
-    out
+    write_value(out, &vb.value);
 }
 
 fn write_hex(out: &mut String, bytes: &[u8]) {
@@ -35,9 +41,7 @@ fn write_hex(out: &mut String, bytes: &[u8]) {
 
 fn write_value(out: &mut String, value: &Value) {
     match value {
-        Value::Integer(v) => {
-            let _ = write!(out, "INTEGER: {v}");
-        }
+        Value::Integer(v) => push_number(out, "INTEGER: ", *v),
         Value::OctetString(b) if b.is_empty() => out.push_str("\"\""),
         Value::OctetString(b) if is_printable(b) => {
             out.push_str("STRING: \"");
@@ -60,12 +64,8 @@ fn write_value(out: &mut String, value: &Value) {
         Value::IpAddress(a) => {
             let _ = write!(out, "IpAddress: {}.{}.{}.{}", a[0], a[1], a[2], a[3]);
         }
-        Value::Counter32(v) => {
-            let _ = write!(out, "Counter32: {v}");
-        }
-        Value::Gauge32(v) => {
-            let _ = write!(out, "Gauge32: {v}");
-        }
+        Value::Counter32(v) => push_number(out, "Counter32: ", *v),
+        Value::Gauge32(v) => push_number(out, "Gauge32: ", *v),
         Value::TimeTicks(v) => {
             let _ = write!(out, "Timeticks: ({v}) {}", timeticks_text(*v));
         }
@@ -73,9 +73,7 @@ fn write_value(out: &mut String, value: &Value) {
             out.push_str("OPAQUE: ");
             write_hex(out, b);
         }
-        Value::Counter64(v) => {
-            let _ = write!(out, "Counter64: {v}");
-        }
+        Value::Counter64(v) => push_number(out, "Counter64: ", *v),
         Value::NoSuchObject => out.push_str("No Such Object available on this agent at this OID"),
         Value::NoSuchInstance => out.push_str("No Such Instance currently exists at this OID"),
         Value::EndOfMibView => out.push_str(
@@ -86,6 +84,11 @@ fn write_value(out: &mut String, value: &Value) {
             write_hex(out, bytes);
         }
     }
+}
+
+fn push_number(out: &mut String, label: &str, n: impl itoa::Integer) {
+    out.push_str(label);
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// `1 day, 2:03:04.05`, net-snmp's rendering of hundredths of a second.

@@ -4,6 +4,7 @@
 //! device's loss.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -396,6 +397,119 @@ async fn faulty_devices_cost_the_healthy_ones_nothing() {
         }
         // toobig and latency devices still deliver everything.
         assert_eq!(healthy, 54);
+    })
+    .await;
+}
+
+/// `ironpoll walk` of one agent runs on one thread with one request in
+/// flight: a reply wakes the walk on the thread that read it. The engine a
+/// daemon runs is busy instead: many threads, thousands of requests in
+/// flight, replies read in batches. For every fault the simulator injects,
+/// both paths must return the same varbinds, or fail with the same error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_walk_returns_what_a_busy_engine_returns_for_every_fault_kind() {
+    within(600, async {
+        let dir = tempfile::tempdir().unwrap();
+        // A recording, so that nothing in it moves between the two walks.
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/recordings/linux-snmpd.snmprec"),
+            dir.path().join("agent.snmprec"),
+        )
+        .unwrap();
+        let client = std::sync::Arc::new(client());
+        // The load: walks of a 300-device fleet 20 ms away, 300 at a time,
+        // for as long as the comparisons run.
+        let fleet = port_fleet(Profile::Switch48, 300, &["latency=20ms"]).await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Each device is walked over and over by a task of its own, so the
+        // load has no lull between rounds.
+        let load: Vec<_> = fleet
+            .fleet
+            .iter()
+            .map(|d| {
+                let s = session(&client, d.addr, Credentials::v2c("public"), opts(2000, 2));
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = s.walk(&oid("1.3.6.1.2.1.31.1.1")).await;
+                    }
+                })
+            })
+            .collect();
+        while client.pending_requests() < 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let kinds = [
+            "latency=2ms..20ms",
+            "loss=30%",
+            "silence",
+            "wrong-id",
+            "truncate",
+            "malformed",
+            "non-increasing",
+            "toobig=1200",
+        ];
+        for kind in kinds {
+            let port = free_udp_port();
+            let agent = SocketAddr::from(([127, 0, 0, 1], port));
+            let _sim = Simulator::start(SimConfig {
+                endpoints: vec![agent],
+                recordings: vec![dir.path().to_path_buf()],
+                faults: vec![kind.parse().unwrap()],
+                ..SimConfig::default()
+            })
+            .await
+            .unwrap();
+            // The lone walk: the command, on its own runtime.
+            let mut cmd = ironpoll();
+            cmd.args(["walk", "-v2c", "-c", "agent", "-t", "0.15", "-r", "10"])
+                .args(["-Cr10", "--format", "snmprec"])
+                .arg(agent.to_string())
+                .arg("1.3.6.1");
+            let lone = tokio::task::spawn_blocking(move || run(cmd, Duration::from_secs(240)))
+                .await
+                .unwrap();
+            // The busy walk: the shared client, with the load in flight.
+            let mut busy_opts = opts(150, 10);
+            busy_opts.max_repetitions = 10;
+            let s = session(&client, agent, Credentials::v2c("agent"), busy_opts);
+            let mut in_flight = Vec::new();
+            let root = oid("1.3.6.1");
+            let walk = s.walk(&root);
+            tokio::pin!(walk);
+            let busy = loop {
+                in_flight.push(client.pending_requests());
+                tokio::select! {
+                    done = &mut walk => break done,
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                }
+            };
+            in_flight.sort_unstable();
+            let median = in_flight[in_flight.len() / 2];
+            assert!(median > 100, "{kind}: only {median} requests in flight");
+            match busy {
+                Ok(varbinds) => {
+                    assert!(lone.status.success(), "{kind}: {}", stderr(&lone));
+                    let lone_lines: Vec<&str> =
+                        std::str::from_utf8(&lone.stdout).unwrap().lines().collect();
+                    assert!(lone_lines.len() > 100, "{kind}: {}", lone_lines.len());
+                    assert_eq!(lone_lines, as_snmprec(&varbinds), "{kind}");
+                }
+                Err(e) => {
+                    assert_eq!(lone.status.code(), Some(1), "{kind}: {e}");
+                    // Where in a garbled reply the decoder gave up varies
+                    // with the garbling; the error must not.
+                    let said = stderr(&lone);
+                    let error = e.to_string();
+                    let what = error.split(" at byte ").next().unwrap();
+                    assert!(said.contains(what), "{kind}: {said} / {error}");
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for task in load {
+            task.await.unwrap();
+        }
     })
     .await;
 }
