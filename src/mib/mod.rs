@@ -94,16 +94,22 @@ impl Table {
         }
         let sub_id = arcs[self.entry.len()];
         let column = self.columns.iter().find(|c| c.sub_id == sub_id)?;
-        let mut index = String::with_capacity(12);
-        for (i, arc) in arcs[self.entry.len() + 1..].iter().enumerate() {
-            if i > 0 {
-                index.push('.');
-            }
-            use std::fmt::Write as _;
-            let _ = write!(index, "{arc}");
-        }
-        Some((column, index))
+        Some((column, dotted(&arcs[self.entry.len() + 1..])))
     }
+}
+
+/// Arcs as dotted text (`1.5`, a row's index as LibreNMS keys it). Every
+/// walked varbind needs one, so digits come from itoa, not `write!`.
+pub fn dotted(arcs: &[u32]) -> String {
+    let mut text = String::with_capacity(arcs.len() * 4);
+    let mut digits = itoa::Buffer::new();
+    for (i, &arc) in arcs.iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        text.push_str(digits.format(arc));
+    }
+    text
 }
 
 macro_rules! col {

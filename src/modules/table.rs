@@ -381,11 +381,7 @@ pub async fn walk_data(
         let Some(text) = mib::render(&vb.value, mib::Syntax::OctetString, true) else {
             return;
         };
-        let index = arcs[depth..]
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(".");
+        let index = mib::dotted(&arcs[depth..]);
         rows.set(&index, column, &*clean_walk_value(&text));
     };
     let result = src.walk_each(&root_oid, &mut take).await;

@@ -84,19 +84,11 @@ async fn walk_column(
     (out, result.err())
 }
 
-fn dotted(index: &[u32]) -> String {
-    index
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
 /// ciscosb: a port in trunk mode (vlanPortModeState 12) is a dot1Q trunk.
 async fn ciscosb(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Result<(), snmp::Error> {
     let (states, error) = walk_column(src, "vlanPortModeState", None).await;
     for (index, state) in states {
-        let index = dotted(&index);
+        let index = crate::mib::dotted(&index);
         if php::loose_eq(&Php::str(state), &Php::Int(12)) && rows.get(&index).is_some() {
             rows.set(&index, "ifTrunk", "dot1Q");
         }
@@ -291,7 +283,7 @@ async fn moxa_etherdevice(
 async fn nokia_isam(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Result<(), snmp::Error> {
     let (ids, mut failed) = walk_column(src, "asamIfExtCustomerId", None).await;
     for (index, id) in ids {
-        rows.set(&dotted(&index), "ifAlias", id);
+        rows.set(&crate::mib::dotted(&index), "ifAlias", id);
     }
     if let Some(ihub) = src.in_context("ihub") {
         let mut walked = Rows::default();
@@ -351,7 +343,7 @@ async fn timos(_d: &Device, src: &dyn SnmpSource, rows: &mut Rows) -> Result<(),
                 continue;
             };
             by_vrf
-                .entry((*vrf, dotted(rest)))
+                .entry((*vrf, crate::mib::dotted(rest)))
                 .or_default()
                 .push((field, value));
         }
