@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::secret::Secret;
-use crate::snmp::target::Family;
+use crate::snmp::target::{Family, Protocol};
 use crate::snmp::usm::{AuthProtocol, PrivProtocol, SecurityLevel, UsmUser};
 use crate::snmp::{Credentials, SessionOptions, Target, Version};
 
@@ -81,7 +81,7 @@ pub enum DeviceError {
     NoHostname { id: u32 },
     #[error("device {id}: SNMP version {version:?} is not one of v1, v2c, v3")]
     BadVersion { id: u32, version: String },
-    #[error("device {id}: transport {transport:?} is not supported (udp or udp6)")]
+    #[error("device {id}: transport {transport:?} is not supported (udp, udp6, tcp or tcp6)")]
     Transport { id: u32, transport: String },
     #[error("device {id}: port {port} is not a UDP port")]
     BadPort { id: u32, port: i64 },
@@ -126,9 +126,11 @@ impl Device {
         if host.is_empty() {
             return Err(DeviceError::NoHostname { id });
         }
-        let family = match self.transport.trim().to_ascii_lowercase().as_str() {
-            "" | "udp" => Family::Udp,
-            "udp6" => Family::Udp6,
+        let (family, protocol) = match self.transport.trim().to_ascii_lowercase().as_str() {
+            "" | "udp" => (Family::Udp, Protocol::Udp),
+            "udp6" => (Family::Udp6, Protocol::Udp),
+            "tcp" => (Family::Udp, Protocol::Tcp),
+            "tcp6" => (Family::Udp6, Protocol::Tcp),
             other => {
                 return Err(DeviceError::Transport {
                     id,
@@ -146,6 +148,7 @@ impl Device {
                 })?;
         let target = Target {
             family,
+            protocol,
             host: host.trim_matches(['[', ']']).to_string(),
             port,
         };
@@ -281,9 +284,26 @@ mod tests {
     }
 
     #[test]
+    fn tcp_devices_are_polled_over_tcp() {
+        for (transport, family) in [("tcp", Family::Udp), ("TCP6", Family::Udp6)] {
+            let mut d = device();
+            d.transport = transport.into();
+            let s = d.snmp_setup(&Attribs::default(), &settings()).unwrap();
+            assert_eq!(
+                (s.target.protocol, s.target.family),
+                (Protocol::Tcp, family)
+            );
+        }
+        let s = device()
+            .snmp_setup(&Attribs::default(), &settings())
+            .unwrap();
+        assert_eq!(s.target.protocol, Protocol::Udp);
+    }
+
+    #[test]
     fn unusable_rows_get_a_clear_error_without_secrets() {
         let mut d = device();
-        d.transport = "tcp".into();
+        d.transport = "sctp".into();
         assert!(matches!(
             d.snmp_setup(&Attribs::default(), &settings()),
             Err(DeviceError::Transport { .. })

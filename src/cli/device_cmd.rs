@@ -65,7 +65,7 @@ struct AddArgs {
     /// SNMP port
     #[arg(long, default_value_t = 161)]
     port: u16,
-    /// udp or udp6
+    /// udp, udp6, tcp or tcp6
     #[arg(long, default_value = "udp")]
     transport: String,
     /// Address to poll instead of the hostname
@@ -164,8 +164,11 @@ fn new_device(a: AddArgs) -> anyhow::Result<NewDevice> {
     if hostname.is_empty() {
         bail!("empty hostname");
     }
-    if !["udp", "udp6"].contains(&a.transport.as_str()) {
-        bail!("transport {:?} is not supported (udp or udp6)", a.transport);
+    if !["udp", "udp6", "tcp", "tcp6"].contains(&a.transport.as_str()) {
+        bail!(
+            "transport {:?} is not supported (udp, udp6, tcp or tcp6)",
+            a.transport
+        );
     }
     let mut dev = NewDevice {
         hostname,

@@ -161,12 +161,10 @@ pub async fn poll_device(
         match (device.snmp_setup(&state.attribs, settings), &resolved) {
             (Ok(setup), Ok(ip)) => {
                 let addr = SocketAddr::new(*ip, setup.target.port);
-                Some(env.client.session_at(
-                    addr,
-                    setup.target.to_string(),
-                    setup.credentials,
-                    setup.options,
-                ))
+                Some(
+                    env.client
+                        .session_to(addr, &setup.target, setup.credentials, setup.options),
+                )
             }
             (Err(e), _) => {
                 snmp_error = Some(e.to_string());

@@ -19,8 +19,9 @@ use super::ber::Writer;
 use super::error::{Error, Rejection};
 use super::oid::Oid;
 use super::pdu::{self, ErrorStatus, Message, Pdu, PduHeader, PduType, ScopedData, Version, flags};
-use super::target::{Credentials, Target};
-use super::transport::{ExchangeError, Transport, TransportOptions, TransportStats};
+use super::target::{Credentials, Protocol, Target};
+use super::tcp::TcpChannel;
+use super::transport::{ExchangeError, Registration, Transport, TransportOptions, TransportStats};
 use super::usm::{self, Envelope, KeyCache, LocalizedKeys, SecurityLevel, UsmError, UsmUser};
 use super::value::{Value, VarBind};
 
@@ -121,7 +122,9 @@ impl SnmpClient {
         })
     }
 
-    /// Resolves `target` and opens a session on it.
+    /// Resolves `target` and opens a session on it: over the shared UDP
+    /// sockets, or, for a `tcp:` target, over a connection of its own
+    /// that the session opens on its first request and keeps.
     pub async fn session(
         &self,
         target: &Target,
@@ -129,10 +132,26 @@ impl SnmpClient {
         options: SessionOptions,
     ) -> Result<Session, Error> {
         let addr = target.resolve().await?;
-        Ok(self.session_at(addr, target.to_string(), credentials, options))
+        Ok(self.session_to(addr, target, credentials, options))
     }
 
-    /// A session on an address already resolved; `agent` names it in errors.
+    /// A session on `target`, whose host is already resolved to `addr`.
+    pub fn session_to(
+        &self,
+        addr: SocketAddr,
+        target: &Target,
+        credentials: Credentials,
+        options: SessionOptions,
+    ) -> Session {
+        let session = self.session_at(addr, target.to_string(), credentials, options);
+        match target.protocol {
+            Protocol::Udp => session,
+            Protocol::Tcp => session.over_tcp(),
+        }
+    }
+
+    /// A UDP session on an address already resolved; `agent` names it in
+    /// errors.
     pub fn session_at(
         &self,
         addr: SocketAddr,
@@ -153,6 +172,7 @@ impl SnmpClient {
                 sizer: Mutex::new(sizer),
                 engine: Mutex::new(None),
                 discovery: tokio::sync::Mutex::new(()),
+                tcp: None,
             }),
         }
     }
@@ -256,6 +276,23 @@ struct SessionInner {
     sizer: Mutex<BulkSizer>,
     engine: Mutex<Option<Engine>>,
     discovery: tokio::sync::Mutex<()>,
+    /// The agent's TCP connection, for a session over TCP.
+    tcp: Option<Arc<TcpChannel>>,
+}
+
+/// A request-id reserved for one request, on the session's way to its agent.
+enum Ticket {
+    Udp(Registration),
+    Tcp(i32),
+}
+
+impl Ticket {
+    fn id(&self) -> i32 {
+        match self {
+            Ticket::Udp(reg) => reg.id(),
+            Ticket::Tcp(id) => *id,
+        }
+    }
 }
 
 /// What a v3 session knows about the agent's engine (RFC 3414 2.3).
@@ -346,7 +383,57 @@ impl Session {
                 sizer: Mutex::new(BulkSizer::new(inner.options.max_repetitions)),
                 engine: Mutex::new(inner.engine.lock().clone()),
                 discovery: tokio::sync::Mutex::new(()),
+                tcp: inner.tcp.clone(),
             }),
+        }
+    }
+
+    /// The same session, its requests over a TCP connection of its own
+    /// (RFC 3430) instead of the shared UDP sockets.
+    fn over_tcp(self) -> Session {
+        let mut inner = Arc::into_inner(self.inner).expect("a new session has one owner");
+        inner.tcp = Some(Arc::new(TcpChannel::new(inner.addr)));
+        Session {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Reserves a request-id for one request.
+    fn ticket(&self) -> Ticket {
+        match &self.inner.tcp {
+            Some(tcp) => Ticket::Tcp(tcp.next_id()),
+            None => Ticket::Udp(self.inner.client.transport.register(self.inner.addr)),
+        }
+    }
+
+    /// Sends `packet` (which carries the ticket's id) and waits for a reply
+    /// that `accept` takes, within the session's timeout and retries.
+    async fn exchange<T, E>(
+        &self,
+        ticket: &mut Ticket,
+        packet: &[u8],
+        accept: impl FnMut(&[u8]) -> Result<T, E>,
+    ) -> Result<T, ExchangeError<E>> {
+        let transport = &self.inner.client.transport;
+        let opts = &self.inner.options;
+        match (ticket, &self.inner.tcp) {
+            (Ticket::Tcp(id), Some(tcp)) => {
+                tcp.exchange(
+                    *id,
+                    packet,
+                    opts.timeout,
+                    opts.retries,
+                    transport.counters(),
+                    accept,
+                )
+                .await
+            }
+            (Ticket::Udp(reg), _) => {
+                transport
+                    .exchange(reg, packet, opts.timeout, opts.retries, accept)
+                    .await
+            }
+            (Ticket::Tcp(_), None) => unreachable!("TCP tickets come from TCP sessions"),
         }
     }
 
@@ -598,6 +685,10 @@ impl Session {
                 agent,
                 reason: format!("no {family} socket"),
             },
+            ExchangeError::Connection(io) => Error::Connection {
+                agent,
+                reason: io.to_string(),
+            },
         }
     }
 
@@ -608,22 +699,19 @@ impl Session {
         mut header: PduHeader,
         oids: &[Oid],
     ) -> Result<Pdu, Error> {
-        let transport = &self.inner.client.transport;
-        let mut reg = transport.register(self.inner.addr);
-        header.request_id = reg.id();
+        let mut ticket = self.ticket();
+        let id = ticket.id();
+        header.request_id = id;
         let mut w = Writer::with_capacity(48 + community.len() + oids.len() * 24);
         pdu::encode_community_message(&mut w, version, community, &header, |w| {
             pdu::write_request_varbinds(w, oids)
         });
         let packet = w.into_vec();
-        let id = reg.id();
-        let opts = &self.inner.options;
-        transport
-            .exchange(&mut reg, &packet, opts.timeout, opts.retries, |bytes| {
-                accept_community_reply(bytes, version, id)
-            })
-            .await
-            .map_err(|e| self.exchange_error(e))
+        self.exchange(&mut ticket, &packet, |bytes| {
+            accept_community_reply(bytes, version, id)
+        })
+        .await
+        .map_err(|e| self.exchange_error(e))
     }
 
     async fn request_v3(
@@ -633,16 +721,14 @@ impl Session {
         mut header: PduHeader,
         oids: &[Oid],
     ) -> Result<Pdu, Error> {
-        let transport = &self.inner.client.transport;
-        let opts = &self.inner.options;
         let mut recoveries = 0;
         loop {
             let engine = self.engine(user).await?;
-            let mut reg = transport.register(self.inner.addr);
-            header.request_id = reg.id();
-            let packet = self.encode_v3(user, context, &engine, reg.id(), &header, oids);
-            let reply = transport
-                .exchange(&mut reg, &packet, opts.timeout, opts.retries, |bytes| {
+            let mut ticket = self.ticket();
+            header.request_id = ticket.id();
+            let packet = self.encode_v3(user, context, &engine, ticket.id(), &header, oids);
+            let reply = self
+                .exchange(&mut ticket, &packet, |bytes| {
                     self.accept_v3_reply(bytes, user, &engine)
                 })
                 .await
@@ -811,12 +897,10 @@ impl Session {
         if let Some(e) = self.inner.engine.lock().clone() {
             return Ok(e);
         }
-        let transport = &self.inner.client.transport;
-        let opts = &self.inner.options;
-        let mut reg = transport.register(self.inner.addr);
-        let packet = encode_discovery(reg.id(), reg.id());
-        let (engine_id, boots, time) = transport
-            .exchange(&mut reg, &packet, opts.timeout, opts.retries, |bytes| {
+        let mut ticket = self.ticket();
+        let packet = encode_discovery(ticket.id(), ticket.id());
+        let (engine_id, boots, time) = self
+            .exchange(&mut ticket, &packet, |bytes| {
                 match pdu::decode_message(bytes)? {
                     Message::V3(m) if !m.usm.engine_id.is_empty() => Ok((
                         m.usm.engine_id.to_vec(),

@@ -17,6 +17,10 @@ pub enum Error {
     BadResponse { agent: String, reason: String },
     #[error("cannot send to {agent}: {reason}")]
     Send { agent: String, reason: String },
+    /// No reply, and the agent's TCP connection could not be kept: refused,
+    /// reset, closed, or a stream that was not SNMP.
+    #[error("no TCP connection to {agent}: {reason}")]
+    Connection { agent: String, reason: String },
     #[error("{agent} answered with error-status {status} at index {index}{}", failed_oid(.oid))]
     ErrorStatus {
         agent: String,
@@ -84,7 +88,7 @@ impl Error {
         match self {
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::BadResponse { .. } => ErrorKind::BadResponse,
-            Error::Send { .. } => ErrorKind::Network,
+            Error::Send { .. } | Error::Connection { .. } => ErrorKind::Network,
             Error::ErrorStatus { .. } => ErrorKind::ErrorStatus,
             Error::Usm { .. } => ErrorKind::Auth,
             Error::NotIncreasing { .. } | Error::WalkLimit { .. } => ErrorKind::WalkAborted,

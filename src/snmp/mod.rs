@@ -1,6 +1,7 @@
 //! SNMP: a sans-IO codec (`ber`, `oid`, `value`, `pdu`, `usm`) under an async
 //! client (`transport`, `client`) that keeps thousands of requests in flight on
-//! a few shared UDP sockets.
+//! a few shared UDP sockets, and a TCP connection per agent (`tcp`) for
+//! agents reached over TCP.
 
 pub mod ber;
 pub mod client;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod oid;
 pub mod pdu;
 pub mod target;
+pub mod tcp;
 pub mod transport;
 pub mod usm;
 pub mod value;

@@ -3,7 +3,8 @@
 //!
 //! Accepted forms: `host`, `host:port`, `udp:host[:port]`, `udp6:host[:port]`,
 //! `udp6:[2001:db8::1]:161`, `[::1]:1161`, and a bare IPv6 literal without a
-//! port (`udp6:::1`, `::1`).
+//! port (`udp6:::1`, `::1`); `tcp:` and `tcp6:` as `udp:` and `udp6:`, for
+//! SNMP over TCP (RFC 3430).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -17,15 +18,27 @@ pub const DEFAULT_PORT: u16 = 161;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
-    /// `udp:`, or no prefix: IPv4 preferred when a name resolves to both.
+    /// `udp:`, `tcp:`, or no prefix: IPv4 preferred when a name resolves
+    /// to both.
     Udp,
-    /// `udp6:`: IPv6 only.
+    /// `udp6:`, `tcp6:`: IPv6 only.
     Udp6,
+}
+
+/// How requests reach the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Protocol {
+    /// Datagrams on the client's shared sockets.
+    #[default]
+    Udp,
+    /// A TCP connection of the session's own (RFC 3430).
+    Tcp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
     pub family: Family,
+    pub protocol: Protocol,
     pub host: String,
     pub port: u16,
 }
@@ -36,7 +49,7 @@ pub enum TargetError {
     EmptyHost(String),
     #[error("invalid target {0:?}: bad port")]
     BadPort(String),
-    #[error("invalid target {0:?}: transport {1:?} is not supported (use udp or udp6)")]
+    #[error("invalid target {0:?}: transport {1:?} is not supported (use udp, udp6, tcp or tcp6)")]
     UnsupportedTransport(String, String),
     #[error("cannot resolve {host}: {reason}")]
     Resolve { host: String, reason: String },
@@ -48,11 +61,22 @@ impl FromStr for Target {
     type Err = TargetError;
 
     fn from_str(text: &str) -> Result<Target, TargetError> {
-        let (family, rest) = match text.split_once(':') {
-            Some((prefix, rest)) if prefix.eq_ignore_ascii_case("udp") => (Family::Udp, rest),
-            Some((prefix, rest)) if prefix.eq_ignore_ascii_case("udp6") => (Family::Udp6, rest),
-            Some((prefix, _))
-                if ["tcp", "tcp6", "unix", "ipx", "dtlsudp", "tlstcp", "ssh"]
+        let prefixes = [
+            ("udp", Family::Udp, Protocol::Udp),
+            ("udp6", Family::Udp6, Protocol::Udp),
+            ("tcp", Family::Udp, Protocol::Tcp),
+            ("tcp6", Family::Udp6, Protocol::Tcp),
+        ];
+        let known = text.split_once(':').and_then(|(prefix, rest)| {
+            prefixes
+                .iter()
+                .find(|(p, ..)| prefix.eq_ignore_ascii_case(p))
+                .map(|&(_, family, protocol)| (family, protocol, rest))
+        });
+        let (family, protocol, rest) = match (known, text.split_once(':')) {
+            (Some(found), _) => found,
+            (None, Some((prefix, _)))
+                if ["unix", "ipx", "dtlsudp", "tlstcp", "ssh"]
                     .iter()
                     .any(|p| prefix.eq_ignore_ascii_case(p)) =>
             {
@@ -61,7 +85,7 @@ impl FromStr for Target {
                     prefix.to_string(),
                 ));
             }
-            _ => (Family::Udp, text),
+            _ => (Family::Udp, Protocol::Udp, text),
         };
         let bad_port = || TargetError::BadPort(text.to_string());
         let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
@@ -89,12 +113,24 @@ impl FromStr for Target {
             Ok(IpAddr::V6(_)) => Family::Udp6,
             _ => family,
         };
-        Ok(Target { family, host, port })
+        Ok(Target {
+            family,
+            protocol,
+            host,
+            port,
+        })
     }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.protocol == Protocol::Tcp {
+            f.write_str(if self.family == Family::Udp6 {
+                "tcp6:"
+            } else {
+                "tcp:"
+            })?;
+        }
         if self.host.contains(':') {
             write!(f, "[{}]:{}", self.host, self.port)
         } else {
@@ -111,6 +147,7 @@ impl Target {
             } else {
                 Family::Udp
             },
+            protocol: Protocol::Udp,
             host: addr.ip().to_string(),
             port: addr.port(),
         }
@@ -188,6 +225,7 @@ mod tests {
             t("10.0.0.1"),
             Target {
                 family: Family::Udp,
+                protocol: Protocol::Udp,
                 host: "10.0.0.1".into(),
                 port: 161
             }
@@ -198,6 +236,7 @@ mod tests {
             t("udp6:[2001:db8::1]:162"),
             Target {
                 family: Family::Udp6,
+                protocol: Protocol::Udp,
                 host: "2001:db8::1".into(),
                 port: 162
             }
@@ -206,12 +245,20 @@ mod tests {
             t("udp6:::1"),
             Target {
                 family: Family::Udp6,
+                protocol: Protocol::Udp,
                 host: "::1".into(),
                 port: 161
             }
         );
         assert_eq!(t("[::1]:1161").family, Family::Udp6);
         assert_eq!(t("UDP:127.0.0.1").host, "127.0.0.1");
+        let tcp = t("tcp:sw1:1161");
+        assert_eq!((tcp.protocol, tcp.family), (Protocol::Tcp, Family::Udp));
+        assert_eq!(tcp.to_string(), "tcp:sw1:1161");
+        let tcp6 = t("TCP6:[2001:db8::1]");
+        assert_eq!((tcp6.protocol, tcp6.family), (Protocol::Tcp, Family::Udp6));
+        assert_eq!(tcp6.to_string(), "tcp6:[2001:db8::1]:161");
+        assert_eq!(t("udp:sw1").to_string(), "sw1:161");
     }
 
     #[test]
@@ -229,7 +276,7 @@ mod tests {
             Err(TargetError::BadPort(_))
         ));
         assert!(matches!(
-            "tcp:sw1".parse::<Target>(),
+            "ssh:sw1".parse::<Target>(),
             Err(TargetError::UnsupportedTransport(..))
         ));
         assert!(matches!(

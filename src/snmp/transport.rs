@@ -69,20 +69,26 @@ impl Default for TransportOptions {
     }
 }
 
-/// Counters of what the transport did; read with [`Transport::stats`].
+/// Counters of what the transport did (and the TCP sessions beside it);
+/// read with [`Transport::stats`].
 #[derive(Debug, Default)]
-struct Counters {
-    sent: AtomicU64,
-    retransmitted: AtomicU64,
+pub(super) struct Counters {
+    pub(super) sent: AtomicU64,
+    pub(super) retransmitted: AtomicU64,
     /// Sends that found the socket's send buffer full and paused.
     send_waits: AtomicU64,
-    received: AtomicU64,
-    timed_out: AtomicU64,
-    dropped_unknown_id: AtomicU64,
+    pub(super) received: AtomicU64,
+    pub(super) timed_out: AtomicU64,
+    pub(super) dropped_unknown_id: AtomicU64,
     dropped_wrong_source: AtomicU64,
-    dropped_unparsable: AtomicU64,
+    pub(super) dropped_unparsable: AtomicU64,
     dropped_queue_full: AtomicU64,
     receive_errors: AtomicU64,
+    /// TCP connections opened to agents.
+    pub(super) tcp_connects: AtomicU64,
+    /// TCP connections that failed: refused, reset, closed by the agent,
+    /// or a stream that stopped making sense.
+    pub(super) tcp_errors: AtomicU64,
 }
 
 /// A snapshot of the transport counters.
@@ -98,6 +104,8 @@ pub struct TransportStats {
     pub dropped_unparsable: u64,
     pub dropped_queue_full: u64,
     pub receive_errors: u64,
+    pub tcp_connects: u64,
+    pub tcp_errors: u64,
 }
 
 /// Where replies for one request wait to be taken.
@@ -185,6 +193,8 @@ pub enum ExchangeError<E> {
     Rejected(E),
     /// The request could not be sent.
     Send(io::Error),
+    /// No reply, and the last attempt's TCP connection failed this way.
+    Connection(io::Error),
     /// No socket for the agent's address family.
     NoSocket(&'static str),
 }
@@ -402,6 +412,11 @@ impl Transport {
         }
     }
 
+    /// The counters, for the TCP sessions to count into.
+    pub(super) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
     /// Requests waiting for a reply right now.
     pub fn pending(&self) -> usize {
         self.table.shards.iter().map(|s| s.lock().len()).sum()
@@ -421,6 +436,8 @@ impl Transport {
             dropped_unparsable: get(&c.dropped_unparsable),
             dropped_queue_full: get(&c.dropped_queue_full),
             receive_errors: get(&c.receive_errors),
+            tcp_connects: get(&c.tcp_connects),
+            tcp_errors: get(&c.tcp_errors),
         }
     }
 

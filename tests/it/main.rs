@@ -24,6 +24,7 @@ mod sim;
 mod snmpd;
 mod snmpsim;
 mod support;
+mod tcp;
 
 use std::future::Future;
 use std::time::Duration;

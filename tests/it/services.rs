@@ -309,6 +309,14 @@ async fn a_librenms_poll_writes_rows_and_rrd_files_through_rrdcached() {
         let rrd = Rrdcached::start();
         let snmpd = snmpd();
         let id = t.add_device("127.0.0.1", snmpd.port, &[]).await;
+        // The same agent over TCP, as a device of its own.
+        let tcp_id = t
+            .add_device(
+                "127.0.0.2",
+                snmpd.port,
+                &[("transport", Val::text("tcp")), ("overwrite_ip", Val::text("127.0.0.1"))],
+            )
+            .await;
         // Settings come from LibreNMS's config table, JSON-encoded.
         let mut st = Statement::new("INSERT INTO `config` (`config_name`, `config_value`) VALUES ('rrdcached', ");
         st.value(t.db.dialect(), Val::text(format!("\"{}\"", rrd.address())));
@@ -332,6 +340,11 @@ async fn a_librenms_poll_writes_rows_and_rrd_files_through_rrdcached() {
         let ports = t.scalar(&format!("SELECT COUNT(*) FROM `ports` WHERE `device_id` = {id}")).await;
         let ports = ports.as_i64().unwrap();
         assert!(ports >= 2, "snmpd shows at least lo and one more interface");
+        let tcp_dev = devices::load(&t.db, &[tcp_id]).await.unwrap().remove(0);
+        assert!(tcp_dev.status, "{tcp_dev:?}");
+        assert_eq!(tcp_dev.sys_descr, dev.sys_descr);
+        let tcp_ports = t.scalar(&format!("SELECT COUNT(*) FROM `ports` WHERE `device_id` = {tcp_id}")).await;
+        assert_eq!(tcp_ports.as_i64(), Some(ports), "the same ports over TCP");
         let lo = t
             .scalar(&format!(
                 "SELECT `ifInOctets` FROM `ports` WHERE `device_id` = {id} AND `ifName` = 'lo'"

@@ -67,57 +67,88 @@ fn oids_only(text: &str) -> Vec<String> {
 
 #[test]
 fn v2c_walk_prints_what_snmpbulkwalk_prints() {
-    let agent = snmpd().agent();
-    let ours = ironpoll_out(&["walk", "-v2c", "-c", "public", &agent, ".1.3.6.1.2.1"]);
-    let theirs = net_snmp(
-        "snmpbulkwalk",
-        &["-v2c", "-c", "public", &agent, ".1.3.6.1.2.1"],
-    );
-    assert!(
-        ours.lines().count() > 500,
-        "a whole agent walk, got {}",
-        ours.lines().count()
-    );
-    // Same OIDs in the same order, and the same text for everything that does
-    // not move between the two walks.
-    assert_eq!(oids_only(&ours), oids_only(&theirs));
-    assert_same_lines(
-        "mib-2 walk",
-        &stable(&ours).join("\n"),
-        &stable(&theirs).join("\n"),
-    );
+    // Over UDP and over TCP: the same agent, the same answers.
+    for agent in [snmpd().agent(), snmpd().tcp_agent()] {
+        let ours = ironpoll_out(&["walk", "-v2c", "-c", "public", &agent, ".1.3.6.1.2.1"]);
+        let theirs = net_snmp(
+            "snmpbulkwalk",
+            &["-v2c", "-c", "public", &agent, ".1.3.6.1.2.1"],
+        );
+        assert!(
+            ours.lines().count() > 500,
+            "a whole agent walk at {agent}, got {}",
+            ours.lines().count()
+        );
+        // Same OIDs in the same order, and the same text for everything that
+        // does not move between the two walks.
+        assert_eq!(oids_only(&ours), oids_only(&theirs), "{agent}");
+        assert_same_lines(
+            &format!("mib-2 walk at {agent}"),
+            &stable(&ours).join("\n"),
+            &stable(&theirs).join("\n"),
+        );
+    }
 }
 
 #[test]
 fn v1_walk_prints_what_snmpwalk_prints() {
-    let agent = snmpd().agent();
-    for root in [
-        ".1.3.6.1.2.1.1",
-        ".1.3.6.1.2.1.2.2.1.2",
-        ".1.3.6.1.6.3.10.2.1",
-    ] {
-        let ours = ironpoll_out(&["walk", "-v1", "-c", "public", &agent, root]);
-        let theirs = net_snmp("snmpwalk", &["-v1", "-c", "public", &agent, root]);
-        assert_same_lines(root, &stable(&ours).join("\n"), &stable(&theirs).join("\n"));
-        assert_eq!(oids_only(&ours), oids_only(&theirs), "walk of {root}");
+    for agent in [snmpd().agent(), snmpd().tcp_agent()] {
+        for root in [
+            ".1.3.6.1.2.1.1",
+            ".1.3.6.1.2.1.2.2.1.2",
+            ".1.3.6.1.6.3.10.2.1",
+        ] {
+            let ours = ironpoll_out(&["walk", "-v1", "-c", "public", &agent, root]);
+            let theirs = net_snmp("snmpwalk", &["-v1", "-c", "public", &agent, root]);
+            assert_same_lines(root, &stable(&ours).join("\n"), &stable(&theirs).join("\n"));
+            assert_eq!(
+                oids_only(&ours),
+                oids_only(&theirs),
+                "walk of {root} at {agent}"
+            );
+        }
     }
 }
 
 #[test]
 fn get_prints_what_snmpget_prints_including_missing_objects() {
-    let agent = snmpd().agent();
     let oids = [
         ".1.3.6.1.2.1.1.1.0",
         ".1.3.6.1.2.1.1.5.0",
         ".1.3.6.1.2.1.1.99.0",
         ".1.3.6.1.2.1.2.2.1.2.99",
     ];
-    let mut args = vec!["get", "-v2c", "-c", "public", &agent];
-    args.extend(oids);
-    let ours = ironpoll_out(&args);
-    let mut theirs_args = vec!["-v2c", "-c", "public", agent.as_str()];
-    theirs_args.extend(oids);
-    assert_eq!(ours, net_snmp("snmpget", &theirs_args));
+    for agent in [snmpd().agent(), snmpd().tcp_agent()] {
+        for version in ["-v1", "-v2c"] {
+            let mut args = vec!["get", version, "-c", "public", &agent];
+            args.extend(oids);
+            let ours = ironpoll();
+            let ours = run(
+                {
+                    let mut c = ours;
+                    c.args(&args);
+                    c
+                },
+                Duration::from_secs(30),
+            );
+            let mut theirs_args = vec![version, "-c", "public", agent.as_str()];
+            theirs_args.extend(oids);
+            let mut theirs = Command::new(tool("snmpget"));
+            theirs.args(["-m", "", "-On"]).args(&theirs_args);
+            let theirs = run(theirs, Duration::from_secs(30));
+            // v1 answers a missing object with noSuchName: both fail.
+            assert_eq!(
+                ours.status.success(),
+                theirs.status.success(),
+                "{version} at {agent}: {} / {}",
+                stderr(&ours),
+                stderr(&theirs)
+            );
+            if ours.status.success() {
+                assert_eq!(stdout(&ours), stdout(&theirs), "{version} at {agent}");
+            }
+        }
+    }
 }
 
 #[test]
@@ -156,14 +187,19 @@ fn ipv6_agents_answer_through_the_shared_transport() {
 
 #[test]
 fn every_v3_auth_and_privacy_protocol_interoperates_with_snmpd() {
-    let agent = snmpd().agent();
+    for agent in [snmpd().agent(), snmpd().tcp_agent()] {
+        v3_users_interoperate(&agent);
+    }
+}
+
+fn v3_users_interoperate(agent: &str) {
     for (user, auth, privacy) in SNMPD_USERS {
         let mut args = vec!["-v3", "-u", user, "-a", auth, "-A", AUTH_PASS];
         match privacy {
             Some(p) => args.extend(["-l", "authPriv", "-x", p, "-X", PRIV_PASS]),
             None => args.extend(["-l", "authNoPriv"]),
         }
-        args.push(&agent);
+        args.push(agent);
         let mut get = vec!["get"];
         get.extend(&args);
         get.extend([".1.3.6.1.2.1.1.5.0", ".1.3.6.1.2.1.1.6.0"]);
@@ -172,7 +208,7 @@ fn every_v3_auth_and_privacy_protocol_interoperates_with_snmpd() {
         assert_eq!(
             ironpoll_out(&get),
             net_snmp("snmpget", &theirs),
-            "user {user}"
+            "user {user} at {agent}"
         );
         let mut walk = vec!["walk"];
         walk.extend(&args);
@@ -182,7 +218,7 @@ fn every_v3_auth_and_privacy_protocol_interoperates_with_snmpd() {
         assert_eq!(
             ironpoll_out(&walk),
             net_snmp("snmpbulkwalk", &theirs),
-            "user {user}"
+            "user {user} at {agent}"
         );
     }
 }

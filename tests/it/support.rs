@@ -177,8 +177,9 @@ pub fn wait_for_agent(addr: SocketAddr, version: Version, community: &str, deadl
     panic!("agent at {addr} did not answer within {deadline:?}");
 }
 
-/// net-snmp's snmpd on loopback with v1/v2c community `public` and v3 users
-/// for every auth/priv family, shared by all tests of the process.
+/// net-snmp's snmpd on loopback (UDP, UDP over IPv6, and TCP) with v1/v2c
+/// community `public` and v3 users for every auth/priv family, shared by
+/// all tests of the process.
 pub struct Snmpd {
     pub port: u16,
 }
@@ -208,7 +209,7 @@ pub fn snmpd() -> &'static Snmpd {
             .keep();
         let port = free_udp_port();
         let mut conf = format!(
-            "agentaddress udp:127.0.0.1:{port},udp6:[::1]:{port}\n\
+            "agentaddress udp:127.0.0.1:{port},udp6:[::1]:{port},tcp:127.0.0.1:{port}\n\
              rocommunity public 127.0.0.1\nrocommunity6 public ::1\n\
              syslocation ironpoll test rack\nsyscontact noc@example.net\n"
         );
@@ -250,6 +251,11 @@ impl Snmpd {
 
     pub fn agent(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The same agent over TCP (RFC 3430), on the same port number.
+    pub fn tcp_agent(&self) -> String {
+        format!("tcp:127.0.0.1:{}", self.port)
     }
 }
 
