@@ -41,6 +41,8 @@ for c in 8 32 128; do
     run "simulator-c$c" cargo bench --locked --bench simulator -- --requests 200000 --concurrency "$c" --load batched
 done
 run simulator-client-c32 cargo bench --locked --bench simulator -- --requests 200000 --concurrency 32 --load client
+# One walk and 44 walks at once against snmpbulkwalk: few requests in flight.
+run walk env RUNS=5 ./benches/walk.sh
 run cycle cargo bench --locked --bench cycle -- --devices 10000 --sample 100 --concurrency 400
 # The same cycles with MariaDB at a third of its speed (issue: bounded
 # memory when a sink falls behind); a small LibreNMS-way sample as the
