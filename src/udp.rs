@@ -80,6 +80,8 @@ impl Batcher {
 
     /// On a blocking socket: waits for one datagram (up to the socket's
     /// SO_RCVTIMEO, then `WouldBlock`) and takes whatever else is queued.
+    /// SO_RCVTIMEO counts in scheduler ticks (4 ms at HZ=250); where a
+    /// wait must end on time, use [`wait_readable`] and [`Batcher::recv`].
     pub fn recv_wait(&mut self, fd: RawFd) -> io::Result<usize> {
         self.recv_flags(fd, libc::MSG_WAITFORONE)
     }
@@ -373,6 +375,27 @@ fn std_to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t
             };
             (storage, size_of::<libc::sockaddr_in6>() as libc::socklen_t)
         }
+    }
+}
+
+/// Waits until `fd` has a datagram to read or `timeout` has passed (false),
+/// on a high-resolution timer.
+pub fn wait_readable(fd: RawFd, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let spec = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: one valid pollfd, a valid timespec, and no signal mask.
+    let n = unsafe { libc::ppoll(&mut poll, 1, &spec, std::ptr::null()) };
+    match n {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(false),
+        _ => Ok(true),
     }
 }
 
