@@ -209,13 +209,24 @@ pub async fn poll_device(
     }
 
     // The availability check.
-    let snmp_ok = match (&session, ping.as_ref().is_none_or(PingResult::alive)) {
+    let snmp_check = match (&session, ping.as_ref().is_none_or(PingResult::alive)) {
         (Some(s), true) => Some(status::snmp_answers(s).await),
-        (None, true) if !original.snmp_disable => Some(false),
         _ => None,
     };
+    let snmp_ok = match &snmp_check {
+        Some(answered) => Some(answered.is_ok()),
+        None if session.is_none() && ping.as_ref().is_none_or(PingResult::alive) => {
+            (!original.snmp_disable).then_some(false)
+        }
+        None => None,
+    };
     if snmp_ok == Some(false) && snmp_error.is_none() {
-        snmp_error = Some("no answer to an SNMP get of sysObjectID.0".into());
+        // The client's error names the agent and the cause (a timeout, a
+        // refused TCP connection), never the community or a key.
+        snmp_error = Some(match snmp_check {
+            Some(Err(e)) => format!("no answer to an SNMP get of sysObjectID.0: {e}"),
+            _ => "no answer to an SNMP get of sysObjectID.0".into(),
+        });
     }
     status::apply(&mut poll, ping.as_ref(), snmp_ok, &original);
     if let Some(p) = &ping {

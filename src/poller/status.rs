@@ -16,12 +16,12 @@ use crate::snmp::{Oid, Session};
 use super::icmp_perf_values;
 
 /// LibreNMS's SNMP check: any answer to a GET of sysObjectID.0 counts,
-/// even noSuchObject.
-pub async fn snmp_answers(session: &Session) -> bool {
+/// even noSuchObject. The error says why there was none.
+pub async fn snmp_answers(session: &Session) -> Result<(), crate::snmp::Error> {
     session
         .get(&[Oid::from_slice(scalars::SYS_OBJECT_ID)])
         .await
-        .is_ok()
+        .map(drop)
 }
 
 /// Sets status and status_reason from this run's checks; writes the

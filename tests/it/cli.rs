@@ -87,7 +87,7 @@ fn bad_values_get_one_line_and_exit_1() {
             "invalid OID",
         ),
         (
-            &["get", "-c", "public", "tcp:127.0.0.1", ".1.3.6.1"],
+            &["get", "-c", "public", "ssh:127.0.0.1", ".1.3.6.1"],
             "not supported",
         ),
         (

@@ -698,7 +698,12 @@ async fn bad_rows_and_garbage_agents_cost_only_themselves() {
         assert_eq!(sim.fleet[1].name, "switch48-00002");
         let good = t.add_device("127.0.0.1", sim.fleet[0].addr.port(), &[]).await;
         let garbage = t.add_device("127.0.0.1", sim.fleet[1].addr.port(), &[("overwrite_ip", Val::text("127.0.0.1"))]).await;
-        let tcp = t.add_device("127.0.0.1", 161, &[("transport", Val::text("tcp"))]).await;
+        let sctp = t.add_device("127.0.0.1", 161, &[("transport", Val::text("sctp"))]).await;
+        // Over TCP, to a port nothing listens on.
+        let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let tcp_refused = t
+            .add_device("127.0.0.1", closed_port, &[("transport", Val::text("tcp"))])
+            .await;
         let no_host = t.add_device("", 161, &[]).await;
         let bad_v3 = t
             .add_device(
@@ -736,7 +741,8 @@ async fn bad_rows_and_garbage_agents_cost_only_themselves() {
             .await;
         assert_eq!(weird.as_i64(), Some(1), "the odd row is marked deleted, nothing else");
         for (id, needle) in [
-            (tcp, "transport"),
+            (sctp, "transport"),
+            (tcp_refused, "no TCP connection"),
             (no_host, "no hostname"),
             (bad_v3, "at least 8"),
             (bad_version, "v9"),
