@@ -23,21 +23,7 @@ async fn ten_thousand_requests_are_in_flight_at_once_on_a_few_sockets() {
     within(120, async {
         // 5,000 devices that each take 600 ms to answer: two GETs per device
         // (the per-agent limit) keep 10,000 requests outstanding together.
-        let sim = Simulator::start(SimConfig {
-            fleet: Some(FleetConfig {
-                size: 5000,
-                mix: vec![(Member::Profile(Profile::Linux), 1)],
-                layout: FleetLayout::Addresses {
-                    first: "127.81.0.1".parse().unwrap(),
-                    port: 0,
-                },
-                community: "public".into(),
-            }),
-            faults: vec!["latency=600ms".parse().unwrap()],
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        let sim = address_fleet(Profile::Linux, 5000, "127.81.0.1", &["latency=600ms"]).await;
         let client = client();
         assert!(
             client.local_addrs().len() <= 4,

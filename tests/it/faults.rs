@@ -421,21 +421,7 @@ async fn a_lone_walk_returns_what_a_busy_engine_returns_for_every_fault_kind() {
         // for as long as the comparisons run. One address each on one
         // port: 300 consecutive free ports are not to be had while other
         // tests run.
-        let fleet = Simulator::start(SimConfig {
-            fleet: Some(FleetConfig {
-                size: 300,
-                mix: vec![(Member::Profile(Profile::Switch48), 1)],
-                layout: FleetLayout::Addresses {
-                    first: "127.77.0.1".parse().unwrap(),
-                    port: free_udp_port(),
-                },
-                community: "public".into(),
-            }),
-            faults: vec!["latency=20ms".parse().unwrap()],
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
+        let fleet = address_fleet(Profile::Switch48, 300, "127.77.0.1", &["latency=20ms"]).await;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         // Each device is walked over and over by a task of its own, so the
         // load has no lull between rounds.

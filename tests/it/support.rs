@@ -399,6 +399,24 @@ pub fn root() -> Oid {
     Oid::from_slice(&[1])
 }
 
+/// A fleet of `size` `profile` devices with `faults`, one loopback address
+/// each from `first` upward, all on one port the system picks.
+pub async fn address_fleet(
+    profile: ironpoll::sim::profile::Profile,
+    size: usize,
+    first: &str,
+    faults: &[&str],
+) -> ironpoll::sim::Simulator {
+    let first = first.parse().unwrap();
+    fleet(
+        profile,
+        size,
+        ironpoll::sim::FleetLayout::Addresses { first, port: 0 },
+        faults,
+    )
+    .await
+}
+
 /// `size` simulated `profile` devices with `faults`, each on its own port
 /// of 127.0.0.1, community `public`.
 pub async fn port_fleet(
@@ -406,15 +424,25 @@ pub async fn port_fleet(
     size: usize,
     faults: &[&str],
 ) -> ironpoll::sim::Simulator {
-    use ironpoll::sim::{FleetConfig, FleetLayout, Member, SimConfig, Simulator};
+    let layout = ironpoll::sim::FleetLayout::Ports {
+        addr: "127.0.0.1".parse().unwrap(),
+        first_port: free_udp_port(),
+    };
+    fleet(profile, size, layout, faults).await
+}
+
+async fn fleet(
+    profile: ironpoll::sim::profile::Profile,
+    size: usize,
+    layout: ironpoll::sim::FleetLayout,
+    faults: &[&str],
+) -> ironpoll::sim::Simulator {
+    use ironpoll::sim::{FleetConfig, Member, SimConfig, Simulator};
     Simulator::start(SimConfig {
         fleet: Some(FleetConfig {
             size,
             mix: vec![(Member::Profile(profile), 1)],
-            layout: FleetLayout::Ports {
-                addr: "127.0.0.1".parse().unwrap(),
-                first_port: free_udp_port(),
-            },
+            layout,
             community: "public".into(),
         }),
         faults: faults.iter().map(|f| f.parse().unwrap()).collect(),
