@@ -213,27 +213,17 @@ fn advance(start: usize, result: std::io::Result<usize>) -> usize {
 
 fn serve_blocking(socket: std::net::UdpSocket, mut served: Served, stop: &AtomicBool) {
     let fd = socket.as_raw_fd();
-    let mut timeout = STOP_CHECK;
     while !stop.load(Ordering::Relaxed) {
-        // Wake for the next delayed answer, or to look at the stop flag. The
-        // timeout is kept in whole milliseconds so it rarely needs resetting.
-        let wanted = served.next_due().map_or(STOP_CHECK, |t| {
-            let ms = t
-                .saturating_duration_since(Instant::now())
-                .as_millis()
-                .max(1);
-            Duration::from_millis(ms as u64).min(STOP_CHECK)
-        });
-        if wanted != timeout {
-            timeout = wanted;
-            let _ = socket.set_read_timeout(Some(timeout));
-        }
-        // With answers held back by a latency fault, wait on a precise
-        // timer: the socket's timeout counts in scheduler ticks, and would
-        // hold a 2 ms answer back for 4 to 8.
+        // Wake for the next delayed answer, or to look at the stop flag. With
+        // answers held back by a latency fault, wait on ppoll's precise
+        // timer: the socket's own timeout (STOP_CHECK, for the flag) counts
+        // in scheduler ticks, and would hold a 2 ms answer back for 4 to 8.
         let received = match served.next_due() {
             Some(due) => {
-                match udp::wait_readable(fd, due.saturating_duration_since(Instant::now())) {
+                let wait = due
+                    .saturating_duration_since(Instant::now())
+                    .min(STOP_CHECK);
+                match udp::wait_readable(fd, wait) {
                     Ok(true) => served.batch.recv(fd),
                     Ok(false) => Err(std::io::ErrorKind::WouldBlock.into()),
                     Err(e) => Err(e),
