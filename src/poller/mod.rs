@@ -208,25 +208,24 @@ pub async fn poll_device(
         note_ip(&mut poll, &original, *ip);
     }
 
-    // The availability check.
+    // The availability check. Why SNMP failed, when it did: the client's
+    // error names the agent and the cause (a timeout, a refused TCP connection), never the community
+    // or a key.
+    const NO_ANSWER: &str = "no answer to an SNMP get of sysObjectID.0";
     let snmp_check = match (&session, ping.as_ref().is_none_or(PingResult::alive)) {
-        (Some(s), true) => Some(status::snmp_answers(s).await),
+        (Some(s), true) => Some(
+            status::snmp_answers(s)
+                .await
+                .map_err(|e| format!("{NO_ANSWER}: {e}")),
+        ),
+        (None, true) if !original.snmp_disable => Some(Err(NO_ANSWER.to_string())),
         _ => None,
     };
-    let snmp_ok = match &snmp_check {
-        Some(answered) => Some(answered.is_ok()),
-        None if session.is_none() && ping.as_ref().is_none_or(PingResult::alive) => {
-            (!original.snmp_disable).then_some(false)
-        }
-        None => None,
-    };
-    if snmp_ok == Some(false) && snmp_error.is_none() {
-        // The client's error names the agent and the cause (a timeout, a
-        // refused TCP connection), never the community or a key.
-        snmp_error = Some(match snmp_check {
-            Some(Err(e)) => format!("no answer to an SNMP get of sysObjectID.0: {e}"),
-            _ => "no answer to an SNMP get of sysObjectID.0".into(),
-        });
+    let snmp_ok = snmp_check.as_ref().map(Result::is_ok);
+    if let Some(Err(why)) = snmp_check
+        && snmp_error.is_none()
+    {
+        snmp_error = Some(why);
     }
     status::apply(&mut poll, ping.as_ref(), snmp_ok, &original);
     if let Some(p) = &ping {
