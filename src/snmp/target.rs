@@ -61,32 +61,26 @@ impl FromStr for Target {
     type Err = TargetError;
 
     fn from_str(text: &str) -> Result<Target, TargetError> {
-        let prefixes = [
+        const PREFIXES: [(&str, Family, Protocol); 4] = [
             ("udp", Family::Udp, Protocol::Udp),
             ("udp6", Family::Udp6, Protocol::Udp),
             ("tcp", Family::Udp, Protocol::Tcp),
             ("tcp6", Family::Udp6, Protocol::Tcp),
         ];
-        let known = text.split_once(':').and_then(|(prefix, rest)| {
-            prefixes
-                .iter()
-                .find(|(p, ..)| prefix.eq_ignore_ascii_case(p))
-                .map(|&(_, family, protocol)| (family, protocol, rest))
-        });
-        let (family, protocol, rest) = match (known, text.split_once(':')) {
-            (Some(found), _) => found,
-            (None, Some((prefix, _)))
-                if ["unix", "ipx", "dtlsudp", "tlstcp", "ssh"]
-                    .iter()
-                    .any(|p| prefix.eq_ignore_ascii_case(p)) =>
-            {
+        const UNSUPPORTED: [&str; 5] = ["unix", "ipx", "dtlsudp", "tlstcp", "ssh"];
+        let mut parsed = (Family::Udp, Protocol::Udp, text);
+        if let Some((prefix, rest)) = text.split_once(':') {
+            let is = |p: &&str| prefix.eq_ignore_ascii_case(p);
+            if let Some(&(_, family, protocol)) = PREFIXES.iter().find(|(p, ..)| is(p)) {
+                parsed = (family, protocol, rest);
+            } else if UNSUPPORTED.iter().any(is) {
                 return Err(TargetError::UnsupportedTransport(
                     text.to_string(),
                     prefix.to_string(),
                 ));
             }
-            _ => (Family::Udp, Protocol::Udp, text),
-        };
+        }
+        let (family, protocol, rest) = parsed;
         let bad_port = || TargetError::BadPort(text.to_string());
         let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
             let (host, after) = inner.split_once(']').ok_or_else(bad_port)?;
