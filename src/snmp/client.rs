@@ -143,11 +143,11 @@ impl SnmpClient {
         credentials: Credentials,
         options: SessionOptions,
     ) -> Session {
-        let session = self.session_at(addr, target.to_string(), credentials, options);
-        match target.protocol {
-            Protocol::Udp => session,
-            Protocol::Tcp => session.over_tcp(),
-        }
+        let tcp = match target.protocol {
+            Protocol::Udp => None,
+            Protocol::Tcp => Some(Arc::new(TcpChannel::new(addr))),
+        };
+        self.new_session(addr, target.to_string(), credentials, options, tcp)
     }
 
     /// A UDP session on an address already resolved; `agent` names it in
@@ -158,6 +158,17 @@ impl SnmpClient {
         agent: String,
         credentials: Credentials,
         options: SessionOptions,
+    ) -> Session {
+        self.new_session(addr, agent, credentials, options, None)
+    }
+
+    fn new_session(
+        &self,
+        addr: SocketAddr,
+        agent: String,
+        credentials: Credentials,
+        options: SessionOptions,
+        tcp: Option<Arc<TcpChannel>>,
     ) -> Session {
         let in_flight = self.inner.limit_for(addr);
         let sizer = BulkSizer::new(options.max_repetitions);
@@ -172,7 +183,7 @@ impl SnmpClient {
                 sizer: Mutex::new(sizer),
                 engine: Mutex::new(None),
                 discovery: tokio::sync::Mutex::new(()),
-                tcp: None,
+                tcp,
             }),
         }
     }
@@ -385,16 +396,6 @@ impl Session {
                 discovery: tokio::sync::Mutex::new(()),
                 tcp: inner.tcp.clone(),
             }),
-        }
-    }
-
-    /// The same session, its requests over a TCP connection of its own
-    /// (RFC 3430) instead of the shared UDP sockets.
-    fn over_tcp(self) -> Session {
-        let mut inner = Arc::into_inner(self.inner).expect("a new session has one owner");
-        inner.tcp = Some(Arc::new(TcpChannel::new(inner.addr)));
-        Session {
-            inner: Arc::new(inner),
         }
     }
 

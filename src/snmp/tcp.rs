@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::pdu::peek_request_id;
-use super::transport::{Counters, ExchangeError};
+use super::transport::{Counters, ExchangeError, next_request_id};
 
 /// The largest message accepted from an agent. UDP caps a reply at 64 KiB;
 /// over TCP an agent could announce any length, so a bound keeps a hostile
@@ -127,15 +127,9 @@ impl TcpChannel {
         }
     }
 
-    /// A request-id (msgID for v3) for the next request: positive 31-bit
-    /// numbers, as over UDP.
+    /// A request-id (msgID for v3) for the next request, as over UDP.
     pub fn next_id(&self) -> i32 {
-        loop {
-            let id = (self.next_id.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i32;
-            if id != 0 {
-                return id;
-            }
-        }
+        next_request_id(&self.next_id)
     }
 
     /// Sends `packet` (carrying `id`) and waits for a reply with that id

@@ -225,6 +225,17 @@ impl Drop for Registration {
     }
 }
 
+/// The next request-id (msgID for v3) from `counter`: a positive 31-bit
+/// number, since some agents mishandle negative ones, and never 0.
+pub(super) fn next_request_id(counter: &AtomicU32) -> i32 {
+    loop {
+        let id = (counter.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i32;
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
 pub struct Transport {
     v4: Vec<Arc<Socket>>,
     v6: Vec<Arc<Socket>>,
@@ -312,11 +323,7 @@ impl Transport {
     pub fn register(&self, peer: SocketAddr) -> Registration {
         let mailbox = Arc::new(Mailbox::default());
         loop {
-            // Ids are positive 31-bit numbers: some agents mishandle negative ones.
-            let id = (self.next_id.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i32;
-            if id == 0 {
-                continue;
-            }
+            let id = next_request_id(&self.next_id);
             let mut shard = self.table.shard(id).lock();
             if shard.contains_key(&id) {
                 continue;
