@@ -4,7 +4,6 @@
 //! device's loss.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -412,7 +411,7 @@ async fn a_lone_walk_returns_what_a_busy_engine_returns_for_every_fault_kind() {
         let dir = tempfile::tempdir().unwrap();
         // A recording, so that nothing in it moves between the two walks.
         std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/recordings/linux-snmpd.snmprec"),
+            repo_root().join("fixtures/recordings/linux-snmpd.snmprec"),
             dir.path().join("agent.snmprec"),
         )
         .unwrap();

@@ -122,15 +122,9 @@ fn get_prints_what_snmpget_prints_including_missing_objects() {
         for version in ["-v1", "-v2c"] {
             let mut args = vec!["get", version, "-c", "public", &agent];
             args.extend(oids);
-            let ours = ironpoll();
-            let ours = run(
-                {
-                    let mut c = ours;
-                    c.args(&args);
-                    c
-                },
-                Duration::from_secs(30),
-            );
+            let mut ours = ironpoll();
+            ours.args(&args);
+            let ours = run(ours, Duration::from_secs(30));
             let mut theirs_args = vec![version, "-c", "public", agent.as_str()];
             theirs_args.extend(oids);
             let mut theirs = Command::new(tool("snmpget"));
