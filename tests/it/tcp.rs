@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ironpoll::snmp::{ClientOptions, Credentials, Error, SessionOptions, SnmpClient, Target, oid};
+use ironpoll::snmp::{Credentials, Error, SessionOptions, SnmpClient, Target, oid};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -34,14 +34,10 @@ async fn tcp_session(
         .unwrap()
 }
 
-fn new_client() -> SnmpClient {
-    SnmpClient::new(ClientOptions::default()).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_keeps_one_connection_for_all_its_requests() {
     within(60, async {
-        let client = new_client();
+        let client = client();
         let s = tcp_session(&client, snmpd().addr(), opts(1000, 1)).await;
         let walked = s.walk(&oid("1.3.6.1.2.1")).await.unwrap();
         let sys = s.get(&[oid("1.3.6.1.2.1.1.5.0")]).await.unwrap();
@@ -105,7 +101,7 @@ async fn cutting_proxy(upstream: SocketAddr, replies: usize) -> (SocketAddr, Arc
 async fn a_connection_the_agent_closes_is_opened_again() {
     within(60, async {
         let (proxy, accepted) = cutting_proxy(snmpd().addr(), 3).await;
-        let client = new_client();
+        let client = client();
         let s = tcp_session(&client, proxy, opts(1000, 2)).await;
         let oids = [
             oid("1.3.6.1.2.1.1.1.0"),
@@ -154,7 +150,7 @@ async fn a_silent_agent_times_out_after_every_retry_on_one_connection() {
                 });
             }
         });
-        let client = new_client();
+        let client = client();
         let s = tcp_session(&client, addr, opts(150, 2)).await;
         let started = std::time::Instant::now();
         let e = s.get(&[oid("1.3.6.1.2.1.1.5.0")]).await.unwrap_err();
@@ -182,7 +178,7 @@ async fn a_refused_connection_is_a_clear_error_after_the_retries() {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
-        let client = new_client();
+        let client = client();
         let s = tcp_session(&client, addr, opts(100, 2)).await;
         let started = std::time::Instant::now();
         let e = s.get(&[oid("1.3.6.1.2.1.1.5.0")]).await.unwrap_err();
@@ -235,7 +231,7 @@ async fn answering(reply: &'static [u8]) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_is_not_snmp_is_refused_without_waiting_or_buffering() {
     within(60, async {
-        let client = new_client();
+        let client = client();
         for (reply, says) in [
             (&b"HTTP/1.1 400 Bad Request\r\n\r\n"[..], "should start"),
             // A SEQUENCE announcing 4 GiB.
