@@ -54,6 +54,8 @@ print(f"{r.ru_utime + r.ru_stime:.4f}")
 EOF
 }
 
+sum() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
+
 count=$("$bin" walk -v2c -c public -Cr10 "$agent" 1.3.6.1 | wc -l)
 echo "agent: simulated chassis500, $count varbinds below 1.3.6.1, has a 2 ms latency fault"
 echo
@@ -62,8 +64,8 @@ echo "|---|---|---|---|---|---|---|"
 for r in 10 25; do
     ours=0 theirs=0
     for _ in $(seq "$runs"); do
-        ours=$(echo "$ours + $(cpu "$bin" walk -v2c -c public -Cr$r "$agent" 1.3.6.1)" | bc -l)
-        theirs=$(echo "$theirs + $(cpu snmpbulkwalk -On -v2c -c public -Cr$r "$agent" 1.3.6.1)" | bc -l)
+        ours=$(sum "$ours" "$(cpu "$bin" walk -v2c -c public -Cr$r "$agent" 1.3.6.1)")
+        theirs=$(sum "$theirs" "$(cpu snmpbulkwalk -On -v2c -c public -Cr$r "$agent" 1.3.6.1)")
     done
     python3 -c "
 o, t, n, c = $ours / $runs, $theirs / $runs, $runs, $count
