@@ -56,6 +56,23 @@ ensure_snmpsim() {
     "$venv/bin/pip" install -q 'snmpsim==1.2.2' 'pysmi==1.6.3' 'pysnmp==7.1.30' 'pyasn1==0.6.5' 'cryptography>=42'
 }
 
+# A venv for LibreNMS's own Python dispatcher and cron wrapper
+# (../shared/fixtures/librenms/dispatcher), which the cluster tests run
+# beside ironpoll: its requirements.txt, and python-memcached, which
+# poller-wrapper.py imports for distributed polling.
+ensure_dispatcher_venv() {
+    local venv=$work_dir/dispatcher-venv
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import memcache, pymysql, dotenv, redis, psutil, command_runner' 2>/dev/null; then
+        return 0
+    fi
+    ensure_packages python3 python3-venv
+    log "installing LibreNMS's dispatcher requirements into $venv"
+    mkdir -p "$work_dir"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q 'python-memcached==1.62' 'PyMySQL==1.2.4' 'python-dotenv==1.2.4' \
+        'redis==8.2.0' 'psutil==7.2.2' 'command_runner==1.7.6' setuptools
+}
+
 # A private MariaDB for the service tests: its own data directory under
 # .work, its own port (IRONPOLL_MARIADB_PORT, default 13306) and socket,
 # root without a password. Started once; later runs reuse it.

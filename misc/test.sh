@@ -6,6 +6,8 @@
 #   fping, the reference ironpoll ping is compared with; iproute2 and
 #   nftables for the network namespaces of the fast-ping tests
 #   MariaDB, a private instance in .work/mariadb (see misc/lib.sh)
+#   memcached, and a venv for LibreNMS's poller-wrapper.py (the tests
+#   start their own memcached on a free port)
 # The tests start their own private snmpd and snmpsim instances on free
 # loopback ports and stop them when they finish.
 # Extra arguments go to `cargo test`, e.g. ./misc/test.sh faults::
@@ -15,11 +17,13 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 ensure_build_deps
-ensure_packages snmpd snmp rrdtool rrdcached fping iproute2 nftables
+ensure_packages snmpd snmp rrdtool rrdcached fping iproute2 nftables memcached
 ensure_snmpsim
+ensure_dispatcher_venv
 ensure_mariadb
 
 export IRONPOLL_SNMPSIM="$work_dir/snmpsim-venv/bin/snmpsim-command-responder"
+export IRONPOLL_DISPATCHER_PYTHON="$work_dir/dispatcher-venv/bin/python"
 # LibreNMS's recordings live beside the project, never inside it.
 export IRONPOLL_LIBRENMS_FIXTURES="${IRONPOLL_LIBRENMS_FIXTURES:-$repo_root/../shared/fixtures/librenms}"
 

@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Mode, Settings};
 use crate::coord::MemoryLeases;
+use crate::coord::memcached::Memcached;
+use crate::coord::wrapper::WrapperCluster;
 use crate::db::Db;
 use crate::db::cluster::{NodeReport, QueueStats, report_node};
 use crate::poller::engine::Engine;
@@ -34,11 +36,30 @@ pub fn scheduler_options(settings: &Settings) -> SchedulerOptions {
 pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
     let engine = Engine::start(settings.clone(), db.clone()).await?;
-    let scheduler = Scheduler::new(
+    let mut scheduler = Scheduler::new(
         engine.clone(),
         Arc::new(MemoryLeases::new()),
         scheduler_options(&settings),
     );
+    let wrapper_cluster = settings.mode == Mode::Librenms
+        && settings.distributed_poller
+        && !settings.redis_configured();
+    if wrapper_cluster {
+        // No Redis: the cluster, if any, is poller-wrapper.py's, shared
+        // through memcached.
+        let mc = Memcached::new(
+            &settings.memcached.host,
+            settings.memcached.port,
+            Duration::from_secs(2),
+        );
+        tracing::info!(
+            memcached = mc.addr(),
+            step = settings.rrd.step,
+            "distributed polling without Redis: polling as a poller-wrapper.py node"
+        );
+        let cluster = WrapperCluster::new(mc, &settings.distributed_poller_name, settings.rrd.step);
+        scheduler = scheduler.in_wrapper_cluster(Arc::new(cluster));
+    }
     tracing::info!(
         mode = %settings.mode,
         frequency = settings.poller.frequency,
@@ -57,7 +78,10 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
     } else {
         None
     };
-    let reporter = if settings.node_id.is_empty() {
+    // A wrapper node reports in `pollers` after each step instead.
+    let reporter = if wrapper_cluster {
+        None
+    } else if settings.node_id.is_empty() {
         if settings.mode == Mode::Librenms {
             tracing::warn!(
                 "NODE_ID is not set: this node does not report itself in poller_cluster"

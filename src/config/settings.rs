@@ -13,6 +13,7 @@ use crate::secret::Secret;
 pub(super) const NON_SETTING_ENV: &[&str] = &[
     "SNMPSIM",
     "LIBRENMS_FIXTURES",
+    "DISPATCHER_PYTHON",
     "WORK",
     "CONFIG",
     "MARIADB_PORT",
@@ -67,6 +68,12 @@ pub struct RedisSettings {
     pub sentinel: String,
     pub sentinel_service: String,
     pub timeout: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemcachedSettings {
+    pub host: String,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -392,6 +399,9 @@ pub struct Settings {
     pub discovery_on_reboot: bool,
     pub distributed_poller: bool,
     pub distributed_poller_name: String,
+    /// The memcached server `poller-wrapper.py` nodes share
+    /// (`distributed_poller_memcached_host`/`_port`).
+    pub memcached: MemcachedSettings,
     pub alert: AlertSettings,
     sources: BTreeMap<String, Source>,
 }
@@ -609,6 +619,12 @@ impl Settings {
             discovery_on_reboot: false,
             distributed_poller: false,
             distributed_poller_name: local_hostname(),
+            // LibreNMS's defaults: a placeholder host, which fails to
+            // answer as the wrapper expects of an unset server.
+            memcached: MemcachedSettings {
+                host: "example.net".into(),
+                port: 11211,
+            },
             alert: AlertSettings {
                 native: NativeAlerting::Auto,
                 disable: false,
@@ -629,6 +645,15 @@ impl Settings {
     }
 
     /// Where the value of `key` came from.
+    /// Whether a Redis server is configured at all: `REDIS_HOST`,
+    /// `REDIS_SOCKET` or `REDIS_SENTINEL` given by some layer, not only
+    /// the built-in `localhost`.
+    pub fn redis_configured(&self) -> bool {
+        ["redis.host", "redis.socket", "redis.sentinel"]
+            .iter()
+            .any(|k| self.source_of(k) != Source::Default)
+    }
+
     pub fn source_of(&self, key: &str) -> Source {
         self.sources.get(key).cloned().unwrap_or(Source::Default)
     }
@@ -799,6 +824,10 @@ impl Settings {
             "bad_disk_regexp" => self.bad_disk_regexp = regex_list(v).map_err(inv)?,
             "distributed_poller" => self.distributed_poller = boolean(v).map_err(inv)?,
             "distributed_poller_name" => self.distributed_poller_name = string(v).map_err(inv)?,
+            "distributed_poller_memcached_host" => self.memcached.host = string(v).map_err(inv)?,
+            "distributed_poller_memcached_port" => {
+                self.memcached.port = ranged(v, 1, 65_535).map_err(inv)? as u16
+            }
             "alerting.native" => {
                 self.alert.native = match string(v).map_err(inv)?.as_str() {
                     "auto" => NativeAlerting::Auto,
@@ -1000,6 +1029,11 @@ impl Settings {
         add("php.deadline", self.php_deadline_secs().to_string());
         add("distributed_poller", self.distributed_poller.to_string());
         add("distributed_poller_name", q(&self.distributed_poller_name));
+        add("distributed_poller_memcached_host", q(&self.memcached.host));
+        add(
+            "distributed_poller_memcached_port",
+            self.memcached.port.to_string(),
+        );
         for (m, on) in &self.modules.global {
             add(&format!("poller_modules.{m}"), on.to_string());
         }

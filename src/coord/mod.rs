@@ -2,6 +2,12 @@
 //! twice at once. In-process leases for a single node; the Redis backend
 //! (LibreNMS's `librenms.lock:poller.device.<id>` keys) comes with
 //! distributed polling and implements the same trait.
+//!
+//! A cluster of cron-driven `poller-wrapper.py` nodes shares devices
+//! differently, by claims per step in memcached ([`wrapper`]).
+
+pub mod memcached;
+pub mod wrapper;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -89,3 +89,36 @@ pub async fn report_node(db: &Db, r: &NodeReport) -> Result<(), DbError> {
     }
     Ok(())
 }
+
+/// A `poller-wrapper.py` node's report after each run: its `pollers` row
+/// (unique by name) with the devices it polled and the run's seconds. A
+/// cron cluster's nodes write `pollers`, not `poller_cluster`, and
+/// LibreNMS's validation fails when both kinds look active.
+pub async fn report_wrapper_run(
+    db: &Db,
+    poller_name: &str,
+    devices: u64,
+    seconds: u64,
+) -> Result<(), DbError> {
+    let d = db.dialect();
+    let mut st = Statement::new(
+        "INSERT INTO `pollers` (`poller_name`, `last_polled`, `devices`, `time_taken`) VALUES (",
+    );
+    st.values(
+        d,
+        [
+            Val::text(poller_name),
+            Val::Now,
+            Val::UInt(devices),
+            Val::UInt(seconds),
+        ],
+    );
+    st.push(")");
+    st.push(&upsert_clause(
+        d,
+        &["poller_name"],
+        &["last_polled", "devices", "time_taken"],
+    ));
+    db.execute(&st).await?;
+    Ok(())
+}

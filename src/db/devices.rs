@@ -240,6 +240,22 @@ pub async fn due(
         .collect())
 }
 
+/// The devices a `poller-wrapper.py` node works in one step: every
+/// enabled device of its groups (all with None), the slowest first, as
+/// LibreNMS's `wrapper.py` selects them.
+pub async fn wrapper_list(db: &Db, groups: Option<&[i64]>) -> Result<Vec<u32>, DbError> {
+    let d = db.dialect();
+    let mut st = Statement::new("SELECT `device_id` FROM `devices` WHERE `disabled` = 0");
+    and_in_groups(&mut st, d, groups);
+    st.push(" ORDER BY `last_polled_timetaken` DESC");
+    Ok(db
+        .fetch(&st)
+        .await?
+        .iter()
+        .filter_map(|r| r.u64("device_id").and_then(|id| u32::try_from(id).ok()))
+        .collect())
+}
+
 /// The columns of a new device (the embedded store's `device add`).
 #[derive(Debug, Clone, Default)]
 pub struct NewDevice {

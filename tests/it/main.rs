@@ -25,6 +25,7 @@ mod snmpd;
 mod snmpsim;
 mod support;
 mod tcp;
+mod wrapper;
 
 use std::future::Future;
 use std::time::Duration;

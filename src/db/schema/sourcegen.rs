@@ -22,6 +22,7 @@ const TABLES_USED: &[&str] = &[
     "config",
     "poller_cluster",
     "poller_cluster_stats",
+    "pollers",
     "processors",
     "mempools",
     "storage",

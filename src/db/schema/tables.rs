@@ -404,6 +404,22 @@ pub static TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "pollers",
+        columns: &[
+            Column { name: "id", ty: "int unsigned", nullable: false, default: None, extra: "auto_increment" },
+            Column { name: "poller_name", ty: "varchar(255)", nullable: false, default: None, extra: "" },
+            Column { name: "last_polled", ty: "datetime", nullable: false, default: None, extra: "" },
+            Column { name: "devices", ty: "int unsigned", nullable: false, default: None, extra: "" },
+            Column { name: "time_taken", ty: "double", nullable: false, default: None, extra: "" },
+        ],
+        indexes: &[
+            Index { name: "PRIMARY", columns: &["id"], unique: true },
+            Index { name: "pollers_poller_name_unique", columns: &["poller_name"], unique: true },
+        ],
+        foreign_keys: &[
+        ],
+    },
+    Table {
         name: "processors",
         columns: &[
             Column { name: "processor_id", ty: "int unsigned", nullable: false, default: None, extra: "auto_increment" },

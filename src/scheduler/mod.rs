@@ -10,6 +10,12 @@
 //! polls), or resident memory is at `poller.memory_high`, no new poll
 //! starts; the devices that wait count as deferred, and those that miss
 //! their period are reported overdue with the reason.
+//!
+//! In a `poller-wrapper.py` cluster the schedule is the wrapper's instead
+//! ([`steps`]): every step, every device of the node's groups, each
+//! claimed in memcached first.
+
+mod steps;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::coord::Leases;
+use crate::coord::wrapper::WrapperCluster;
 use crate::db::{devices, state};
 use crate::modules::Selection;
 use crate::poller::engine::Engine;
@@ -65,6 +72,8 @@ pub struct SchedulerStats {
 pub struct Scheduler {
     engine: Arc<Engine>,
     leases: Arc<dyn Leases>,
+    /// Set in a `poller-wrapper.py` cluster: steps instead of the due rule.
+    wrapper: Option<Arc<WrapperCluster>>,
     opts: SchedulerOptions,
     stats: Arc<SchedulerStats>,
 }
@@ -74,9 +83,17 @@ impl Scheduler {
         Scheduler {
             engine,
             leases,
+            wrapper: None,
             opts,
             stats: Arc::default(),
         }
+    }
+
+    /// Polls as a node of a `poller-wrapper.py` cluster: every step, each
+    /// device of this node's groups that this node claims in memcached.
+    pub fn in_wrapper_cluster(mut self, cluster: Arc<WrapperCluster>) -> Scheduler {
+        self.wrapper = Some(cluster);
+        self
     }
 
     pub fn stats(&self) -> Arc<SchedulerStats> {
@@ -86,10 +103,29 @@ impl Scheduler {
     /// Runs until `shutdown` is cancelled, then lets in-flight polls finish
     /// (within the drain time) and writes everything held.
     pub async fn run(self, shutdown: CancellationToken) {
-        let opts = &self.opts;
-        let window = self.engine.poll_window(opts.concurrency);
+        let window = self.engine.poll_window(self.opts.concurrency);
         let tracker = TaskTracker::new();
         let in_flight: Arc<Mutex<HashSet<u32>>> = Arc::default();
+        match self.wrapper.clone() {
+            Some(cluster) => {
+                self.run_steps(cluster, &window, &tracker, &in_flight, &shutdown)
+                    .await
+            }
+            None => self.run_due(&window, &tracker, &in_flight, &shutdown).await,
+        }
+        self.stop(&tracker, &in_flight).await;
+    }
+
+    /// LibreNMS's dispatcher schedule: each tick, the devices due by the
+    /// database clock, each leased before it starts.
+    async fn run_due(
+        &self,
+        window: &Arc<PollWindow>,
+        tracker: &TaskTracker,
+        in_flight: &Arc<Mutex<HashSet<u32>>>,
+        shutdown: &CancellationToken,
+    ) {
+        let opts = &self.opts;
         let mut not_before: HashMap<u32, Instant> = HashMap::new();
         let mut first_pass = true;
         let mut ticker = tokio::time::interval(opts.tick);
@@ -144,18 +180,7 @@ impl Scheduler {
             let mut start = Vec::new();
             // Back-pressure: no new poll while a sink is behind or resident
             // memory is high (unless none is in flight).
-            let mut behind: Vec<String> = self
-                .engine
-                .sinks_behind()
-                .into_iter()
-                .map(|sink| format!("sinks behind: {sink}"))
-                .collect();
-            if self.engine.memory.is_high() && !in_flight.lock().is_empty() {
-                behind.push(format!(
-                    "memory high: poller.memory_high is {} MiB",
-                    self.engine.memory.high_mib()
-                ));
-            }
+            let behind = self.held_back(in_flight);
             let room = if behind.is_empty() { window.room() } else { 0 };
             let mut eligible: HashSet<u32> = HashSet::new();
             for d in &due {
@@ -218,13 +243,20 @@ impl Scheduler {
                 Ordering::Relaxed,
             );
             if !start.is_empty() {
-                self.start_polls(start, &window, &tracker, &in_flight).await;
+                self.start_polls(start, window, tracker, in_flight, None)
+                    .await;
             }
             if last_report.elapsed() >= opts.frequency {
                 last_report = Instant::now();
-                self.log_progress(in_flight.lock().len(), &window);
+                self.log_progress(in_flight.lock().len(), window);
             }
         }
+    }
+
+    /// Lets in-flight polls finish (within the drain time) and writes
+    /// everything held.
+    async fn stop(&self, tracker: &TaskTracker, in_flight: &Mutex<HashSet<u32>>) {
+        let opts = &self.opts;
         tracing::info!(
             in_flight = in_flight.lock().len(),
             "stopping: waiting for polls in flight"
@@ -245,12 +277,32 @@ impl Scheduler {
         }
     }
 
+    /// Why no new poll may start now: sinks behind, or resident memory at
+    /// `poller.memory_high` (unless no poll is in flight). Empty when
+    /// polls may start.
+    fn held_back(&self, in_flight: &Mutex<HashSet<u32>>) -> Vec<String> {
+        let mut behind: Vec<String> = self
+            .engine
+            .sinks_behind()
+            .into_iter()
+            .map(|sink| format!("sinks behind: {sink}"))
+            .collect();
+        if self.engine.memory.is_high() && !in_flight.lock().is_empty() {
+            behind.push(format!(
+                "memory high: poller.memory_high is {} MiB",
+                self.engine.memory.high_mib()
+            ));
+        }
+        behind
+    }
+
     async fn start_polls(
         &self,
         ids: Vec<u32>,
         window: &Arc<PollWindow>,
         tracker: &TaskTracker,
         in_flight: &Arc<Mutex<HashSet<u32>>>,
+        step: Option<(&TaskTracker, i64)>,
     ) {
         let selection = Selection::Configured;
         let loaded = async {
@@ -290,11 +342,25 @@ impl Scheduler {
             let in_flight = in_flight.clone();
             let selection = selection.clone();
             stats.started.fetch_add(1, Ordering::Relaxed);
+            let step_token = step.map(|(polls, _)| polls.token());
+            let step_start = step.map(|(_, start)| start);
             tracker.spawn(async move {
                 let _permit = permit;
+                let _step_token = step_token;
+                let started = unix_seconds();
                 let report = engine
                     .poll_one(device, state, &selection, opts.deadline)
                     .await;
+                // One line per poll, for whoever needs to know who polled
+                // what when (RUST_LOG=ironpoll::scheduler=debug).
+                tracing::debug!(
+                    device = id,
+                    started = format!("{started:.3}"),
+                    ended = format!("{:.3}", unix_seconds()),
+                    up = report.as_ref().map(|r| r.status),
+                    step = step_start,
+                    "device polled"
+                );
                 match report {
                     Some(r) => {
                         stats
@@ -368,4 +434,12 @@ impl Scheduler {
             .map(|b| b.seconds_behind())
             .sum()
     }
+}
+
+/// The Unix time now, in seconds.
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
