@@ -17,7 +17,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 ensure_build_deps
-ensure_packages snmpd snmp rrdtool rrdcached fping iproute2 nftables memcached
+ensure_packages snmpd snmp rrdtool rrdcached fping iproute2 nftables memcached redis-server
 ensure_snmpsim
 ensure_dispatcher_venv
 ensure_mariadb

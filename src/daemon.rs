@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Node;
 use crate::config::{Mode, Settings};
 use crate::coord::MemoryLeases;
 use crate::coord::memcached::Memcached;
@@ -78,6 +79,15 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
     } else {
         None
     };
+    // With Redis, a node of LibreNMS's dispatcher cluster.
+    let cluster_node = if settings.mode == Mode::Librenms
+        && settings.distributed_poller
+        && settings.redis_configured()
+    {
+        Some(Node::new(settings.clone(), engine.clone(), db.clone()).await?)
+    } else {
+        None
+    };
     // A wrapper node reports in `pollers` after each step instead.
     let reporter = if wrapper_cluster {
         None
@@ -89,10 +99,15 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
         }
         None
     } else {
+        let (settings, stats) = match &cluster_node {
+            Some(n) => (n.settings().clone(), n.stats()),
+            None => (settings.clone(), scheduler.stats()),
+        };
         Some(tokio::spawn(report_node_every_period(
             db.clone(),
-            settings.clone(),
-            scheduler.stats(),
+            settings,
+            stats,
+            cluster_node.clone(),
             stop.clone(),
         )))
     };
@@ -102,7 +117,15 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
         tracing::info!("signal received: shutting down");
         signals.cancel();
     });
-    scheduler.run(stop).await;
+    match cluster_node {
+        Some(node) => {
+            node.run(stop, scheduler_options(&settings).drain).await;
+            for p in engine.flush().await {
+                tracing::error!("at shutdown: {p}");
+            }
+        }
+        None => scheduler.run(stop).await,
+    }
     if let Some(task) = reporter {
         let _ = task.await;
     }
@@ -121,12 +144,15 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
 /// Reports this node in `poller_cluster` and `poller_cluster_stats` at
 /// start and then on every poller-frequency boundary of the Unix clock, as
 /// LibreNMS's dispatcher does, so that LibreNMS's poller page and
-/// `validate.php` see it. `master` is 0: this node dispatches no work for
-/// other nodes.
+/// `validate.php` see it. `master` is 1 while this node is the master of
+/// a dispatcher cluster, and its queue depth is then what waits in Redis
+/// for its groups; a node of its own reports master 0 and the devices due
+/// and waiting.
 async fn report_node_every_period(
     db: Db,
     settings: Arc<Settings>,
     stats: Arc<SchedulerStats>,
+    node: Option<Arc<Node>>,
     stop: CancellationToken,
 ) {
     let frequency = u64::from(settings.poller.frequency.max(1));
@@ -142,15 +168,19 @@ async fn report_node_every_period(
     loop {
         let done = stats.up.load(Ordering::Relaxed) + stats.down.load(Ordering::Relaxed);
         let micros = stats.poll_micros.load(Ordering::Relaxed);
+        let (master, depth) = match &node {
+            Some(n) => (n.is_master(), n.poller_depth().await),
+            None => (false, stats.pending.load(Ordering::Relaxed)),
+        };
         let report = NodeReport {
             node_id: settings.node_id.clone(),
             poller_name: settings.distributed_poller_name.clone(),
             poller_version: format!("ironpoll {}", env!("CARGO_PKG_VERSION")),
             poller_groups: groups.clone(),
-            master: false,
+            master,
             queues: vec![QueueStats {
                 poller_type: "poller",
-                depth: stats.pending.load(Ordering::Relaxed),
+                depth,
                 devices: done - done_before,
                 worker_seconds: (micros - micros_before) as f64 / 1e6,
                 workers: settings.poller.concurrency as u64,

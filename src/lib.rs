@@ -9,6 +9,7 @@ pub mod alerting;
 pub mod alloc;
 pub mod backlog;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod coord;
 pub mod daemon;

@@ -132,6 +132,8 @@ const DOTENV_KEYS: &[(&str, &str)] = &[
     ("REDIS_SOCKET", "redis.socket"),
     ("REDIS_SENTINEL", "redis.sentinel"),
     ("REDIS_SENTINEL_SERVICE", "redis.sentinel_service"),
+    ("REDIS_SENTINEL_USERNAME", "redis.sentinel_username"),
+    ("REDIS_SENTINEL_PASSWORD", "redis.sentinel_password"),
     ("REDIS_TIMEOUT", "redis.timeout"),
 ];
 

@@ -70,6 +70,61 @@ pub struct RedisSettings {
     pub timeout: u32,
 }
 
+/// One kind of work of LibreNMS's dispatcher service
+/// (`service_<task>_enabled`, `_frequency`, `_workers`).
+#[derive(Debug, Clone)]
+pub struct TaskSettings {
+    /// `service_<task>_enabled`, used while `schedule_type.<task>` is
+    /// `legacy`.
+    pub enabled: bool,
+    /// `schedule_type.<task>`: `legacy`, `cron`, `dispatcher`, `scheduler`.
+    pub schedule: String,
+    pub frequency: u32,
+    pub workers: u32,
+}
+
+impl TaskSettings {
+    fn new(enabled: bool, frequency: u32, workers: u32) -> TaskSettings {
+        TaskSettings {
+            enabled,
+            schedule: "legacy".into(),
+            frequency,
+            workers,
+        }
+    }
+
+    /// Whether the dispatcher runs this work, as `ServiceConfig.populate`
+    /// decides: the enable flag under `legacy`, else only `dispatcher`.
+    pub fn dispatched(&self) -> bool {
+        if self.schedule == "legacy" {
+            self.enabled
+        } else {
+            self.schedule == "dispatcher"
+        }
+    }
+}
+
+/// What a node of a LibreNMS dispatcher cluster (Redis) needs besides the
+/// poller's own settings.
+#[derive(Debug, Clone)]
+pub struct DispatcherSettings {
+    /// `service_master_timeout`: the master lock's lifetime.
+    pub master_timeout: u32,
+    /// `service_poller_enabled` and `schedule_type.poller`; frequency and
+    /// workers are the poller's.
+    pub poller: TaskSettings,
+    pub discovery: TaskSettings,
+    pub services: TaskSettings,
+    pub alerting: TaskSettings,
+    pub billing: TaskSettings,
+    /// `service_billing_calculate_frequency`.
+    pub billing_calculate: u32,
+    pub ping: TaskSettings,
+    /// `REDIS_SENTINEL_USERNAME` / `REDIS_SENTINEL_PASSWORD`.
+    pub sentinel_username: String,
+    pub sentinel_password: Secret,
+}
+
 #[derive(Debug, Clone)]
 pub struct MemcachedSettings {
     pub host: String,
@@ -402,6 +457,7 @@ pub struct Settings {
     /// The memcached server `poller-wrapper.py` nodes share
     /// (`distributed_poller_memcached_host`/`_port`).
     pub memcached: MemcachedSettings,
+    pub dispatcher: DispatcherSettings,
     pub alert: AlertSettings,
     sources: BTreeMap<String, Source>,
 }
@@ -625,6 +681,19 @@ impl Settings {
                 host: "example.net".into(),
                 port: 11211,
             },
+            // LibreNMS's config definitions (config_definitions.json).
+            dispatcher: DispatcherSettings {
+                master_timeout: 20,
+                poller: TaskSettings::new(true, 300, 24),
+                discovery: TaskSettings::new(true, 21_600, 16),
+                services: TaskSettings::new(true, 300, 8),
+                alerting: TaskSettings::new(true, 60, 1),
+                billing: TaskSettings::new(true, 300, 2),
+                billing_calculate: 60,
+                ping: TaskSettings::new(false, 300, 1),
+                sentinel_username: String::new(),
+                sentinel_password: Secret::from(""),
+            },
             alert: AlertSettings {
                 native: NativeAlerting::Auto,
                 disable: false,
@@ -824,6 +893,65 @@ impl Settings {
             "bad_disk_regexp" => self.bad_disk_regexp = regex_list(v).map_err(inv)?,
             "distributed_poller" => self.distributed_poller = boolean(v).map_err(inv)?,
             "distributed_poller_name" => self.distributed_poller_name = string(v).map_err(inv)?,
+            "service_master_timeout" => {
+                self.dispatcher.master_timeout = ranged(v, 1, 3_600).map_err(inv)? as u32
+            }
+            "service_poller_enabled" => self.dispatcher.poller.enabled = boolean(v).map_err(inv)?,
+            "service_discovery_enabled" => {
+                self.dispatcher.discovery.enabled = boolean(v).map_err(inv)?
+            }
+            "service_discovery_frequency" => {
+                self.dispatcher.discovery.frequency = ranged(v, 1, 604_800).map_err(inv)? as u32
+            }
+            "service_discovery_workers" => {
+                self.dispatcher.discovery.workers = ranged(v, 1, 10_000).map_err(inv)? as u32
+            }
+            "service_services_enabled" => {
+                self.dispatcher.services.enabled = boolean(v).map_err(inv)?
+            }
+            "service_services_frequency" => {
+                self.dispatcher.services.frequency = ranged(v, 1, 86_400).map_err(inv)? as u32
+            }
+            "service_services_workers" => {
+                self.dispatcher.services.workers = ranged(v, 1, 10_000).map_err(inv)? as u32
+            }
+            "service_alerting_enabled" => {
+                self.dispatcher.alerting.enabled = boolean(v).map_err(inv)?
+            }
+            "service_alerting_frequency" => {
+                self.dispatcher.alerting.frequency = ranged(v, 1, 86_400).map_err(inv)? as u32
+            }
+            "service_billing_enabled" => {
+                self.dispatcher.billing.enabled = boolean(v).map_err(inv)?
+            }
+            "service_billing_frequency" => {
+                self.dispatcher.billing.frequency = ranged(v, 1, 86_400).map_err(inv)? as u32
+            }
+            "service_billing_calculate_frequency" => {
+                self.dispatcher.billing_calculate = ranged(v, 1, 86_400).map_err(inv)? as u32
+            }
+            "service_ping_enabled" => self.dispatcher.ping.enabled = boolean(v).map_err(inv)?,
+            "service_ping_frequency" => {
+                self.dispatcher.ping.frequency = ranged(v, 1, 86_400).map_err(inv)? as u32
+            }
+            "schedule_type.poller" => self.dispatcher.poller.schedule = string(v).map_err(inv)?,
+            "schedule_type.discovery" => {
+                self.dispatcher.discovery.schedule = string(v).map_err(inv)?
+            }
+            "schedule_type.services" => {
+                self.dispatcher.services.schedule = string(v).map_err(inv)?
+            }
+            "schedule_type.alerting" => {
+                self.dispatcher.alerting.schedule = string(v).map_err(inv)?
+            }
+            "schedule_type.billing" => self.dispatcher.billing.schedule = string(v).map_err(inv)?,
+            "schedule_type.ping" => self.dispatcher.ping.schedule = string(v).map_err(inv)?,
+            "redis.sentinel_username" => {
+                self.dispatcher.sentinel_username = string(v).map_err(inv)?
+            }
+            "redis.sentinel_password" => {
+                self.dispatcher.sentinel_password = Secret::from(string(v).map_err(inv)?.as_str())
+            }
             "distributed_poller_memcached_host" => self.memcached.host = string(v).map_err(inv)?,
             "distributed_poller_memcached_port" => {
                 self.memcached.port = ranged(v, 1, 65_535).map_err(inv)? as u16

@@ -7,6 +7,7 @@
 //! differently, by claims per step in memcached ([`wrapper`]).
 
 pub mod memcached;
+pub mod redis;
 pub mod wrapper;
 
 use std::collections::HashMap;

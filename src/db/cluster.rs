@@ -122,3 +122,105 @@ pub async fn report_wrapper_run(
     db.execute(&st).await?;
     Ok(())
 }
+
+/// The per-node settings an operator set in this node's `poller_cluster`
+/// row (LibreNMS's Poller settings page): every non-NULL column wins over
+/// the global value, read once at start (`ServiceConfig.load_poller_config`).
+#[derive(Debug, Clone, Default)]
+pub struct NodeOverrides {
+    pub poller_name: Option<String>,
+    pub poller_groups: Option<String>,
+    pub poller_enabled: Option<bool>,
+    pub poller_frequency: Option<u32>,
+    pub poller_workers: Option<u32>,
+    pub poller_down_retry: Option<u32>,
+    pub discovery_enabled: Option<bool>,
+    pub discovery_frequency: Option<u32>,
+    pub services_enabled: Option<bool>,
+    pub services_frequency: Option<u32>,
+    pub billing_enabled: Option<bool>,
+    pub billing_frequency: Option<u32>,
+    pub billing_calculate_frequency: Option<u32>,
+    pub alerting_enabled: Option<bool>,
+    pub alerting_frequency: Option<u32>,
+    pub ping_enabled: Option<bool>,
+    pub ping_frequency: Option<u32>,
+}
+
+impl NodeOverrides {
+    pub fn apply(&self, s: &mut crate::config::Settings) {
+        if let Some(v) = &self.poller_name {
+            s.distributed_poller_name = v.clone();
+        }
+        if let Some(v) = &self.poller_groups {
+            // LibreNMS's parse_group: an unparsable list is group 0.
+            let parsed: Result<Vec<i64>, _> = v.split(',').map(|g| g.trim().parse()).collect();
+            s.poller.groups = match parsed {
+                Ok(mut g) if !g.is_empty() => {
+                    g.sort_unstable();
+                    g.dedup();
+                    g
+                }
+                _ => vec![0],
+            };
+        }
+        let d = &mut s.dispatcher;
+        let set_bool = |t: &mut bool, v: Option<bool>| {
+            if let Some(v) = v {
+                *t = v;
+            }
+        };
+        let set_u32 = |t: &mut u32, v: Option<u32>| {
+            if let Some(v) = v.filter(|v| *v > 0) {
+                *t = v;
+            }
+        };
+        set_bool(&mut d.poller.enabled, self.poller_enabled);
+        set_u32(&mut s.poller.frequency, self.poller_frequency);
+        set_u32(&mut s.poller.workers, self.poller_workers);
+        set_u32(&mut s.poller.down_retry, self.poller_down_retry);
+        set_bool(&mut d.discovery.enabled, self.discovery_enabled);
+        set_u32(&mut d.discovery.frequency, self.discovery_frequency);
+        set_bool(&mut d.services.enabled, self.services_enabled);
+        set_u32(&mut d.services.frequency, self.services_frequency);
+        set_bool(&mut d.billing.enabled, self.billing_enabled);
+        set_u32(&mut d.billing.frequency, self.billing_frequency);
+        set_u32(&mut d.billing_calculate, self.billing_calculate_frequency);
+        set_bool(&mut d.alerting.enabled, self.alerting_enabled);
+        set_u32(&mut d.alerting.frequency, self.alerting_frequency);
+        set_bool(&mut d.ping.enabled, self.ping_enabled);
+        set_u32(&mut d.ping.frequency, self.ping_frequency);
+    }
+}
+
+/// This node's overrides, None when it has no `poller_cluster` row yet.
+pub async fn node_overrides(db: &Db, node_id: &str) -> Result<Option<NodeOverrides>, DbError> {
+    let d = db.dialect();
+    let mut st = Statement::new("SELECT * FROM `poller_cluster` WHERE `node_id` = ");
+    st.value(d, Val::text(node_id));
+    let rows = db.fetch(&st).await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let flag = |c: &str| r.i64(c).map(|v| v != 0);
+    let num = |c: &str| r.i64(c).and_then(|v| u32::try_from(v).ok());
+    Ok(Some(NodeOverrides {
+        poller_name: r.string("poller_name").filter(|n| !n.is_empty()),
+        poller_groups: r.string("poller_groups"),
+        poller_enabled: flag("poller_enabled"),
+        poller_frequency: num("poller_frequency"),
+        poller_workers: num("poller_workers"),
+        poller_down_retry: num("poller_down_retry"),
+        discovery_enabled: flag("discovery_enabled"),
+        discovery_frequency: num("discovery_frequency"),
+        services_enabled: flag("services_enabled"),
+        services_frequency: num("services_frequency"),
+        billing_enabled: flag("billing_enabled"),
+        billing_frequency: num("billing_frequency"),
+        billing_calculate_frequency: num("billing_calculate_frequency"),
+        alerting_enabled: flag("alerting_enabled"),
+        alerting_frequency: num("alerting_frequency"),
+        ping_enabled: flag("ping_enabled"),
+        ping_frequency: num("ping_frequency"),
+    }))
+}

@@ -9,6 +9,7 @@
 pub mod changes;
 pub mod cluster;
 pub mod devices;
+pub mod dispatch;
 pub mod emulate;
 pub mod ids;
 pub mod inventory;

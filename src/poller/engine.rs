@@ -227,7 +227,7 @@ impl Engine {
     /// Room for one more poll: none starts while a sink is behind or
     /// resident memory is high (unless no poll is in flight), and no more
     /// run at once than the window allows.
-    async fn poll_slot(&self, window: &Arc<PollWindow>) -> Slot {
+    pub(crate) async fn poll_slot(&self, window: &Arc<PollWindow>) -> Slot {
         self.sinks_room().await;
         self.memory.room(|| window.in_flight() == 0).await;
         window.acquire().await
@@ -246,8 +246,40 @@ impl Engine {
         selection: &Selection,
         deadline: Duration,
     ) -> Option<DeviceReport> {
+        self.poll_one_fenced(device, state, selection, deadline, None)
+            .await
+    }
+
+    /// [`Engine::poll_one`], asking `fence` just before the results are
+    /// written: when it says the poll no longer holds its device (a
+    /// cluster lock that expired mid-poll), the results are discarded, so
+    /// that they never overwrite a newer poll's rows.
+    pub async fn poll_one_fenced(
+        &self,
+        device: Device,
+        state: crate::db::state::DeviceState,
+        selection: &Selection,
+        deadline: Duration,
+        fence: Option<&dyn Fence>,
+    ) -> Option<DeviceReport> {
         self.note_unknown_os(&device);
         let mut report = poll_with_deadline(&self.env, device, state, selection, deadline).await?;
+        if let Some(fence) = fence
+            && !fence.holds().await
+        {
+            tracing::warn!(
+                device = report.device_id,
+                hostname = %report.hostname,
+                "this poll lost its device's lock before its results were written: they are discarded"
+            );
+            report.changes = Default::default();
+            report.rrd.clear();
+            report.php_modules.clear();
+            report
+                .problems
+                .push("results discarded: the poll's lock expired before they were written".into());
+            return Some(report);
+        }
         let committed = self.write(&mut report).await;
         let alerting = self.alerting.as_ref().ok();
         if report.php_modules.is_empty() && alerting.is_none() {
@@ -455,6 +487,12 @@ fn take_report(
         Ok(None) => {}
         Err(e) => tracing::error!("a device poll panicked: {e}"),
     }
+}
+
+/// Whether a poll still holds its device, asked just before its results
+/// are written.
+pub trait Fence: Send + Sync {
+    fn holds(&self) -> futures_util::future::BoxFuture<'_, bool>;
 }
 
 /// Devices whose state is loaded in one go by [`Engine::poll_devices`].

@@ -351,16 +351,7 @@ impl Scheduler {
                 let report = engine
                     .poll_one(device, state, &selection, opts.deadline)
                     .await;
-                // One line per poll, for whoever needs to know who polled
-                // what when (RUST_LOG=ironpoll::scheduler=debug).
-                tracing::debug!(
-                    device = id,
-                    started = format!("{started:.3}"),
-                    ended = format!("{:.3}", unix_seconds()),
-                    up = report.as_ref().map(|r| r.status),
-                    step = step_start,
-                    "device polled"
-                );
+                note_poll(id, started, report.as_ref().map(|r| r.status), step_start);
                 match report {
                     Some(r) => {
                         stats
@@ -436,8 +427,24 @@ impl Scheduler {
     }
 }
 
+/// One line per poll, for whoever needs to know who polled what when
+/// (`RUST_LOG=ironpoll::scheduler=debug`): the device, when its poll
+/// started and ended, whether it was up (none when abandoned), and the
+/// wrapper step it was claimed in.
+pub(crate) fn note_poll(id: u32, started: f64, up: Option<bool>, step: Option<i64>) {
+    tracing::debug!(
+        target: "ironpoll::scheduler",
+        device = id,
+        started = format!("{started:.3}"),
+        ended = format!("{:.3}", unix_seconds()),
+        up,
+        step,
+        "device polled"
+    );
+}
+
 /// The Unix time now, in seconds.
-fn unix_seconds() -> f64 {
+pub(crate) fn unix_seconds() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()

@@ -7,6 +7,7 @@
 mod alerting;
 mod backpressure;
 mod cli;
+mod dispatcher;
 mod engine;
 mod fastping;
 mod faults;

@@ -80,21 +80,21 @@ impl Drop for Memcached {
     }
 }
 
-fn dispatcher_python() -> PathBuf {
+pub(crate) fn dispatcher_python() -> PathBuf {
     let p = std::env::var_os("IRONPOLL_DISPATCHER_PYTHON").unwrap_or_else(|| {
         panic!("IRONPOLL_DISPATCHER_PYTHON is not set (the venv of misc/lib.sh's ensure_dispatcher_venv): {SETUP_HINT}")
     });
     PathBuf::from(p)
 }
 
-fn dispatcher_dir() -> PathBuf {
+pub(crate) fn dispatcher_dir() -> PathBuf {
     let fixtures = std::env::var_os("IRONPOLL_LIBRENMS_FIXTURES").unwrap_or_else(|| {
         panic!("IRONPOLL_LIBRENMS_FIXTURES is not set: {SETUP_HINT}");
     });
     PathBuf::from(fixtures).join("dispatcher")
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -110,15 +110,15 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// The database coordinates the stand-in `lnms` connects with.
-struct DbCoords {
-    host: String,
-    port: String,
-    user: String,
-    password: String,
-    name: String,
+pub(crate) struct DbCoords {
+    pub host: String,
+    pub port: String,
+    pub user: String,
+    pub password: String,
+    pub name: String,
 }
 
-fn db_coords(url: &str) -> DbCoords {
+pub(crate) fn db_coords(url: &str) -> DbCoords {
     let rest = url.strip_prefix("mysql://").expect("a mysql:// URL");
     let (auth, rest) = rest.split_once('@').expect("user@host in the URL");
     let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
@@ -133,7 +133,7 @@ fn db_coords(url: &str) -> DbCoords {
     }
 }
 
-const STAND_IN_LNMS: &str = r#"
+pub(crate) const STAND_IN_LNMS: &str = r#"
 import json, os, sys, time
 base = os.path.dirname(os.path.realpath(__file__))
 cfg = json.load(open(os.path.join(base, "config.json")))
@@ -157,7 +157,8 @@ if args[:1] == ["device:poll"]:
     with open(cfg["test_record"], "a") as f:
         f.write("%s %d %.3f %.3f\n" % (cfg["distributed_poller_name"], device, start, end))
     sys.exit(0)
-sys.exit(1)
+# device:discover, device:ping and the rest: nothing to do here.
+sys.exit(0)
 "#;
 
 /// One `poller-wrapper.py` node: its own copy of LibreNMS's files, `.env`,
@@ -242,8 +243,8 @@ impl WrapperNode {
 }
 
 /// `ironpoll run` as a node of the cluster, its log in a file.
-struct IronpollNode {
-    name: String,
+pub(crate) struct IronpollNode {
+    pub name: String,
     child: Option<Child>,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -257,22 +258,34 @@ impl IronpollNode {
         step: u32,
         concurrency: u32,
     ) -> IronpollNode {
+        IronpollNode::start_with(
+            name,
+            db_url,
+            &[
+                ("distributed_poller_memcached_host", "127.0.0.1".into()),
+                ("distributed_poller_memcached_port", memcached.to_string()),
+                ("rrd.step", step.to_string()),
+                ("service_poller_frequency", step.to_string()),
+                ("poller.concurrency", concurrency.to_string()),
+            ],
+        )
+    }
+
+    /// `ironpoll run` as a distributed node named `name`, with `extra`
+    /// settings.
+    pub(crate) fn start_with(name: &str, db_url: &str, extra: &[(&str, String)]) -> IronpollNode {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("ironpoll.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironpoll"));
         cmd.args(["run", "--db", db_url]);
-        for (k, v) in [
+        let base = [
             ("distributed_poller", "true".to_string()),
             ("distributed_poller_name", name.to_string()),
-            ("distributed_poller_memcached_host", "127.0.0.1".into()),
-            ("distributed_poller_memcached_port", memcached.to_string()),
-            ("rrd.step", step.to_string()),
-            ("service_poller_frequency", step.to_string()),
-            ("poller.concurrency", concurrency.to_string()),
             ("rrd_dir", dir.path().join("rrd").display().to_string()),
             ("fping_options.count", "1".into()),
             ("snmp.timeout", "1".into()),
-        ] {
+        ];
+        for (k, v) in base.iter().chain(extra) {
             cmd.args(["--set", &format!("{k}={v}")]);
         }
         cmd.env("RUST_LOG", "info,ironpoll::scheduler=debug")
@@ -287,7 +300,7 @@ impl IronpollNode {
     }
 
     /// SIGTERM, and the wait for its clean exit.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
@@ -304,29 +317,36 @@ impl IronpollNode {
         }
     }
 
-    fn log(&self) -> String {
+    /// kill -9: nothing is finished or released.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The polls this node logged.
-    fn polls(&self) -> Vec<Poll> {
+    pub(crate) fn polls(&self) -> Vec<Poll> {
         self.log()
             .lines()
             .filter(|l| l.contains("device polled"))
             .map(|l| {
-                let field = |k: &str| {
-                    let v = l
-                        .split_whitespace()
+                let maybe = |k: &str| {
+                    l.split_whitespace()
                         .find_map(|w| w.strip_prefix(&format!("{k}=")))
-                        .unwrap_or_else(|| panic!("no {k} in {l}"));
-                    v.trim_matches('"').to_string()
+                        .map(|v| v.trim_matches('"').to_string())
                 };
+                let field = |k: &str| maybe(k).unwrap_or_else(|| panic!("no {k} in {l}"));
                 Poll {
                     node: self.name.clone(),
                     device: field("device").parse().unwrap(),
                     start: field("started").parse().unwrap(),
                     end: field("ended").parse().unwrap(),
-                    step: Some(field("step").parse().unwrap()),
+                    step: maybe("step").map(|s| s.parse().unwrap()),
                 }
             })
             .collect()
@@ -343,11 +363,11 @@ impl Drop for IronpollNode {
 }
 
 #[derive(Debug, Clone)]
-struct Poll {
-    node: String,
-    device: u32,
-    start: f64,
-    end: f64,
+pub(crate) struct Poll {
+    pub node: String,
+    pub device: u32,
+    pub start: f64,
+    pub end: f64,
     /// The step an ironpoll node claimed it in.
     step: Option<i64>,
 }
@@ -359,7 +379,7 @@ impl Poll {
     }
 }
 
-fn wrapper_polls(record: &Path) -> Vec<Poll> {
+pub(crate) fn wrapper_polls(record: &Path) -> Vec<Poll> {
     std::fs::read_to_string(record)
         .unwrap_or_default()
         .lines()
@@ -377,14 +397,14 @@ fn wrapper_polls(record: &Path) -> Vec<Poll> {
 }
 
 /// Waits for a wrapper run to exit.
-async fn exit_of(mut run: Child) -> std::process::ExitStatus {
+pub(crate) async fn exit_of(mut run: Child) -> std::process::ExitStatus {
     tokio::task::spawn_blocking(move || run.wait())
         .await
         .unwrap()
         .unwrap()
 }
 
-fn unix_now() -> f64 {
+pub(crate) fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -400,14 +420,14 @@ async fn next_step(secs: u32, offset: f64) -> i64 {
 }
 
 /// Sleeps until `at` (Unix seconds).
-async fn until(at: f64) {
+pub(crate) async fn until(at: f64) {
     let wait = at - unix_now();
     if wait > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(wait)).await;
     }
 }
 
-async fn fleet_in(t: &TestDb, size: usize) -> (Simulator, Vec<u32>) {
+pub(crate) async fn fleet_in(t: &TestDb, size: usize) -> (Simulator, Vec<u32>) {
     // Polls of about a second, as a real device's are, so that nodes
     // overlap.
     let sim = port_fleet(Profile::Switch48, size, &["latency=5ms"]).await;
@@ -422,7 +442,7 @@ async fn fleet_in(t: &TestDb, size: usize) -> (Simulator, Vec<u32>) {
 }
 
 /// No device polled by two nodes at once.
-fn assert_no_overlap(polls: &[Poll]) {
+pub(crate) fn assert_no_overlap(polls: &[Poll]) {
     let mut by_device: BTreeMap<u32, Vec<&Poll>> = BTreeMap::new();
     for p in polls {
         by_device.entry(p.device).or_default().push(p);

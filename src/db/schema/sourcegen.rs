@@ -23,6 +23,7 @@ const TABLES_USED: &[&str] = &[
     "poller_cluster",
     "poller_cluster_stats",
     "pollers",
+    "services",
     "processors",
     "mempools",
     "storage",

@@ -420,6 +420,31 @@ pub static TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "services",
+        columns: &[
+            Column { name: "service_id", ty: "int unsigned", nullable: false, default: None, extra: "auto_increment" },
+            Column { name: "device_id", ty: "int unsigned", nullable: false, default: None, extra: "" },
+            Column { name: "service_ip", ty: "text", nullable: true, default: None, extra: "" },
+            Column { name: "service_type", ty: "varchar(255)", nullable: false, default: None, extra: "" },
+            Column { name: "service_desc", ty: "text", nullable: true, default: None, extra: "" },
+            Column { name: "service_param", ty: "text", nullable: true, default: None, extra: "" },
+            Column { name: "service_ignore", ty: "tinyint", nullable: false, default: Some("0"), extra: "" },
+            Column { name: "service_status", ty: "tinyint", nullable: false, default: Some("0"), extra: "" },
+            Column { name: "service_changed", ty: "int unsigned", nullable: false, default: Some("0"), extra: "" },
+            Column { name: "service_message", ty: "text", nullable: true, default: None, extra: "" },
+            Column { name: "service_disabled", ty: "tinyint", nullable: false, default: Some("0"), extra: "" },
+            Column { name: "service_ds", ty: "text", nullable: true, default: None, extra: "" },
+            Column { name: "service_template_id", ty: "int unsigned", nullable: false, default: Some("0"), extra: "" },
+            Column { name: "service_name", ty: "varchar(255)", nullable: true, default: None, extra: "" },
+        ],
+        indexes: &[
+            Index { name: "PRIMARY", columns: &["service_id"], unique: true },
+            Index { name: "services_device_id_index", columns: &["device_id"], unique: false },
+        ],
+        foreign_keys: &[
+        ],
+    },
+    Table {
         name: "processors",
         columns: &[
             Column { name: "processor_id", ty: "int unsigned", nullable: false, default: None, extra: "auto_increment" },

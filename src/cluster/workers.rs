@@ -1,0 +1,199 @@
+//! The poller work of this node's groups, done natively: what
+//! `PollerQueueManager` does with a PHP process per device, with three
+//! differences that keep LibreNMS's rules and close its gaps:
+//! - one popper per group takes a device only when the poll window has
+//!   room, so a busy node leaves the queue to the others;
+//! - after taking the device's lock the worker asks the database whether
+//!   the device is still due, so a poll that another node finished since
+//!   the master queued it is not repeated;
+//! - the lock is checked again just before the results are written, so a
+//!   poll whose lock expired does not overwrite a newer poll's rows.
+//!
+//! As in LibreNMS: the lock `poller.device.<id>` is taken for the poller
+//! frequency; an up device is unlocked after its poll, a down one is
+//! locked again for `service_poller_down_retry`, an abandoned poll is
+//! unlocked.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use redis::aio::MultiplexedConnection;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Node;
+use crate::coord::redis::Redis;
+use crate::db::{devices, dispatch, state};
+use crate::modules::Selection;
+use crate::poller::engine::Fence;
+use crate::window::{PollWindow, Slot};
+
+/// How long one blocking pop waits (LibreNMS waits 10 s; shorter here so
+/// that a stop is seen soon).
+const POP_WAIT: Duration = Duration::from_secs(1);
+
+/// The poll still holds its device while the lock names its owner.
+struct LockFence<'a> {
+    redis: &'a Redis,
+    lock: &'a str,
+    owner: &'a str,
+}
+
+impl Fence for LockFence<'_> {
+    fn holds(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            matches!(self.redis.holder(self.lock).await, Ok(Some(h)) if h == self.owner)
+        })
+    }
+}
+
+impl Node {
+    pub(super) async fn run_poller_worker(
+        self: Arc<Self>,
+        group: i64,
+        window: Arc<PollWindow>,
+        tracker: TaskTracker,
+        stop: CancellationToken,
+    ) {
+        let key = Redis::queue_key("poller", group);
+        let _ = self.redis.ensure_queue(&key).await;
+        let mut conn: Option<MultiplexedConnection> = None;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let slot = tokio::select! {
+                _ = stop.cancelled() => break,
+                s = self.engine.poll_slot(&window) => s,
+            };
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => match self.redis.blocking_connection().await {
+                    Ok(c) => {
+                        backoff = Duration::from_secs(1);
+                        conn.insert(c)
+                    }
+                    Err(_) => {
+                        drop(slot);
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        continue;
+                    }
+                },
+            };
+            let popped = tokio::select! {
+                _ = stop.cancelled() => break,
+                r = Redis::pop(c, &key, POP_WAIT) => r,
+            };
+            let payload = match popped {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(_) => {
+                    conn = None;
+                    continue;
+                }
+            };
+            let Ok(id) = payload.trim().parse::<u32>() else {
+                tracing::warn!(queue = %key, %payload, "not a device id: dropped");
+                continue;
+            };
+            if let Some(owner) = self.take(id, group).await {
+                tracker.spawn(self.clone().poll(id, owner, slot));
+            }
+        }
+    }
+
+    /// Takes the device's lock and checks it is still due; the lock's
+    /// owner when this node is to poll it.
+    async fn take(&self, id: u32, group: i64) -> Option<String> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let owner = format!("{}-Poller_{group}-{seq}", self.unique_name);
+        let lock = format!("poller.device.{id}");
+        let frequency = self.settings.poller.frequency;
+        match self
+            .redis
+            .lock(&lock, &owner, u64::from(frequency), false)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(device = id, "tried to poll, but it is locked");
+                return None;
+            }
+            // No poll without its lock.
+            Err(_) => return None,
+        }
+        match dispatch::still_due(&self.db, id, frequency).await {
+            Ok(true) => Some(owner),
+            Ok(false) => {
+                tracing::debug!(device = id, "polled since it was queued: not polled again");
+                let _ = self.redis.unlock(&lock, &owner).await;
+                None
+            }
+            Err(e) => {
+                tracing::warn!(device = id, "cannot check the device is still due: {e}");
+                let _ = self.redis.unlock(&lock, &owner).await;
+                None
+            }
+        }
+    }
+
+    async fn poll(self: Arc<Self>, id: u32, owner: String, slot: Slot) {
+        let _slot = slot;
+        let lock = format!("poller.device.{id}");
+        let loaded = async {
+            let list = devices::load(&self.db, &[id]).await?;
+            let mut states = state::load(&self.db, &[id], self.engine.needs()).await?;
+            Ok::<_, crate::db::DbError>((list, states.remove(&id).unwrap_or_default()))
+        }
+        .await;
+        let (device, st) = match loaded {
+            Ok((mut list, st)) if !list.is_empty() => (list.remove(0), st),
+            Ok(_) => {
+                let _ = self.redis.unlock(&lock, &owner).await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(device = id, "cannot load the device: {e}");
+                let _ = self.redis.unlock(&lock, &owner).await;
+                return;
+            }
+        };
+        self.stats.started.fetch_add(1, Ordering::Relaxed);
+        let started = crate::scheduler::unix_seconds();
+        let fence = LockFence {
+            redis: &self.redis,
+            lock: &lock,
+            owner: &owner,
+        };
+        let deadline = Duration::from_secs(u64::from(self.settings.device_deadline_secs()));
+        let report = self
+            .engine
+            .poll_one_fenced(device, st, &Selection::Configured, deadline, Some(&fence))
+            .await;
+        crate::scheduler::note_poll(id, started, report.as_ref().map(|r| r.status), None);
+        let down_retry = u64::from(self.settings.poller.down_retry);
+        match report {
+            Some(r) => {
+                self.stats
+                    .poll_micros
+                    .fetch_add((r.seconds * 1e6) as u64, Ordering::Relaxed);
+                if r.status {
+                    self.stats.up.fetch_add(1, Ordering::Relaxed);
+                    let _ = self.redis.unlock(&lock, &owner).await;
+                } else {
+                    self.stats.down.fetch_add(1, Ordering::Relaxed);
+                    // Retried after down_retry, as exit 6 does in LibreNMS.
+                    let _ = self.redis.lock(&lock, &owner, down_retry, true).await;
+                }
+            }
+            None => {
+                self.stats.abandoned.fetch_add(1, Ordering::Relaxed);
+                let _ = self.redis.unlock(&lock, &owner).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! A LibreNMS dispatcher cluster shared through Redis: ironpoll nodes next
+//! to LibreNMS's own `librenms-service.py` (from
+//! ../shared/fixtures/librenms/dispatcher), one Redis, one database, one
+//! fleet. The service's `php` runs its script; its `lnms` answers
+//! `config:get --dump` and records each `device:poll <id>` (node, start,
+//! end) after stamping `last_polled`, as in the wrapper tests.
+
+use std::collections::BTreeMap;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::services::TestDb;
+use crate::support::*;
+use crate::within;
+use crate::wrapper::{
+    IronpollNode, Poll, STAND_IN_LNMS, assert_no_overlap, copy_tree, db_coords, dispatcher_dir,
+    dispatcher_python, fleet_in, unix_now, until, wrapper_polls,
+};
+
+/// A private Redis on a free loopback port, with `extra` arguments.
+struct RedisServer {
+    port: u16,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> RedisServer {
+        let mut r = RedisServer {
+            port: free_tcp_port(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): {SETUP_HINT}"));
+        self.child = Some(child);
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not listen on port {}", self.port);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
+        let mut c = client.get_connection().unwrap();
+        redis::cmd("GET").arg(key).query(&mut c).unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One `librenms-service.py` node: its own copy of LibreNMS's files.
+struct ServiceNode {
+    name: String,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl ServiceNode {
+    fn start(name: &str, db_url: &str, redis: u16, config: serde_json::Value) -> ServiceNode {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        let src = dispatcher_dir();
+        std::fs::write(
+            base.join("librenms-service.py"),
+            std::fs::read(src.join("librenms-service.py")).unwrap(),
+        )
+        .unwrap();
+        copy_tree(&src.join("LibreNMS"), &base.join("LibreNMS"));
+        let python = dispatcher_python();
+        std::fs::create_dir(base.join("bin")).unwrap();
+        let scripts = [
+            (
+                base.join("lnms"),
+                format!("#!{}\n{STAND_IN_LNMS}", python.display()),
+            ),
+            (base.join("bin/php"), "#!/bin/sh\nexec \"$@\"\n".to_string()),
+        ];
+        for (path, text) in &scripts {
+            std::fs::write(path, text).unwrap();
+        }
+        // LibreNMS's other scripts: nothing to do in these tests.
+        let mut executables: Vec<std::path::PathBuf> =
+            scripts.iter().map(|(p, _)| p.clone()).collect();
+        for php in [
+            "alerts.php",
+            "poll-billing.php",
+            "billing-calculate.php",
+            "check-services.php",
+        ] {
+            let p = base.join(php);
+            std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+            executables.push(p);
+        }
+        for f in &executables {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut config = config;
+        config["distributed_poller_name"] = name.into();
+        config["log_dir"] = base.display().to_string().into();
+        std::fs::write(base.join("config.json"), config.to_string()).unwrap();
+        let db = db_coords(db_url);
+        std::fs::write(
+            base.join(".env"),
+            format!(
+                "NODE_ID={name}\nDB_HOST={}\nDB_PORT={}\nDB_DATABASE={}\nDB_USERNAME={}\nDB_PASSWORD={}\nREDIS_HOST=127.0.0.1\nREDIS_PORT={redis}\n",
+                db.host, db.port, db.name, db.user, db.password
+            ),
+        )
+        .unwrap();
+        let path = format!(
+            "{}:{}",
+            base.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = Command::new(&python)
+            .arg(base.join("librenms-service.py"))
+            .arg("-v")
+            .env("PATH", path)
+            .current_dir(base)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(base.join("service.log")).unwrap())
+            .spawn()
+            .unwrap();
+        ServiceNode {
+            name: name.into(),
+            dir,
+            child: Some(child),
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("service.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for ServiceNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The master's name: its lock's owner without the `-<uuid>` LibreNMS
+/// appends.
+fn master_name(redis: &RedisServer) -> Option<String> {
+    let owner = redis.get("librenms.lock:dispatch.master")?;
+    // <name>-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx
+    let parts: Vec<&str> = owner.rsplitn(6, '-').collect();
+    parts.last().map(|s| s.to_string())
+}
+
+/// For each device, its polls in start order.
+fn by_device(polls: &[Poll]) -> BTreeMap<u32, Vec<&Poll>> {
+    let mut m: BTreeMap<u32, Vec<&Poll>> = BTreeMap::new();
+    for p in polls {
+        m.entry(p.device).or_default().push(p);
+    }
+    for v in m.values_mut() {
+        v.sort_by(|a, b| a.start.total_cmp(&b.start));
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ironpoll_and_librenms_service_nodes_share_one_cluster_through_failures() {
+    within(300, async {
+        const FREQ: u32 = 20;
+        const MASTER_TIMEOUT: u32 = 6;
+        let t = TestDb::new().await;
+        let redis = RedisServer::start();
+        let (sim, ids) = fleet_in(&t, 12).await;
+        let record_dir = tempfile::tempdir().unwrap();
+        let record = record_dir.path().join("polls.txt");
+        let config = serde_json::json!({
+            "distributed_poller": true,
+            "distributed_poller_group": "0",
+            // LibreNMS's dump always has it, and the service needs it.
+            "schedule_type": {"poller": "legacy", "discovery": "legacy", "services": "legacy",
+                              "alerting": "legacy", "billing": "legacy", "ping": "legacy"},
+            "service_poller_frequency": FREQ,
+            "service_poller_workers": 4,
+            "service_poller_down_retry": 5,
+            "service_master_timeout": MASTER_TIMEOUT,
+            "service_update_enabled": false,
+            "test_poll_seconds": 1.0,
+            "test_record": record.display().to_string(),
+        });
+        let ironpoll = |name: &str| {
+            IronpollNode::start_with(
+                name,
+                &t.url,
+                &[
+                    ("redis.host", "127.0.0.1".into()),
+                    ("redis.port", redis.port.to_string()),
+                    ("node_id", name.to_string()),
+                    ("service_poller_frequency", FREQ.to_string()),
+                    ("service_master_timeout", MASTER_TIMEOUT.to_string()),
+                    ("service_poller_down_retry", "5".into()),
+                    ("poller.concurrency", "4".into()),
+                ],
+            )
+        };
+        let began = unix_now();
+        let mut services = vec![
+            ServiceNode::start("python-1", &t.url, redis.port, config.clone()),
+            ServiceNode::start("python-2", &t.url, redis.port, config.clone()),
+        ];
+        let mut irons = vec![ironpoll("ironpoll-1"), ironpoll("ironpoll-2")];
+        until(began + 3.5 * f64::from(FREQ)).await;
+
+        // kill -9 the master, whichever kind it is.
+        let old = master_name(&redis).expect("a master");
+        if let Some(s) = services.iter_mut().find(|s| s.name == old) {
+            s.kill();
+        } else if let Some(n) = irons.iter_mut().find(|n| n.name == old) {
+            n.kill();
+        } else {
+            panic!("the master {old:?} is none of the nodes");
+        }
+        let killed_master = unix_now();
+        let new = loop {
+            match master_name(&redis) {
+                Some(m) if m != old => break m,
+                _ => {}
+            }
+            assert!(
+                unix_now() - killed_master < f64::from(MASTER_TIMEOUT) + 5.0,
+                "no new master within the master timeout after {old} was killed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let took = unix_now() - killed_master;
+        eprintln!("master {old} killed; {new} took over after {took:.1} s");
+        until(killed_master + 2.5 * f64::from(FREQ)).await;
+
+        // kill -9 an ironpoll node that is still running, mid-poll.
+        let victim = irons
+            .iter()
+            .position(|n| n.name != old && n.name != new)
+            .or_else(|| irons.iter().position(|n| n.name != old))
+            .expect("a running ironpoll node");
+        let victim = &mut irons[victim];
+        let victim_name = victim.name.clone();
+        victim.kill();
+        let killed_node = unix_now();
+        until(killed_node + 2.5 * f64::from(FREQ)).await;
+        let ended = unix_now();
+        for n in &mut irons {
+            n.stop();
+        }
+        for s in &mut services {
+            s.kill();
+        }
+
+        let mut polls = wrapper_polls(&record);
+        for n in &irons {
+            polls.extend(n.polls());
+        }
+        let logs = || {
+            let mut s = String::new();
+            for n in &irons {
+                s += &format!("--- {}\n{}", n.name, n.log());
+            }
+            for n in &services {
+                s += &format!("--- {}\n{}", n.name, n.log());
+            }
+            s
+        };
+        let mut share: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in &polls {
+            *share.entry(p.node.as_str()).or_default() += 1;
+        }
+        eprintln!("polls per node: {share:?}; the ironpoll node killed: {victim_name}");
+        assert!(
+            share.keys().any(|n| n.starts_with("ironpoll"))
+                && share.keys().any(|n| n.starts_with("python")),
+            "one kind of node polled everything\n{}",
+            logs()
+        );
+        // Never two nodes at once.
+        assert_no_overlap(&polls);
+        let slack = 5.0;
+        for (device, ps) in by_device(&polls) {
+            // Every device, at least once per frequency + master timeout;
+            // a poll cut short by the kill -9 of its node holds its
+            // device until the lock expires, one frequency more.
+            let mut last = began;
+            for p in &ps {
+                let mut bound = f64::from(FREQ + MASTER_TIMEOUT) + slack;
+                if last <= killed_node && killed_node <= p.start {
+                    bound += f64::from(FREQ);
+                }
+                assert!(
+                    p.start - last <= bound,
+                    "device {device} waited {:.1} s (bound {bound:.1}) for its poll by {}\n{}",
+                    p.start - last,
+                    p.node,
+                    logs()
+                );
+                last = p.start;
+            }
+            assert!(
+                ended - last <= f64::from(FREQ + MASTER_TIMEOUT) + slack,
+                "device {device} was not polled in the last {:.1} s",
+                ended - last
+            );
+            // ironpoll never polls a device again within its period.
+            for pair in ps.windows(2) {
+                if pair[1].node.starts_with("ironpoll") {
+                    assert!(
+                        pair[1].start - pair[0].start >= f64::from(FREQ) - 3.0,
+                        "{} polled device {device} {:.1} s after {}",
+                        pair[1].node,
+                        pair[1].start - pair[0].start,
+                        pair[0].node
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            by_device(&polls).len(),
+            ids.len(),
+            "some device was never polled"
+        );
+        // Nodes report themselves, and the master says so.
+        let nodes =
+            t.db.fetch(&ironpoll::db::Statement::new(
+                "SELECT `node_id`, `poller_version` FROM `poller_cluster` ORDER BY `node_id`",
+            ))
+            .await
+            .unwrap();
+        let ids_seen: Vec<String> = nodes.iter().filter_map(|r| r.string("node_id")).collect();
+        assert!(ids_seen.contains(&"ironpoll-1".to_string()), "{ids_seen:?}");
+        drop(sim);
+        t.drop_database().await;
+    })
+    .await;
+}
