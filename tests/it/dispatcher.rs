@@ -21,6 +21,8 @@ use crate::wrapper::{
 /// A private Redis on a free loopback port, with `extra` arguments.
 struct RedisServer {
     port: u16,
+    /// A config file, which redis-server wants first.
+    conf: Option<String>,
     extra: Vec<String>,
     child: Option<Child>,
 }
@@ -33,6 +35,7 @@ impl RedisServer {
     fn start_with(extra: &[&str]) -> RedisServer {
         let mut r = RedisServer {
             port: free_tcp_port(),
+            conf: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
@@ -42,6 +45,7 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
+        cmd.args(&self.conf);
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(&self.extra)
@@ -370,6 +374,325 @@ async fn ironpoll_and_librenms_service_nodes_share_one_cluster_through_failures(
             .unwrap();
         let ids_seen: Vec<String> = nodes.iter().filter_map(|r| r.string("node_id")).collect();
         assert!(ids_seen.contains(&"ironpoll-1".to_string()), "{ids_seen:?}");
+        drop(sim);
+        t.drop_database().await;
+    })
+    .await;
+}
+
+/// An ironpoll node alone in a cluster on `redis` settings, polling every
+/// `FREQ_ALONE` seconds.
+const FREQ_ALONE: u32 = 10;
+
+fn lone_node(
+    name: &str,
+    db_url: &str,
+    redis: &[(&str, String)],
+    env: &[(&str, String)],
+) -> IronpollNode {
+    let mut settings = vec![
+        ("node_id", name.to_string()),
+        ("service_poller_frequency", FREQ_ALONE.to_string()),
+        ("service_master_timeout", "5".into()),
+        ("service_poller_down_retry", "5".into()),
+        ("poller.concurrency", "8".into()),
+    ];
+    settings.extend(redis.iter().cloned());
+    IronpollNode::start_with_env(name, db_url, &settings, env)
+}
+
+async fn polled_count(t: &TestDb) -> i64 {
+    t.scalar("SELECT COUNT(*) FROM `devices` WHERE `last_polled` IS NOT NULL")
+        .await
+        .as_i64()
+        .unwrap_or(0)
+}
+
+/// Waits until every device has been polled once, or `secs` pass.
+async fn wait_all_polled(t: &TestDb, n: usize, secs: f64) -> bool {
+    let until_t = unix_now() + secs;
+    while unix_now() < until_t {
+        if polled_count(t).await == n as i64 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl.
+fn test_certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run openssl ({e}): {SETUP_HINT}"));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ironpoll test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reaches_redis_over_tls_as_an_acl_user_and_never_logs_the_password() {
+    within(120, async {
+        const PASSWORD: &str = "s3cret-Pw-never-logged";
+        let t = TestDb::new().await;
+        let (sim, ids) = fleet_in(&t, 3).await;
+        let certs = tempfile::tempdir().unwrap();
+        test_certificates(certs.path());
+        let conf = certs.path().join("redis.conf");
+        std::fs::write(
+            &conf,
+            format!("user default off\nuser poller on >{PASSWORD} ~* &* +@all\n"),
+        )
+        .unwrap();
+        let file = |f: &str| certs.path().join(f).display().to_string();
+        let mut redis = RedisServer {
+            port: free_tcp_port(),
+            conf: Some(conf.display().to_string()),
+            extra: Vec::new(),
+            child: None,
+        };
+        redis.extra = vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            redis.port.to_string(),
+            "--tls-cert-file".into(),
+            file("server.crt"),
+            "--tls-key-file".into(),
+            file("server.key"),
+            "--tls-ca-cert-file".into(),
+            file("ca.crt"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        redis.spawn();
+        let settings = |password: &str| {
+            vec![
+                ("redis.host", "127.0.0.1".to_string()),
+                ("redis.port", redis.port.to_string()),
+                ("redis.scheme", "tls".into()),
+                ("redis.username", "poller".into()),
+                ("redis.password", password.to_string()),
+            ]
+        };
+        // Trusting the test's CA, as an operator's system trusts theirs.
+        let env = [("SSL_CERT_FILE", file("ca.crt"))];
+        let mut node = lone_node("ironpoll-tls", &t.url, &settings(PASSWORD), &env);
+        let all = wait_all_polled(&t, ids.len(), 30.0).await;
+        node.stop();
+        let log = node.log();
+        assert!(all, "not every device was polled over TLS\n{log}");
+        assert!(log.contains("now the master dispatcher"), "{log}");
+        assert!(
+            !log.contains(PASSWORD),
+            "the password reached the log\n{log}"
+        );
+
+        // A wrong password: said clearly, once, and nothing is polled.
+        t.db.execute(&ironpoll::db::Statement::new(
+            "UPDATE `devices` SET `last_polled` = NULL",
+        ))
+        .await
+        .unwrap();
+        let wrong = "not-the-Pw-either";
+        let mut node = lone_node("ironpoll-wrong", &t.url, &settings(wrong), &env);
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        node.stop();
+        let log = node.log();
+        assert_eq!(polled_count(&t).await, 0, "polled without a lock\n{log}");
+        let said: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("until it answers"))
+            .collect();
+        assert_eq!(said.len(), 1, "{log}");
+        assert!(said[0].contains("redis at tls://127.0.0.1"), "{}", said[0]);
+        assert!(!log.contains(wrong), "the password reached the log\n{log}");
+        drop(sim);
+        t.drop_database().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_nothing_is_polled_and_polling_resumes_after() {
+    within(150, async {
+        let t = TestDb::new().await;
+        let (sim, ids) = fleet_in(&t, 6).await;
+        let mut redis = RedisServer::start();
+        let settings = [
+            ("redis.host", "127.0.0.1".to_string()),
+            ("redis.port", redis.port.to_string()),
+        ];
+        let mut node = lone_node("ironpoll-restart", &t.url, &settings, &[]);
+        assert!(wait_all_polled(&t, ids.len(), 30.0).await, "{}", node.log());
+        redis.stop();
+        let down = unix_now();
+        tokio::time::sleep(Duration::from_secs(2 * u64::from(FREQ_ALONE))).await;
+        redis.spawn();
+        let up = unix_now();
+        tokio::time::sleep(Duration::from_secs(2 * u64::from(FREQ_ALONE) + 5)).await;
+        node.stop();
+        let log = node.log();
+        let polls = node.polls();
+        for p in &polls {
+            assert!(
+                !(p.start > down + 0.5 && p.start < up),
+                "device {} was polled at {:.1} while redis was down ({down:.1}..{up:.1})\n{log}",
+                p.device,
+                p.start
+            );
+        }
+        let after: std::collections::BTreeSet<u32> = polls
+            .iter()
+            .filter(|p| p.start > up)
+            .map(|p| p.device)
+            .collect();
+        assert_eq!(
+            after.len(),
+            ids.len(),
+            "polling did not resume for every device\n{log}"
+        );
+        assert_eq!(log.matches("until it answers").count(), 1, "{log}");
+        assert_eq!(log.matches("redis answers again").count(), 1, "{log}");
+        drop(sim);
+        t.drop_database().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_failover_under_sentinel_costs_no_device_more_than_a_period() {
+    within(200, async {
+        let t = TestDb::new().await;
+        let (sim, ids) = fleet_in(&t, 8).await;
+        let mut master = RedisServer::start();
+        let replica_of = ["--replicaof".to_string(), "127.0.0.1".into(), master.port.to_string()];
+        let replicas: Vec<RedisServer> = (0..2)
+            .map(|_| {
+                let args: Vec<&str> = replica_of.iter().map(String::as_str).collect();
+                RedisServer::start_with(&args)
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut sentinels = Vec::new();
+        for i in 0..3 {
+            let conf = dir.path().join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "sentinel monitor ironpoll 127.0.0.1 {} 2\nsentinel down-after-milliseconds ironpoll 1000\nsentinel failover-timeout ironpoll 5000\nsentinel parallel-syncs ironpoll 1\n",
+                    master.port
+                ),
+            )
+            .unwrap();
+            // Sentinel rewrites its config file, in the test's directory.
+            let mut s = RedisServer {
+                port: free_tcp_port(),
+                conf: Some(conf.display().to_string()),
+                extra: vec!["--sentinel".into()],
+                child: None,
+            };
+            s.spawn();
+            sentinels.push(s);
+        }
+        let sentinel_list = sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let settings = [
+            ("redis.sentinel", sentinel_list),
+            ("redis.sentinel_service", "ironpoll".to_string()),
+        ];
+        let mut nodes = vec![
+            lone_node("ironpoll-s1", &t.url, &settings, &[]),
+            lone_node("ironpoll-s2", &t.url, &settings, &[]),
+        ];
+        assert!(wait_all_polled(&t, ids.len(), 40.0).await, "{}", nodes[0].log());
+        tokio::time::sleep(Duration::from_secs(u64::from(FREQ_ALONE))).await;
+        master.stop();
+        let failed = unix_now();
+        tokio::time::sleep(Duration::from_secs(4 * u64::from(FREQ_ALONE))).await;
+        for n in &mut nodes {
+            n.stop();
+        }
+        let mut polls = Vec::new();
+        let mut logs = String::new();
+        for n in &nodes {
+            polls.extend(n.polls());
+            logs += &format!("--- {}\n{}", n.name, n.log());
+        }
+        assert_no_overlap(&polls);
+        let end = unix_now();
+        for (device, ps) in by_device(&polls) {
+            let starts: Vec<f64> = ps.iter().map(|p| p.start).collect();
+            let mut last = *starts.first().unwrap();
+            for s in starts.iter().skip(1).chain(std::iter::once(&end)) {
+                // One period late at most, failover included.
+                assert!(
+                    s - last <= 2.0 * f64::from(FREQ_ALONE) + 2.0,
+                    "device {device} waited {:.1} s around the failover at {failed:.1}\n{logs}",
+                    s - last
+                );
+                last = *s;
+            }
+        }
+        drop(replicas);
         drop(sim);
         t.drop_database().await;
     })

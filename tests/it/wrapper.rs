@@ -274,6 +274,16 @@ impl IronpollNode {
     /// `ironpoll run` as a distributed node named `name`, with `extra`
     /// settings.
     pub(crate) fn start_with(name: &str, db_url: &str, extra: &[(&str, String)]) -> IronpollNode {
+        IronpollNode::start_with_env(name, db_url, extra, &[])
+    }
+
+    /// [`IronpollNode::start_with`], with `env` variables too.
+    pub(crate) fn start_with_env(
+        name: &str,
+        db_url: &str,
+        extra: &[(&str, String)],
+        env: &[(&str, String)],
+    ) -> IronpollNode {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("ironpoll.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironpoll"));
@@ -288,6 +298,7 @@ impl IronpollNode {
         for (k, v) in base.iter().chain(extra) {
             cmd.args(["--set", &format!("{k}={v}")]);
         }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.env("RUST_LOG", "info,ironpoll::scheduler=debug")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
