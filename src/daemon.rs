@@ -68,7 +68,11 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
         rrd = if settings.rrd.rrdcached.is_empty() { "local files" } else { settings.rrd.rrdcached.as_str() },
         "ironpoll poller started"
     );
-    let fast_ping = if settings.fast_ping.enable && settings.icmp_check {
+    // In a dispatcher cluster fast ping is the ping queues' work instead.
+    let dispatcher_cluster = settings.mode == Mode::Librenms
+        && settings.distributed_poller
+        && settings.redis_configured();
+    let fast_ping = if settings.fast_ping.enable && settings.icmp_check && !dispatcher_cluster {
         match crate::poller::fastping::FastPing::new(engine.clone()) {
             Some(fp) => Some(tokio::spawn(fp.run(stop.clone(), |_| {}))),
             None => {
@@ -80,10 +84,7 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
         None
     };
     // With Redis, a node of LibreNMS's dispatcher cluster.
-    let cluster_node = if settings.mode == Mode::Librenms
-        && settings.distributed_poller
-        && settings.redis_configured()
-    {
+    let cluster_node = if dispatcher_cluster {
         Some(Node::new(settings.clone(), engine.clone(), db.clone()).await?)
     } else {
         None
@@ -168,9 +169,20 @@ async fn report_node_every_period(
     loop {
         let done = stats.up.load(Ordering::Relaxed) + stats.down.load(Ordering::Relaxed);
         let micros = stats.poll_micros.load(Ordering::Relaxed);
-        let (master, depth) = match &node {
-            Some(n) => (n.is_master(), n.poller_depth().await),
-            None => (false, stats.pending.load(Ordering::Relaxed)),
+        let depth = stats.pending.load(Ordering::Relaxed);
+        let (master, queues) = match &node {
+            Some(n) => (n.is_master(), n.queue_stats().await),
+            None => (
+                false,
+                vec![QueueStats {
+                    poller_type: "poller",
+                    depth,
+                    devices: done - done_before,
+                    worker_seconds: (micros - micros_before) as f64 / 1e6,
+                    workers: settings.poller.concurrency as u64,
+                    frequency,
+                }],
+            ),
         };
         let report = NodeReport {
             node_id: settings.node_id.clone(),
@@ -178,14 +190,7 @@ async fn report_node_every_period(
             poller_version: format!("ironpoll {}", env!("CARGO_PKG_VERSION")),
             poller_groups: groups.clone(),
             master,
-            queues: vec![QueueStats {
-                poller_type: "poller",
-                depth,
-                devices: done - done_before,
-                worker_seconds: (micros - micros_before) as f64 / 1e6,
-                workers: settings.poller.concurrency as u64,
-                frequency,
-            }],
+            queues,
         };
         match report_node(&db, &report).await {
             Ok(()) => {

@@ -49,6 +49,65 @@ impl Fence for LockFence<'_> {
     }
 }
 
+/// One queue's blocking pops, on a connection of their own, connected
+/// again with back-off after a failure.
+pub(super) struct Popper {
+    key: String,
+    conn: Option<MultiplexedConnection>,
+    backoff: Duration,
+}
+
+impl Popper {
+    pub(super) fn new(key: String) -> Popper {
+        Popper {
+            key,
+            conn: None,
+            backoff: Duration::from_secs(1),
+        }
+    }
+
+    /// The next payload (None inside when the wait ended empty or failed);
+    /// None when `stop` came.
+    pub(super) fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub(super) async fn next(
+        &mut self,
+        redis: &Redis,
+        stop: &CancellationToken,
+    ) -> Option<Option<String>> {
+        let conn = match self.conn.as_mut() {
+            Some(c) => c,
+            None => match redis.blocking_connection().await {
+                Ok(c) => {
+                    self.backoff = Duration::from_secs(1);
+                    self.conn.insert(c)
+                }
+                Err(_) => {
+                    tokio::select! {
+                        _ = stop.cancelled() => return None,
+                        _ = tokio::time::sleep(self.backoff) => {}
+                    }
+                    self.backoff = (self.backoff * 2).min(Duration::from_secs(30));
+                    return Some(None);
+                }
+            },
+        };
+        let popped = tokio::select! {
+            _ = stop.cancelled() => return None,
+            r = Redis::pop(conn, &self.key, POP_WAIT) => r,
+        };
+        match popped {
+            Ok(p) => Some(p),
+            Err(_) => {
+                self.conn = None;
+                Some(None)
+            }
+        }
+    }
+}
+
 impl Node {
     pub(super) async fn run_poller_worker(
         self: Arc<Self>,
@@ -57,52 +116,68 @@ impl Node {
         tracker: TaskTracker,
         stop: CancellationToken,
     ) {
-        let key = Redis::queue_key("poller", group);
-        let _ = self.redis.ensure_queue(&key).await;
-        let mut conn: Option<MultiplexedConnection> = None;
-        let mut backoff = Duration::from_secs(1);
+        let mut queue = Popper::new(Redis::queue_key("poller", group));
+        let _ = self.redis.ensure_queue(&queue.key).await;
         loop {
             let slot = tokio::select! {
                 _ = stop.cancelled() => break,
                 s = self.engine.poll_slot(&window) => s,
             };
-            let c = match conn.as_mut() {
-                Some(c) => c,
-                None => match self.redis.blocking_connection().await {
-                    Ok(c) => {
-                        backoff = Duration::from_secs(1);
-                        conn.insert(c)
-                    }
-                    Err(_) => {
-                        drop(slot);
-                        tokio::select! {
-                            _ = stop.cancelled() => break,
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                        continue;
-                    }
-                },
+            let Some(payload) = queue.next(&self.redis, &stop).await else {
+                break;
             };
-            let popped = tokio::select! {
-                _ = stop.cancelled() => break,
-                r = Redis::pop(c, &key, POP_WAIT) => r,
-            };
-            let payload = match popped {
-                Ok(Some(p)) => p,
-                Ok(None) => continue,
-                Err(_) => {
-                    conn = None;
-                    continue;
-                }
+            let Some(payload) = payload else {
+                continue;
             };
             let Ok(id) = payload.trim().parse::<u32>() else {
-                tracing::warn!(queue = %key, %payload, "not a device id: dropped");
+                tracing::warn!(queue = %queue.key, %payload, "not a device id: dropped");
                 continue;
             };
             if let Some(owner) = self.take(id, group).await {
                 tracker.spawn(self.clone().poll(id, owner, slot));
             }
+        }
+    }
+
+    /// The ping work of a group (`PingQueueManager.do_work`): with the
+    /// group's lock `ping.group.<g>`, one fast-ping round over its enabled
+    /// devices, done natively; the lock is released after.
+    pub(super) async fn run_ping_worker(self: Arc<Self>, group: i64, stop: CancellationToken) {
+        let Some(mut pinger) = crate::poller::fastping::FastPing::new(self.engine.clone()) else {
+            tracing::warn!(
+                group,
+                "ping work not taken: this process may not send ICMP echoes"
+            );
+            return;
+        };
+        let mut queue = Popper::new(Redis::queue_key("ping", group));
+        let _ = self.redis.ensure_queue(&queue.key).await;
+        let lock = format!("ping.group.{group}");
+        let owner = format!("{}-Ping_{group}-1", self.unique_name);
+        let ttl = u64::from(self.settings.dispatcher.ping.frequency);
+        while let Some(payload) = queue.next(&self.redis, &stop).await {
+            if payload.is_none() {
+                continue;
+            }
+            if !matches!(self.redis.lock(&lock, &owner, ttl, false).await, Ok(true)) {
+                continue;
+            }
+            let round = async {
+                let list = crate::db::devices::enabled(&self.db, Some(&[group])).await?;
+                pinger.round(list).await
+            };
+            let started = tokio::time::Instant::now();
+            let outcome = round.await;
+            self.count_work(super::Work::Ping, started.elapsed());
+            match outcome {
+                Ok(outcomes) => {
+                    for o in outcomes.iter().filter(|o| o.changed) {
+                        tracing::info!(device = o.device_id, hostname = %o.hostname, up = o.status, reason = %o.status_reason, "status changed");
+                    }
+                }
+                Err(e) => tracing::warn!(group, "fast ping round failed: {e}"),
+            }
+            let _ = self.redis.unlock(&lock, &owner).await;
         }
     }
 
@@ -178,6 +253,7 @@ impl Node {
         let down_retry = u64::from(self.settings.poller.down_retry);
         match report {
             Some(r) => {
+                self.count_work(super::Work::Poller, Duration::from_secs_f64(r.seconds));
                 self.stats
                     .poll_micros
                     .fetch_add((r.seconds * 1e6) as u64, Ordering::Relaxed);

@@ -94,13 +94,81 @@ impl Php {
     }
 
     async fn run(&self, device_id: u32, modules: &[&str]) -> PhpRun {
-        let mut cmd = tokio::process::Command::new(&self.lnms);
         // -v: LibreNMS then reports each module's time.
-        cmd.arg("device:poll")
-            .arg(device_id.to_string())
-            .arg("-m")
-            .arg(modules.join(","))
-            .arg("-v")
+        let args = [
+            "device:poll".to_string(),
+            device_id.to_string(),
+            "-m".into(),
+            modules.join(","),
+            "-v".into(),
+        ];
+        let (status, out) = match self.execute(&self.lnms, &[], &args, self.deadline).await {
+            Ok(x) => x,
+            Err(error) => {
+                return PhpRun {
+                    error: Some(if error.starts_with("killed after") {
+                        format!("{error} (php.deadline)")
+                    } else {
+                        error
+                    }),
+                    ..PhpRun::default()
+                };
+            }
+        };
+        for line in out.lines() {
+            tracing::debug!(device = device_id, "lnms: {line}");
+        }
+        let module_seconds = module_times(&out);
+        let code = status.code();
+        // 0: polled up; 6: polled, device down (LibreNMS's codes).
+        let error = match code {
+            Some(0) | Some(6) => None,
+            Some(c) => Some(format!("lnms device:poll exited with {c}")),
+            None => Some("lnms device:poll was killed by a signal".into()),
+        };
+        PhpRun {
+            exit_code: code,
+            module_seconds,
+            error,
+            ..PhpRun::default()
+        }
+    }
+
+    /// One of LibreNMS's scripts, as its dispatcher's `call_script` runs
+    /// them: `lnms` directly, a `.php` script through `/usr/bin/env php`,
+    /// from LibreNMS's directory, within `deadline`. The exit code (None
+    /// when killed by a signal) and the output, or why it could not run.
+    pub async fn call_script(
+        &self,
+        script: &str,
+        args: &[String],
+        deadline: Duration,
+    ) -> Result<(Option<i32>, String), String> {
+        let path = self.dir.join(script);
+        let (program, pre): (PathBuf, Vec<String>) = if script.ends_with(".php") {
+            (
+                PathBuf::from("/usr/bin/env"),
+                vec!["php".into(), path.display().to_string()],
+            )
+        } else {
+            (path, Vec::new())
+        };
+        let (status, out) = self.execute(&program, &pre, args, deadline).await?;
+        Ok((status.code(), out))
+    }
+
+    /// Runs a command in a session of its own, as LibreNMS's owner when
+    /// ironpoll runs as root; kills its whole group past `deadline`.
+    async fn execute(
+        &self,
+        program: &Path,
+        pre: &[String],
+        args: &[String],
+        deadline: Duration,
+    ) -> Result<(std::process::ExitStatus, String), String> {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(pre)
+            .args(args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -112,15 +180,9 @@ impl Php {
         if let Some((uid, gid)) = self.user {
             cmd.uid(uid).gid(gid);
         }
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                return PhpRun {
-                    error: Some(format!("cannot run {}: {e}", self.lnms.display())),
-                    ..PhpRun::default()
-                };
-            }
-        };
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
         let pid = child.id();
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
@@ -129,55 +191,23 @@ impl Php {
             let _ = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
             (out, err)
         };
-        let waited = tokio::time::timeout(self.deadline, async {
+        let waited = tokio::time::timeout(deadline, async {
             let (out, err) = collect.await;
             (child.wait().await, out, err)
         })
         .await;
-        let (status, out, err) = match waited {
-            Ok(x) => x,
-            Err(_) => {
-                if let Some(pid) = pid {
-                    // SAFETY: signalling the process group we started.
-                    unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
-                }
-                let _ = child.wait().await;
-                return PhpRun {
-                    error: Some(format!(
-                        "killed after {}s (php.deadline)",
-                        self.deadline.as_secs()
-                    )),
-                    ..PhpRun::default()
-                };
+        let Ok((status, out, err)) = waited else {
+            if let Some(pid) = pid {
+                // SAFETY: signalling the process group we started.
+                unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
             }
+            let _ = child.wait().await;
+            return Err(format!("killed after {}s", deadline.as_secs()));
         };
-        let out = String::from_utf8_lossy(&out);
-        let err = String::from_utf8_lossy(&err);
-        for line in out.lines().chain(err.lines()) {
-            tracing::debug!(device = device_id, "lnms: {line}");
-        }
-        let module_seconds = module_times(&out);
-        match status {
-            Ok(s) => {
-                let code = s.code();
-                // 0: polled up; 6: polled, device down (LibreNMS's codes).
-                let error = match code {
-                    Some(0) | Some(6) => None,
-                    Some(c) => Some(format!("lnms device:poll exited with {c}")),
-                    None => Some("lnms device:poll was killed by a signal".into()),
-                };
-                PhpRun {
-                    exit_code: code,
-                    module_seconds,
-                    error,
-                    ..PhpRun::default()
-                }
-            }
-            Err(e) => PhpRun {
-                error: Some(format!("waiting for lnms: {e}")),
-                ..PhpRun::default()
-            },
-        }
+        let status = status.map_err(|e| format!("waiting for {}: {e}", program.display()))?;
+        let mut text = String::from_utf8_lossy(&out).into_owned();
+        text.push_str(&String::from_utf8_lossy(&err));
+        Ok((status, text))
     }
 }
 

@@ -698,3 +698,125 @@ async fn a_redis_failover_under_sentinel_costs_no_device_more_than_a_period() {
     })
     .await;
 }
+
+/// A LibreNMS directory of stand-ins: `lnms` and LibreNMS's PHP scripts
+/// record each call (script and arguments) in `calls.txt`; `bin/php` runs
+/// its script.
+fn recording_librenms(dir: &std::path::Path) -> std::path::PathBuf {
+    let record = dir.join("calls.txt");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    let recorder = format!(
+        "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> {}\nexit 0\n",
+        record.display()
+    );
+    let files = [
+        ("lnms", recorder.clone()),
+        ("alerts.php", recorder.clone()),
+        ("poll-billing.php", recorder.clone()),
+        ("billing-calculate.php", recorder.clone()),
+        ("check-services.php", recorder.clone()),
+        ("bin/php", "#!/bin/sh\nexec \"$@\"\n".to_string()),
+    ];
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    record
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn php_work_goes_to_librenms_where_it_is_installed_and_ping_work_is_native() {
+    within(120, async {
+        let t = TestDb::new().await;
+        let (sim, ids) = fleet_in(&t, 3).await;
+        t.db.execute(&ironpoll::db::Statement::new(format!(
+            "INSERT INTO `services` (`device_id`, `service_type`) VALUES ({}, 'icmp')",
+            ids[0]
+        )))
+        .await
+        .unwrap();
+        let redis = RedisServer::start();
+        let often = [
+            ("redis.host", "127.0.0.1".to_string()),
+            ("redis.port", redis.port.to_string()),
+            ("service_discovery_frequency", "5".into()),
+            ("service_services_frequency", "5".into()),
+            ("service_alerting_frequency", "5".into()),
+            ("service_billing_frequency", "5".into()),
+            ("service_billing_calculate_frequency", "5".into()),
+            ("service_ping_enabled", "true".into()),
+            ("service_ping_frequency", "5".into()),
+        ];
+        // First a node without LibreNMS: it dispatches everything and
+        // leaves the PHP queues alone.
+        let mut bare = lone_node("ironpoll-bare", &t.url, &often, &[]);
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        bare.stop();
+        let waiting = |kind: &str| {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap();
+            let mut c = client.get_connection().unwrap();
+            let n: u64 = redis::cmd("ZCOUNT")
+                .arg(format!("librenms.queue:{kind}:0"))
+                .arg("-inf")
+                .arg("+inf")
+                .query(&mut c)
+                .unwrap();
+            n
+        };
+        let log = bare.log();
+        for kind in ["discovery", "services", "alerting", "billing"] {
+            assert!(
+                waiting(kind) > 0,
+                "nothing waits in the {kind} queue\n{log}"
+            );
+        }
+        assert!(log.contains("left to other nodes"), "{log}");
+        assert_eq!(waiting("ping"), 0, "the ping queue was not worked\n{log}");
+        let pinged = t
+            .scalar("SELECT COUNT(*) FROM `devices` WHERE `last_ping` IS NOT NULL")
+            .await;
+        assert_eq!(pinged.as_i64(), Some(ids.len() as i64), "{log}");
+
+        // Then a node with LibreNMS: it runs LibreNMS's commands for them.
+        let dir = tempfile::tempdir().unwrap();
+        let calls = recording_librenms(dir.path());
+        let mut with_php = often.to_vec();
+        with_php.push(("--librenms-dir", dir.path().display().to_string()));
+        let path = format!(
+            "{}:{}",
+            dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut node = lone_node("ironpoll-php", &t.url, &with_php, &[("PATH", path)]);
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        node.stop();
+        let log = node.log();
+        let calls = std::fs::read_to_string(&calls).unwrap_or_default();
+        for id in &ids {
+            assert!(
+                calls.contains(&format!("lnms device:discover {id} -q")),
+                "no discovery of {id}:\n{calls}\n{log}"
+            );
+        }
+        for want in [
+            format!("check-services.php -h {}", ids[0]),
+            "alerts.php -f".to_string(),
+            "poll-billing.php -f".to_string(),
+            "billing-calculate.php -f".to_string(),
+        ] {
+            assert!(calls.contains(&want), "no {want:?} in:\n{calls}\n{log}");
+        }
+        // Polls stay native: PHP gets only the modules ironpoll hands it.
+        for call in calls.lines().filter(|c| c.contains("device:poll")) {
+            assert!(call.contains(" -m "), "a whole poll went to PHP: {call}");
+        }
+        for kind in ["discovery", "services", "alerting", "billing"] {
+            assert_eq!(waiting(kind), 0, "the {kind} queue was left\n{log}");
+        }
+        drop(sim);
+        t.drop_database().await;
+    })
+    .await;
+}

@@ -296,7 +296,12 @@ impl IronpollNode {
             ("snmp.timeout", "1".into()),
         ];
         for (k, v) in base.iter().chain(extra) {
-            cmd.args(["--set", &format!("{k}={v}")]);
+            // A flag (`--librenms-dir`) as it is, a setting with --set.
+            if k.starts_with("--") {
+                cmd.args([k, v.as_str()]);
+            } else {
+                cmd.args(["--set", &format!("{k}={v}")]);
+            }
         }
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.env("RUST_LOG", "info,ironpoll::scheduler=debug")
