@@ -12,6 +12,10 @@ set -euo pipefail
 ensure_build_deps
 ensure_packages snmpd snmp rrdcached fping
 ensure_mariadb
+ensure_packages redis-server
+ensure_dispatcher_venv
+export IRONPOLL_DISPATCHER_PYTHON="$work_dir/dispatcher-venv/bin/python"
+export IRONPOLL_LIBRENMS_FIXTURES="${IRONPOLL_LIBRENMS_FIXTURES:-$repo_root/../shared/fixtures/librenms}"
 cd "$repo_root"
 out=$repo_root/benches/runs/$(date -u +%Y-%m-%d)
 mkdir -p "$out"
@@ -43,6 +47,11 @@ done
 run simulator-client-c32 cargo bench --locked --bench simulator -- --requests 200000 --concurrency 32 --load client
 # One walk and 44 walks at once against snmpbulkwalk: few requests in flight.
 run walk env RUNS=5 ./benches/walk.sh
+# A dispatcher cluster's master: Redis commands, round trips and CPU per
+# device per pass, against librenms-service.py; and the time to the next
+# master after a kill -9.
+run dispatch-10k cargo bench --locked --bench dispatch -- --devices 10000 --seconds 30
+run dispatch-50k cargo bench --locked --bench dispatch -- --devices 50000 --seconds 60
 run cycle cargo bench --locked --bench cycle -- --devices 10000 --sample 100 --concurrency 400
 # The same cycles with MariaDB at a third of its speed (issue: bounded
 # memory when a sink falls behind); a small LibreNMS-way sample as the

@@ -288,6 +288,9 @@ async fn ironpoll_and_librenms_service_nodes_share_one_cluster_through_failures(
         let killed_node = unix_now();
         until(killed_node + 2.5 * f64::from(FREQ)).await;
         let ended = unix_now();
+        for n in &irons {
+            n.terminate();
+        }
         for n in &mut irons {
             n.stop();
         }
@@ -668,6 +671,9 @@ async fn a_redis_failover_under_sentinel_costs_no_device_more_than_a_period() {
         master.stop();
         let failed = unix_now();
         tokio::time::sleep(Duration::from_secs(4 * u64::from(FREQ_ALONE))).await;
+        for n in &nodes {
+            n.terminate();
+        }
         for n in &mut nodes {
             n.stop();
         }
@@ -814,6 +820,122 @@ async fn php_work_goes_to_librenms_where_it_is_installed_and_ping_work_is_native
         }
         for kind in ["discovery", "services", "alerting", "billing"] {
             assert_eq!(waiting(kind), 0, "the {kind} queue was left\n{log}");
+        }
+        drop(sim);
+        t.drop_database().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_ironpoll_nodes_in_two_groups_poll_two_thousand_devices_once_per_cycle() {
+    within(420, async {
+        const FREQ: u32 = 60;
+        const DEVICES: usize = 2000;
+        let t = TestDb::new().await;
+        let redis = RedisServer::start();
+        let sim = address_fleet(ironpoll::sim::profile::Profile::Linux, DEVICES, "127.3.0.1", &[]).await;
+        // Half the devices in group 1, half in group 2, added in one go.
+        let mut groups: BTreeMap<u32, i64> = BTreeMap::new();
+        for chunk in sim.fleet.chunks(500) {
+            let mut st = ironpoll::db::Statement::new(
+                "INSERT INTO `devices` (`hostname`, `overwrite_ip`, `port`, `snmpver`, `community`, `status_reason`, `last_discovered`, `poller_group`) VALUES ",
+            );
+            for (i, d) in chunk.iter().enumerate() {
+                if i > 0 {
+                    st.push(", ");
+                }
+                let group = 1 + i64::from(d.addr.ip().to_string().ends_with(['0', '2', '4', '6', '8']));
+                st.push(&format!(
+                    "('dev-{}', '{}', {}, 'v2c', 'public', '', NOW(), {group})",
+                    d.addr.ip(),
+                    d.addr.ip(),
+                    d.addr.port()
+                ));
+            }
+            t.db.execute(&st).await.unwrap();
+        }
+        for r in t
+            .db
+            .fetch(&ironpoll::db::Statement::new("SELECT `device_id`, `poller_group` FROM `devices`"))
+            .await
+            .unwrap()
+        {
+            groups.insert(r.u64("device_id").unwrap() as u32, r.i64("poller_group").unwrap());
+        }
+        let node = |name: &str, serves: &str| {
+            IronpollNode::start_with(
+                name,
+                &t.url,
+                &[
+                    ("redis.host", "127.0.0.1".into()),
+                    ("redis.port", redis.port.to_string()),
+                    ("node_id", name.to_string()),
+                    ("distributed_poller_group", serves.to_string()),
+                    ("service_poller_frequency", FREQ.to_string()),
+                    ("service_master_timeout", "5".into()),
+                    ("poller.concurrency", "200".into()),
+                    ("icmp_check", "false".into()),
+                ],
+            )
+        };
+        let serves: BTreeMap<&str, Vec<i64>> = [
+            ("ironpoll-g1", vec![1]),
+            ("ironpoll-g2", vec![2]),
+            ("ironpoll-g12", vec![1, 2]),
+        ]
+        .into_iter()
+        .collect();
+        let began = unix_now();
+        let mut nodes = vec![
+            node("ironpoll-g1", "1"),
+            node("ironpoll-g2", "2"),
+            node("ironpoll-g12", "1,2"),
+        ];
+        until(began + 2.0 * f64::from(FREQ) + 10.0).await;
+        for n in &nodes {
+            n.terminate();
+        }
+        for n in &mut nodes {
+            n.stop();
+        }
+        let ended = unix_now();
+        let mut polls = Vec::new();
+        for n in &nodes {
+            polls.extend(n.polls());
+        }
+        let mut share: BTreeMap<String, usize> = BTreeMap::new();
+        for p in &polls {
+            *share.entry(p.node.clone()).or_default() += 1;
+        }
+        eprintln!("{} polls: {share:?}", polls.len());
+        assert_no_overlap(&polls);
+        let per_device = by_device(&polls);
+        assert_eq!(per_device.len(), DEVICES, "some device was never polled");
+        for (device, ps) in per_device {
+            let group = groups[&device];
+            for p in &ps {
+                assert!(
+                    serves[p.node.as_str()].contains(&group),
+                    "{} polled device {device} of group {group}",
+                    p.node
+                );
+            }
+            // Once per cycle: never again within the period, and never a
+            // cycle missed (the first waits for the nodes to start).
+            for pair in ps.windows(2) {
+                let gap = pair[1].start - pair[0].start;
+                assert!(
+                    gap >= f64::from(FREQ) - 3.0 && gap <= 2.0 * f64::from(FREQ),
+                    "device {device} polled {gap:.1} s apart"
+                );
+            }
+            let last = ps.last().unwrap().start;
+            assert!(
+                ended - last <= 2.0 * f64::from(FREQ),
+                "device {device} last polled {:.1} s before the end",
+                ended - last
+            );
         }
         drop(sim);
         t.drop_database().await;

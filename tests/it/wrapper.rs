@@ -315,13 +315,21 @@ impl IronpollNode {
         }
     }
 
-    /// SIGTERM, and the wait for its clean exit.
-    pub(crate) fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+    /// SIGTERM, without waiting.
+    pub(crate) fn terminate(&self) {
+        if let Some(c) = &self.child {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
                 .status();
-            for _ in 0..400 {
+        }
+    }
+
+    /// SIGTERM, and the wait for its clean exit (polls drain for up to
+    /// 30 s, then the writers flush).
+    pub(crate) fn stop(&mut self) {
+        self.terminate();
+        if let Some(mut c) = self.child.take() {
+            for _ in 0..900 {
                 if c.try_wait().unwrap().is_some() {
                     return;
                 }
@@ -329,7 +337,14 @@ impl IronpollNode {
             }
             let _ = c.kill();
             let _ = c.wait();
-            panic!("{} did not stop within 40 s of SIGTERM", self.name);
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{} did not stop within 90 s of SIGTERM; its log ends:\n{}",
+                self.name,
+                tail.join("\n")
+            );
         }
     }
 
@@ -506,6 +521,9 @@ async fn ironpoll_and_poller_wrapper_nodes_poll_each_device_once_per_step() {
             }
         }
         until((steps[2] + i64::from(STEP)) as f64 + 1.0).await;
+        for n in &nodes {
+            n.terminate();
+        }
         for n in &mut nodes {
             n.stop();
         }
