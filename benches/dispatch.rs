@@ -162,13 +162,7 @@ async fn fresh_database(base: &str, devices: u64) -> String {
 }
 
 fn ironpoll_node(db_url: &str, redis: u16, name: &str) -> Guard {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ironpoll");
-    let bin = if bin.exists() {
-        bin
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/ironpoll")
-    };
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironpoll"));
     cmd.args(["run", "--db", db_url]);
     for (k, v) in [
         ("distributed_poller", "true".to_string()),
