@@ -77,6 +77,9 @@ pub struct Node {
     is_master: AtomicBool,
     /// Numbers each poll's lock owner, so that no two polls share one.
     seq: AtomicU64,
+    /// Devices this node is polling now: one whose lock expired mid-poll
+    /// and was queued again is not started twice here.
+    polling: Mutex<std::collections::HashSet<u32>>,
     stats: Arc<SchedulerStats>,
     /// Jobs done and their microseconds, per queue type, since start.
     work_done: [AtomicU64; 6],
@@ -124,6 +127,7 @@ impl Node {
             started: Instant::now(),
             is_master: AtomicBool::new(false),
             seq: AtomicU64::new(0),
+            polling: Mutex::default(),
             stats: Arc::default(),
             work_done: Default::default(),
             work_micros: Default::default(),

@@ -184,6 +184,10 @@ impl Node {
     /// Takes the device's lock and checks it is still due; the lock's
     /// owner when this node is to poll it.
     async fn take(&self, id: u32, group: i64) -> Option<String> {
+        if self.polling.lock().contains(&id) {
+            tracing::debug!(device = id, "still polled here: not started again");
+            return None;
+        }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let owner = format!("{}-Poller_{group}-{seq}", self.unique_name);
         let lock = format!("poller.device.{id}");
@@ -202,7 +206,10 @@ impl Node {
             Err(_) => return None,
         }
         match dispatch::still_due(&self.db, id, frequency).await {
-            Ok(true) => Some(owner),
+            Ok(true) => {
+                self.polling.lock().insert(id);
+                Some(owner)
+            }
             Ok(false) => {
                 tracing::debug!(device = id, "polled since it was queued: not polled again");
                 let _ = self.redis.unlock(&lock, &owner).await;
@@ -217,6 +224,12 @@ impl Node {
     }
 
     async fn poll(self: Arc<Self>, id: u32, owner: String, slot: Slot) {
+        self.poll_held(id, &owner, slot).await;
+        self.polling.lock().remove(&id);
+    }
+
+    async fn poll_held(&self, id: u32, owner: &str, slot: Slot) {
+        let owner = owner.to_string();
         let _slot = slot;
         let lock = format!("poller.device.{id}");
         let loaded = async {

@@ -942,3 +942,86 @@ async fn three_ironpoll_nodes_in_two_groups_poll_two_thousand_devices_once_per_c
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_that_outlives_its_lock_does_not_write_over_the_newer_poll() {
+    within(120, async {
+        const FREQ: u32 = 4;
+        let t = TestDb::new().await;
+        let redis = RedisServer::start();
+        // A device whose poll takes longer than its lock lives.
+        let sim = port_fleet(ironpoll::sim::profile::Profile::Linux, 1, &["latency=400ms"]).await;
+        let id = t
+            .add_device(
+                "slow-1",
+                sim.fleet[0].addr.port(),
+                &[("overwrite_ip", ironpoll::db::Val::text("127.0.0.1"))],
+            )
+            .await;
+        let mut node = IronpollNode::start_with(
+            "ironpoll-f1",
+            &t.url,
+            &[
+                ("redis.host", "127.0.0.1".into()),
+                ("redis.port", redis.port.to_string()),
+                ("node_id", "ironpoll-f1".into()),
+                ("service_poller_frequency", FREQ.to_string()),
+                ("service_master_timeout", "3".into()),
+                ("poller.device_deadline", "60".into()),
+                ("icmp_check", "false".into()),
+            ],
+        );
+        let lock = format!("librenms.lock:poller.device.{id}");
+        let wait_for = |what: &str, ok: &dyn Fn(Option<String>) -> bool| {
+            let start = unix_now();
+            while !ok(redis.get(&lock)) {
+                assert!(unix_now() - start < 30.0, "waited 30 s for {what}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        wait_for("ironpoll to lock the device", &|h| {
+            h.is_some_and(|h| h.starts_with("ironpoll-f1"))
+        });
+        wait_for("the lock to expire mid-poll", &|h| h.is_none());
+        // Another node takes the device and writes its poll first.
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap();
+        let mut c = client.get_connection().unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(&lock)
+            .arg("python-9-0a0a0a0a-0000-0000-0000-000000000000-Poller_0-1")
+            .arg("EX")
+            .arg(60)
+            .query(&mut c)
+            .unwrap();
+        let newer = "2031-02-03 04:05:06";
+        t.db
+            .execute(&ironpoll::db::Statement::new(format!(
+                "UPDATE `devices` SET `last_polled` = '{newer}', `sysName` = 'from-the-newer-poll' WHERE `device_id` = {id}"
+            )))
+            .await
+            .unwrap();
+        let start = unix_now();
+        while !node.log().contains("they are discarded") && unix_now() - start < 30.0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Whatever the old poll would write has had time to land.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        node.stop();
+        let log = node.log();
+        assert!(log.contains("they are discarded"), "{log}");
+        let row = t
+            .db
+            .fetch(&ironpoll::db::Statement::new(format!(
+                "SELECT CAST(`last_polled` AS CHAR) AS `lp`, `sysName` FROM `devices` WHERE `device_id` = {id}"
+            )))
+            .await
+            .unwrap();
+        assert_eq!(row[0].string("lp").as_deref(), Some(newer), "{log}");
+        assert_eq!(row[0].string("sysName").as_deref(), Some("from-the-newer-poll"), "{log}");
+        // The lock the other node holds is left alone.
+        assert!(redis.get(&lock).is_some_and(|h| h.starts_with("python-9")));
+        drop(sim);
+        t.drop_database().await;
+    })
+    .await;
+}
