@@ -224,3 +224,58 @@ pub async fn node_overrides(db: &Db, node_id: &str) -> Result<Option<NodeOverrid
         ping_frequency: num("ping_frequency"),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Mode, resolve, settings_defaults};
+
+    #[test]
+    fn a_nodes_poller_cluster_overrides_win_as_librenms_reads_them() {
+        let mut s = resolve(&[], settings_defaults(Mode::Librenms)).unwrap();
+        s.poller.groups = vec![4];
+        let o = NodeOverrides {
+            poller_name: Some("poll-02".into()),
+            poller_groups: Some("3, 1,3".into()),
+            poller_enabled: Some(false),
+            poller_frequency: Some(60),
+            poller_down_retry: Some(30),
+            ping_enabled: Some(true),
+            discovery_frequency: Some(3600),
+            ..NodeOverrides::default()
+        };
+        o.apply(&mut s);
+        assert_eq!(s.distributed_poller_name, "poll-02");
+        assert_eq!(s.poller.groups, [1, 3]);
+        assert!(!s.dispatcher.poller.dispatched());
+        assert_eq!((s.poller.frequency, s.poller.down_retry), (60, 30));
+        assert!(s.dispatcher.ping.dispatched());
+        assert_eq!(s.dispatcher.discovery.frequency, 3600);
+        // Unset columns leave the global values.
+        assert_eq!(s.dispatcher.services.frequency, 300);
+        // An empty or unreadable group list is group 0, as in LibreNMS.
+        for bad in ["", "a,b"] {
+            let mut s = resolve(&[], settings_defaults(Mode::Librenms)).unwrap();
+            s.poller.groups = vec![4];
+            NodeOverrides {
+                poller_groups: Some(bad.into()),
+                ..NodeOverrides::default()
+            }
+            .apply(&mut s);
+            assert_eq!(s.poller.groups, [0], "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn schedule_type_decides_as_librenms_service_does() {
+        let mut s = resolve(&[], settings_defaults(Mode::Librenms)).unwrap();
+        let d = &mut s.dispatcher;
+        // legacy: the enable flag; ping is off by default.
+        assert!(d.poller.dispatched() && d.discovery.dispatched());
+        assert!(!d.ping.dispatched());
+        d.ping.schedule = "dispatcher".into();
+        assert!(d.ping.dispatched());
+        d.poller.schedule = "cron".into();
+        assert!(!d.poller.dispatched());
+    }
+}

@@ -248,6 +248,12 @@ async fn ironpoll_and_librenms_service_nodes_share_one_cluster_through_failures(
             ServiceNode::start("python-1", &t.url, redis.port, config.clone()),
             ServiceNode::start("python-2", &t.url, redis.port, config.clone()),
         ];
+        // A Python master first, so that ironpoll works under it; the
+        // kill -9 below then hands the cluster to whichever node wins.
+        while !master_name(&redis).is_some_and(|m| m.starts_with("python")) {
+            assert!(unix_now() - began < 60.0, "no Python master within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let mut irons = vec![ironpoll("ironpoll-1"), ironpoll("ironpoll-2")];
         until(began + 3.5 * f64::from(FREQ)).await;
 
@@ -284,9 +290,54 @@ async fn ironpoll_and_librenms_service_nodes_share_one_cluster_through_failures(
             .expect("a running ironpoll node");
         let victim = &mut irons[victim];
         let victim_name = victim.name.clone();
+        // Mid-poll: when it holds a device's lock.
+        let holding = || {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap();
+            let mut c = client.get_connection().unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg("librenms.lock:poller.device.*")
+                .query(&mut c)
+                .unwrap();
+            keys.iter().any(|k| {
+                redis
+                    .get(k)
+                    .is_some_and(|owner| owner.starts_with(&format!("{victim_name}-")))
+            })
+        };
+        let waited = unix_now();
+        while !holding() {
+            assert!(
+                unix_now() - waited < 2.0 * f64::from(FREQ),
+                "{victim_name} never held a device"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         victim.kill();
         let killed_node = unix_now();
         until(killed_node + 2.5 * f64::from(FREQ)).await;
+
+        // Last, Python workers under an ironpoll master: the Python
+        // master (if it is one) goes, and a new Python node joins.
+        let current = master_name(&redis).expect("a master");
+        if let Some(s) = services.iter_mut().find(|s| s.name == current) {
+            s.kill();
+            let since = unix_now();
+            while !master_name(&redis).is_some_and(|m| m.starts_with("ironpoll")) {
+                assert!(
+                    unix_now() - since < f64::from(MASTER_TIMEOUT) + 5.0,
+                    "ironpoll did not take over from {current}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let python_joined = unix_now();
+        services.push(ServiceNode::start(
+            "python-3",
+            &t.url,
+            redis.port,
+            config.clone(),
+        ));
+        until(python_joined + 1.5 * f64::from(FREQ)).await;
         let ended = unix_now();
         for n in &irons {
             n.terminate();
@@ -321,6 +372,11 @@ async fn ironpoll_and_librenms_service_nodes_share_one_cluster_through_failures(
             share.keys().any(|n| n.starts_with("ironpoll"))
                 && share.keys().any(|n| n.starts_with("python")),
             "one kind of node polled everything\n{}",
+            logs()
+        );
+        assert!(
+            share.get("python-3").is_some_and(|n| *n > 0),
+            "the Python node that joined under an ironpoll master polled nothing\n{}",
             logs()
         );
         // Never two nodes at once.
@@ -612,6 +668,25 @@ async fn while_redis_is_down_nothing_is_polled_and_polling_resumes_after() {
         );
         assert_eq!(log.matches("until it answers").count(), 1, "{log}");
         assert_eq!(log.matches("redis answers again").count(), 1, "{log}");
+        // The master said so in poller_cluster, with a row per queue type.
+        let node = t
+            .db
+            .fetch(&ironpoll::db::Statement::new(
+                "SELECT `id`, `master`, `poller_version` FROM `poller_cluster` WHERE `node_id` = 'ironpoll-restart'",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(node[0].i64("master"), Some(1), "{log}");
+        let types = t
+            .db
+            .fetch(&ironpoll::db::Statement::new(format!(
+                "SELECT `poller_type` FROM `poller_cluster_stats` WHERE `parent_poller` = {} ORDER BY `poller_type`",
+                node[0].i64("id").unwrap()
+            )))
+            .await
+            .unwrap();
+        let types: Vec<String> = types.iter().filter_map(|r| r.string("poller_type")).collect();
+        assert_eq!(types, ["alerting", "billing", "discovery", "ping", "poller", "services"]);
         drop(sim);
         t.drop_database().await;
     })
