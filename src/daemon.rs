@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Node;
-use crate::config::{Mode, Settings};
+use crate::config::{Coordination, Mode, Settings};
 use crate::coord::MemoryLeases;
 use crate::coord::memcached::Memcached;
 use crate::coord::wrapper::WrapperCluster;
@@ -42,9 +42,7 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
         Arc::new(MemoryLeases::new()),
         scheduler_options(&settings),
     );
-    let wrapper_cluster = settings.mode == Mode::Librenms
-        && settings.distributed_poller
-        && !settings.redis_configured();
+    let wrapper_cluster = settings.coordination() == Coordination::Wrapper;
     if wrapper_cluster {
         // No Redis: the cluster, if any, is poller-wrapper.py's, shared
         // through memcached.
@@ -69,9 +67,7 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
         "ironpoll poller started"
     );
     // In a dispatcher cluster fast ping is the ping queues' work instead.
-    let dispatcher_cluster = settings.mode == Mode::Librenms
-        && settings.distributed_poller
-        && settings.redis_configured();
+    let dispatcher_cluster = settings.coordination() == Coordination::Dispatcher;
     let fast_ping = if settings.fast_ping.enable && settings.icmp_check && !dispatcher_cluster {
         match crate::poller::fastping::FastPing::new(engine.clone()) {
             Some(fp) => Some(tokio::spawn(fp.run(stop.clone(), |_| {}))),

@@ -219,6 +219,19 @@ pub async fn check_config(args: ConfigArgs) -> anyhow::Result<std::process::Exit
         s.source_of("os.linux.group")
     );
     print_modules(s);
+    match s.coordination() {
+        crate::config::Coordination::Alone => println!(
+            "# distribution: none; this node leases its devices in process (distributed_poller is off)"
+        ),
+        crate::config::Coordination::Dispatcher => println!(
+            "# distribution: a LibreNMS dispatcher cluster through Redis (REDIS_*); service_master_timeout {} s",
+            s.dispatcher.master_timeout
+        ),
+        crate::config::Coordination::Wrapper => println!(
+            "# distribution: a poller-wrapper.py cluster through memcached at {}:{}, in steps of rrd.step ({} s); set REDIS_HOST to join a dispatcher cluster instead",
+            s.memcached.host, s.memcached.port, s.rrd.step
+        ),
+    }
     match crate::alerting::Alerting::for_node(s, &loaded.db).await {
         Ok(_) => println!(
             "# alert rules and device groups: run by ironpoll after each committed poll (alerting.native = {}{})",

@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 
 pub use settings::mask_url as mask_db_url;
 pub use settings::{
-    AlertSettings, AvailabilitySettings, DbSettings, Defaults, ModuleSettings, NativeAlerting,
-    OsSettings, PhpSettings, PingSettings, PollerSettings, PortFilters, PortSettings,
-    RedisSettings, RrdSettings, Settings, SnmpSettings,
+    AlertSettings, AvailabilitySettings, Coordination, DbSettings, Defaults, DispatcherSettings,
+    MemcachedSettings, ModuleSettings, NativeAlerting, OsSettings, PhpSettings, PingSettings,
+    PollerSettings, PortFilters, PortSettings, RedisSettings, RrdSettings, Settings, SnmpSettings,
+    TaskSettings,
 };
 
 /// Where a configuration value was set.

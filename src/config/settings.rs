@@ -70,6 +70,17 @@ pub struct RedisSettings {
     pub timeout: u32,
 }
 
+/// Who else polls this node's devices, and how they agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coordination {
+    /// No one: in-process leases.
+    Alone,
+    /// A LibreNMS dispatcher cluster, through Redis.
+    Dispatcher,
+    /// A cron-driven poller-wrapper.py cluster, through memcached.
+    Wrapper,
+}
+
 /// One kind of work of LibreNMS's dispatcher service
 /// (`service_<task>_enabled`, `_frequency`, `_workers`).
 #[derive(Debug, Clone)]
@@ -714,6 +725,19 @@ impl Settings {
     }
 
     /// Where the value of `key` came from.
+    /// How `ironpoll run` shares devices with other nodes: with
+    /// `distributed_poller` on, through LibreNMS's dispatcher cluster when
+    /// Redis is configured, else through poller-wrapper.py's memcached.
+    pub fn coordination(&self) -> Coordination {
+        if self.mode != Mode::Librenms || !self.distributed_poller {
+            Coordination::Alone
+        } else if self.redis_configured() {
+            Coordination::Dispatcher
+        } else {
+            Coordination::Wrapper
+        }
+    }
+
     /// Whether a Redis server is configured at all: `REDIS_HOST`,
     /// `REDIS_SOCKET` or `REDIS_SENTINEL` given by some layer, not only
     /// the built-in `localhost`.

@@ -253,3 +253,36 @@ fn ports_options_ironpoll_does_not_poll_are_said() {
         "{notes:?}"
     );
 }
+
+#[test]
+fn distributed_polling_uses_redis_when_configured_else_memcached() {
+    let with = |values: &[(&str, serde_json::Value)]| {
+        resolve(&[layer(Source::Flag, true, values)], defaults())
+            .unwrap()
+            .coordination()
+    };
+    assert_eq!(with(&[]), Coordination::Alone);
+    let on = ("distributed_poller", json!("true"));
+    // Redis's built-in localhost does not count: it was never configured.
+    assert_eq!(with(std::slice::from_ref(&on)), Coordination::Wrapper);
+    for redis in ["redis.host", "redis.socket", "redis.sentinel"] {
+        assert_eq!(
+            with(&[on.clone(), (redis, json!("127.0.0.1:26379"))]),
+            Coordination::Dispatcher,
+            "{redis}"
+        );
+    }
+    let standalone = resolve(
+        &[layer(
+            Source::Flag,
+            true,
+            &[on, ("redis.host", json!("r1"))],
+        )],
+        Defaults {
+            mode: Mode::Standalone,
+            librenms_dir: PathBuf::from("/opt/librenms"),
+        },
+    )
+    .unwrap();
+    assert_eq!(standalone.coordination(), Coordination::Alone);
+}
