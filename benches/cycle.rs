@@ -26,12 +26,16 @@
 //! in every N×10 ms, as a CPU quota would. The writers fall behind and the
 //! polls wait for them; the table says for how long.
 
+#[path = "support/children.rs"]
+mod children;
 #[path = "support/measure.rs"]
 mod measure;
+
+use children::{Guard, free_tcp_port};
 use measure::*;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -116,24 +120,6 @@ fn args() -> Args {
         i += 2;
     }
     a
-}
-
-/// A child process killed on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A device of the simulated fleet.

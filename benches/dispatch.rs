@@ -15,14 +15,18 @@
 use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ironpoll::config::{Layer, Mode, Source, resolve, settings_defaults};
 use ironpoll::db::{Db, Statement};
 
+#[path = "support/children.rs"]
+mod children;
 #[path = "support/measure.rs"]
 mod measure;
+
+use children::{Guard, free_tcp_port};
 
 struct Args {
     devices: u64,
@@ -44,23 +48,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn redis_server() -> (Guard, u16) {

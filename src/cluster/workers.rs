@@ -229,7 +229,6 @@ impl Node {
     }
 
     async fn poll_held(&self, id: u32, owner: &str, slot: Slot) {
-        let owner = owner.to_string();
         let _slot = slot;
         let lock = format!("poller.device.{id}");
         let loaded = async {
@@ -241,12 +240,12 @@ impl Node {
         let (device, st) = match loaded {
             Ok((mut list, st)) if !list.is_empty() => (list.remove(0), st),
             Ok(_) => {
-                let _ = self.redis.unlock(&lock, &owner).await;
+                let _ = self.redis.unlock(&lock, owner).await;
                 return;
             }
             Err(e) => {
                 tracing::error!(device = id, "cannot load the device: {e}");
-                let _ = self.redis.unlock(&lock, &owner).await;
+                let _ = self.redis.unlock(&lock, owner).await;
                 return;
             }
         };
@@ -255,7 +254,7 @@ impl Node {
         let fence = LockFence {
             redis: &self.redis,
             lock: &lock,
-            owner: &owner,
+            owner,
         };
         let deadline = Duration::from_secs(u64::from(self.settings.device_deadline_secs()));
         let report = self
@@ -272,16 +271,16 @@ impl Node {
                     .fetch_add((r.seconds * 1e6) as u64, Ordering::Relaxed);
                 if r.status {
                     self.stats.up.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.redis.unlock(&lock, &owner).await;
+                    let _ = self.redis.unlock(&lock, owner).await;
                 } else {
                     self.stats.down.fetch_add(1, Ordering::Relaxed);
                     // Retried after down_retry, as exit 6 does in LibreNMS.
-                    let _ = self.redis.lock(&lock, &owner, down_retry, true).await;
+                    let _ = self.redis.lock(&lock, owner, down_retry, true).await;
                 }
             }
             None => {
                 self.stats.abandoned.fetch_add(1, Ordering::Relaxed);
-                let _ = self.redis.unlock(&lock, &owner).await;
+                let _ = self.redis.unlock(&lock, owner).await;
             }
         }
     }

@@ -71,10 +71,27 @@ impl RedisServer {
         }
     }
 
+    /// A plain connection, for the test's own looks and writes.
+    fn connection(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
     fn get(&self, key: &str) -> Option<String> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
-        let mut c = client.get_connection().unwrap();
-        redis::cmd("GET").arg(key).query(&mut c).unwrap()
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut self.connection())
+            .unwrap()
+    }
+
+    /// The settings that point a node at this server.
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("redis.host", "127.0.0.1".into()),
+            ("redis.port", self.port.to_string()),
+        ]
     }
 }
 
@@ -228,21 +245,11 @@ async fn ironpoll_and_librenms_service_nodes_share_one_cluster_through_failures(
             "test_poll_seconds": 1.0,
             "test_record": record.display().to_string(),
         });
-        let ironpoll = |name: &str| {
-            IronpollNode::start_with(
-                name,
-                &t.url,
-                &[
-                    ("redis.host", "127.0.0.1".into()),
-                    ("redis.port", redis.port.to_string()),
-                    ("node_id", name.to_string()),
-                    ("service_poller_frequency", FREQ.to_string()),
-                    ("service_master_timeout", MASTER_TIMEOUT.to_string()),
-                    ("service_poller_down_retry", "5".into()),
-                    ("poller.concurrency", "4".into()),
-                ],
-            )
-        };
+        let mut node_settings = redis.settings();
+        node_settings.push(("service_poller_down_retry", "5".into()));
+        node_settings.push(("poller.concurrency", "4".into()));
+        let ironpoll =
+            |name: &str| cluster_node(name, &t.url, FREQ, MASTER_TIMEOUT, &node_settings, &[]);
         let began = unix_now();
         let mut services = vec![
             ServiceNode::start("python-1", &t.url, redis.port, config.clone()),
@@ -292,8 +299,7 @@ async fn ironpoll_and_librenms_service_nodes_share_one_cluster_through_failures(
         let victim_name = victim.name.clone();
         // Mid-poll: when it holds a device's lock.
         let holding = || {
-            let client = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap();
-            let mut c = client.get_connection().unwrap();
+            let mut c = redis.connection();
             let keys: Vec<String> = redis::cmd("KEYS")
                 .arg("librenms.lock:poller.device.*")
                 .query(&mut c)
@@ -450,14 +456,31 @@ fn lone_node(
     env: &[(&str, String)],
 ) -> IronpollNode {
     let mut settings = vec![
-        ("node_id", name.to_string()),
-        ("service_poller_frequency", FREQ_ALONE.to_string()),
-        ("service_master_timeout", "5".into()),
-        ("service_poller_down_retry", "5".into()),
+        ("service_poller_down_retry", "5".to_string()),
         ("poller.concurrency", "8".into()),
     ];
     settings.extend(redis.iter().cloned());
-    IronpollNode::start_with_env(name, db_url, &settings, env)
+    cluster_node(name, db_url, FREQ_ALONE, 5, &settings, env)
+}
+
+/// `ironpoll run` as a cluster node named `name` (its node id too),
+/// polling every `freq` seconds with `master_timeout`; `settings` name its
+/// Redis and the rest.
+fn cluster_node(
+    name: &str,
+    db_url: &str,
+    freq: u32,
+    master_timeout: u32,
+    settings: &[(&str, String)],
+    env: &[(&str, String)],
+) -> IronpollNode {
+    let mut all = vec![
+        ("node_id", name.to_string()),
+        ("service_poller_frequency", freq.to_string()),
+        ("service_master_timeout", master_timeout.to_string()),
+    ];
+    all.extend(settings.iter().cloned());
+    IronpollNode::start_with_env(name, db_url, &all, env)
 }
 
 async fn polled_count(t: &TestDb) -> i64 {
@@ -581,13 +604,13 @@ async fn a_node_reaches_redis_over_tls_as_an_acl_user_and_never_logs_the_passwor
         ];
         redis.spawn();
         let settings = |password: &str| {
-            vec![
-                ("redis.host", "127.0.0.1".to_string()),
-                ("redis.port", redis.port.to_string()),
-                ("redis.scheme", "tls".into()),
+            let mut s = redis.settings();
+            s.extend([
+                ("redis.scheme", "tls".to_string()),
                 ("redis.username", "poller".into()),
                 ("redis.password", password.to_string()),
-            ]
+            ]);
+            s
         };
         // Trusting the test's CA, as an operator's system trusts theirs.
         let env = [("SSL_CERT_FILE", file("ca.crt"))];
@@ -633,10 +656,7 @@ async fn while_redis_is_down_nothing_is_polled_and_polling_resumes_after() {
         let t = TestDb::new().await;
         let (sim, ids) = fleet_in(&t, 6).await;
         let mut redis = RedisServer::start();
-        let settings = [
-            ("redis.host", "127.0.0.1".to_string()),
-            ("redis.port", redis.port.to_string()),
-        ];
+        let settings = redis.settings();
         let mut node = lone_node("ironpoll-restart", &t.url, &settings, &[]);
         assert!(wait_all_polled(&t, ids.len(), 30.0).await, "{}", node.log());
         redis.stop();
@@ -819,25 +839,23 @@ async fn php_work_goes_to_librenms_where_it_is_installed_and_ping_work_is_native
         .await
         .unwrap();
         let redis = RedisServer::start();
-        let often = [
-            ("redis.host", "127.0.0.1".to_string()),
-            ("redis.port", redis.port.to_string()),
-            ("service_discovery_frequency", "5".into()),
+        let mut often = redis.settings();
+        often.extend([
+            ("service_discovery_frequency", "5".to_string()),
             ("service_services_frequency", "5".into()),
             ("service_alerting_frequency", "5".into()),
             ("service_billing_frequency", "5".into()),
             ("service_billing_calculate_frequency", "5".into()),
             ("service_ping_enabled", "true".into()),
             ("service_ping_frequency", "5".into()),
-        ];
+        ]);
         // First a node without LibreNMS: it dispatches everything and
         // leaves the PHP queues alone.
         let mut bare = lone_node("ironpoll-bare", &t.url, &often, &[]);
         tokio::time::sleep(Duration::from_secs(12)).await;
         bare.stop();
         let waiting = |kind: &str| {
-            let client = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap();
-            let mut c = client.get_connection().unwrap();
+            let mut c = redis.connection();
             let n: u64 = redis::cmd("ZCOUNT")
                 .arg(format!("librenms.queue:{kind}:0"))
                 .arg("-inf")
@@ -863,7 +881,7 @@ async fn php_work_goes_to_librenms_where_it_is_installed_and_ping_work_is_native
         // Then a node with LibreNMS: it runs LibreNMS's commands for them.
         let dir = tempfile::tempdir().unwrap();
         let calls = recording_librenms(dir.path());
-        let mut with_php = often.to_vec();
+        let mut with_php = often.clone();
         with_php.push(("--librenms-dir", dir.path().display().to_string()));
         let path = format!(
             "{}:{}",
@@ -939,20 +957,13 @@ async fn three_ironpoll_nodes_in_two_groups_poll_two_thousand_devices_once_per_c
             groups.insert(r.u64("device_id").unwrap() as u32, r.i64("poller_group").unwrap());
         }
         let node = |name: &str, serves: &str| {
-            IronpollNode::start_with(
-                name,
-                &t.url,
-                &[
-                    ("redis.host", "127.0.0.1".into()),
-                    ("redis.port", redis.port.to_string()),
-                    ("node_id", name.to_string()),
-                    ("distributed_poller_group", serves.to_string()),
-                    ("service_poller_frequency", FREQ.to_string()),
-                    ("service_master_timeout", "5".into()),
-                    ("poller.concurrency", "200".into()),
-                    ("icmp_check", "false".into()),
-                ],
-            )
+            let mut settings = redis.settings();
+            settings.extend([
+                ("distributed_poller_group", serves.to_string()),
+                ("poller.concurrency", "200".into()),
+                ("icmp_check", "false".into()),
+            ]);
+            cluster_node(name, &t.url, FREQ, 5, &settings, &[])
         };
         let serves: BTreeMap<&str, Vec<i64>> = [
             ("ironpoll-g1", vec![1]),
@@ -1033,19 +1044,12 @@ async fn a_poll_that_outlives_its_lock_does_not_write_over_the_newer_poll() {
                 &[("overwrite_ip", ironpoll::db::Val::text("127.0.0.1"))],
             )
             .await;
-        let mut node = IronpollNode::start_with(
-            "ironpoll-f1",
-            &t.url,
-            &[
-                ("redis.host", "127.0.0.1".into()),
-                ("redis.port", redis.port.to_string()),
-                ("node_id", "ironpoll-f1".into()),
-                ("service_poller_frequency", FREQ.to_string()),
-                ("service_master_timeout", "3".into()),
-                ("poller.device_deadline", "60".into()),
-                ("icmp_check", "false".into()),
-            ],
-        );
+        let mut settings = redis.settings();
+        settings.extend([
+            ("poller.device_deadline", "60".to_string()),
+            ("icmp_check", "false".into()),
+        ]);
+        let mut node = cluster_node("ironpoll-f1", &t.url, FREQ, 3, &settings, &[]);
         let lock = format!("librenms.lock:poller.device.{id}");
         let wait_for = |what: &str, ok: &dyn Fn(Option<String>) -> bool| {
             let start = unix_now();
@@ -1059,8 +1063,7 @@ async fn a_poll_that_outlives_its_lock_does_not_write_over_the_newer_poll() {
         });
         wait_for("the lock to expire mid-poll", &|h| h.is_none());
         // Another node takes the device and writes its poll first.
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap();
-        let mut c = client.get_connection().unwrap();
+        let mut c = redis.connection();
         let _: () = redis::cmd("SET")
             .arg(&lock)
             .arg("python-9-0a0a0a0a-0000-0000-0000-000000000000-Poller_0-1")
