@@ -228,7 +228,7 @@ async fn ironpoll_and_librenms_service_nodes_share_one_cluster_through_failures(
         const MASTER_TIMEOUT: u32 = 6;
         let t = TestDb::new().await;
         let redis = RedisServer::start();
-        let (sim, ids) = fleet_in(&t, 12).await;
+        let (sim, ids) = fleet_in(&t, 12, "127.93.0.1").await;
         let record_dir = tempfile::tempdir().unwrap();
         let record = record_dir.path().join("polls.txt");
         let config = serde_json::json!({
@@ -572,7 +572,7 @@ async fn a_node_reaches_redis_over_tls_as_an_acl_user_and_never_logs_the_passwor
     within(120, async {
         const PASSWORD: &str = "s3cret-Pw-never-logged";
         let t = TestDb::new().await;
-        let (sim, ids) = fleet_in(&t, 3).await;
+        let (sim, ids) = fleet_in(&t, 3, "127.94.0.1").await;
         let certs = tempfile::tempdir().unwrap();
         test_certificates(certs.path());
         let conf = certs.path().join("redis.conf");
@@ -654,7 +654,7 @@ async fn a_node_reaches_redis_over_tls_as_an_acl_user_and_never_logs_the_passwor
 async fn while_redis_is_down_nothing_is_polled_and_polling_resumes_after() {
     within(150, async {
         let t = TestDb::new().await;
-        let (sim, ids) = fleet_in(&t, 6).await;
+        let (sim, ids) = fleet_in(&t, 6, "127.95.0.1").await;
         let mut redis = RedisServer::start();
         let settings = redis.settings();
         let mut node = lone_node("ironpoll-restart", &t.url, &settings, &[]);
@@ -717,7 +717,7 @@ async fn while_redis_is_down_nothing_is_polled_and_polling_resumes_after() {
 async fn a_redis_failover_under_sentinel_costs_no_device_more_than_a_period() {
     within(200, async {
         let t = TestDb::new().await;
-        let (sim, ids) = fleet_in(&t, 8).await;
+        let (sim, ids) = fleet_in(&t, 8, "127.96.0.1").await;
         let mut master = RedisServer::start();
         let replica_of = ["--replicaof".to_string(), "127.0.0.1".into(), master.port.to_string()];
         let replicas: Vec<RedisServer> = (0..2)
@@ -831,7 +831,7 @@ fn recording_librenms(dir: &std::path::Path) -> std::path::PathBuf {
 async fn php_work_goes_to_librenms_where_it_is_installed_and_ping_work_is_native() {
     within(120, async {
         let t = TestDb::new().await;
-        let (sim, ids) = fleet_in(&t, 3).await;
+        let (sim, ids) = fleet_in(&t, 3, "127.97.0.1").await;
         t.db.execute(&ironpoll::db::Statement::new(format!(
             "INSERT INTO `services` (`device_id`, `service_type`) VALUES ({}, 'icmp')",
             ids[0]

@@ -458,15 +458,19 @@ pub(crate) async fn until(at: f64) {
     }
 }
 
-pub(crate) async fn fleet_in(t: &TestDb, size: usize) -> (Simulator, Vec<u32>) {
+pub(crate) async fn fleet_in(t: &TestDb, size: usize, first: &str) -> (Simulator, Vec<u32>) {
     // Polls of about a second, as a real device's are, so that nodes
-    // overlap.
-    let sim = port_fleet(Profile::Switch48, size, &["latency=5ms"]).await;
+    // overlap. One loopback address each from `first`, on one port, so
+    // that no run of ports can collide with another test's.
+    let sim = address_fleet(Profile::Switch48, size, first, &["latency=5ms"]).await;
     let mut ids = Vec::new();
     for (i, d) in sim.fleet.iter().enumerate() {
         // Names of their own, so that each has its own RRD directory.
         let name = format!("switch-{i}");
-        let at = [("overwrite_ip", ironpoll::db::Val::text("127.0.0.1"))];
+        let at = [(
+            "overwrite_ip",
+            ironpoll::db::Val::text(d.addr.ip().to_string()),
+        )];
         ids.push(t.add_device(&name, d.addr.port(), &at).await);
     }
     (sim, ids)
@@ -498,7 +502,7 @@ async fn ironpoll_and_poller_wrapper_nodes_poll_each_device_once_per_step() {
         const STEP: u32 = 20;
         let t = TestDb::new().await;
         let mc = Memcached::start();
-        let (sim, ids) = fleet_in(&t, 24).await;
+        let (sim, ids) = fleet_in(&t, 24, "127.91.0.1").await;
         let record_dir = tempfile::tempdir().unwrap();
         let record = record_dir.path().join("polls.txt");
         let wrappers: Vec<WrapperNode> = ["wrapper-1", "wrapper-2"]
@@ -609,7 +613,7 @@ async fn when_memcached_is_lost_the_master_takes_over_and_nodes_stop() {
         const STEP: u32 = 30;
         let t = TestDb::new().await;
         let mut mc = Memcached::start();
-        let (sim, ids) = fleet_in(&t, 30).await;
+        let (sim, ids) = fleet_in(&t, 30, "127.92.0.1").await;
         let record_dir = tempfile::tempdir().unwrap();
         let record = record_dir.path().join("polls.txt");
         let wrapper = WrapperNode::new("wrapper-1", &t.url, mc.port, STEP, &record);
