@@ -253,7 +253,9 @@ impl Engine {
     /// [`Engine::poll_one`], asking `fence` just before the results are
     /// written: when it says the poll no longer holds its device (a
     /// cluster lock that expired mid-poll), the results are discarded, so
-    /// that they never overwrite a newer poll's rows.
+    /// that they never overwrite a newer poll's rows. A fenced poll returns
+    /// once its rows are committed (or after `deadline` more), so that the
+    /// lock released after it never outlives what makes the device not due.
     pub async fn poll_one_fenced(
         &self,
         device: Device,
@@ -283,6 +285,14 @@ impl Engine {
         let committed = self.write(&mut report).await;
         let alerting = self.alerting.as_ref().ok();
         if report.php_modules.is_empty() && alerting.is_none() {
+            if fence.is_some() {
+                // The caller releases the device's lock as soon as this
+                // returns, and the master's next pass queues any device
+                // that is unlocked and due: the due rule must see this
+                // poll's last_polled by then. Bounded, as a database that
+                // is down holds rows until it is back.
+                let _ = tokio::time::timeout(deadline, committed.wait()).await;
+            }
             return Some(report);
         }
         let written = committed.wait().await;

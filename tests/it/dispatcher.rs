@@ -24,6 +24,9 @@ struct RedisServer {
     /// A config file, which redis-server wants first.
     conf: Option<String>,
     extra: Vec<String>,
+    /// Its working directory: a replica's copy of the data set lands
+    /// there, not in the checkout.
+    dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
@@ -33,14 +36,20 @@ impl RedisServer {
     }
 
     fn start_with(extra: &[&str]) -> RedisServer {
-        let mut r = RedisServer {
-            port: free_tcp_port(),
-            conf: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            child: None,
-        };
+        let mut r = RedisServer::unstarted(None, extra.iter().map(|s| s.to_string()).collect());
         r.spawn();
         r
+    }
+
+    /// A server on a free port, not yet spawned.
+    fn unstarted(conf: Option<String>, extra: Vec<String>) -> RedisServer {
+        RedisServer {
+            port: free_tcp_port(),
+            conf,
+            extra,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        }
     }
 
     fn spawn(&mut self) {
@@ -48,6 +57,9 @@ impl RedisServer {
         cmd.args(&self.conf);
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .current_dir(self.dir.path())
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -582,12 +594,7 @@ async fn a_node_reaches_redis_over_tls_as_an_acl_user_and_never_logs_the_passwor
         )
         .unwrap();
         let file = |f: &str| certs.path().join(f).display().to_string();
-        let mut redis = RedisServer {
-            port: free_tcp_port(),
-            conf: Some(conf.display().to_string()),
-            extra: Vec::new(),
-            child: None,
-        };
+        let mut redis = RedisServer::unstarted(Some(conf.display().to_string()), Vec::new());
         redis.extra = vec![
             "--port".into(),
             "0".into(),
@@ -739,12 +746,8 @@ async fn a_redis_failover_under_sentinel_costs_no_device_more_than_a_period() {
             )
             .unwrap();
             // Sentinel rewrites its config file, in the test's directory.
-            let mut s = RedisServer {
-                port: free_tcp_port(),
-                conf: Some(conf.display().to_string()),
-                extra: vec!["--sentinel".into()],
-                child: None,
-            };
+            let mut s =
+                RedisServer::unstarted(Some(conf.display().to_string()), vec!["--sentinel".into()]);
             s.spawn();
             sentinels.push(s);
         }
@@ -963,7 +966,9 @@ async fn three_ironpoll_nodes_in_two_groups_poll_two_thousand_devices_once_per_c
                 ("poller.concurrency", "200".into()),
                 ("icmp_check", "false".into()),
             ]);
-            cluster_node(name, &t.url, FREQ, 5, &settings, &[])
+            // The workers' debug lines say why a device was not polled.
+            let log = ("RUST_LOG", "info,ironpoll::scheduler=debug,ironpoll::cluster=debug".to_string());
+            cluster_node(name, &t.url, FREQ, 5, &settings, &[log])
         };
         let serves: BTreeMap<&str, Vec<i64>> = [
             ("ironpoll-g1", vec![1]),
@@ -979,13 +984,15 @@ async fn three_ironpoll_nodes_in_two_groups_poll_two_thousand_devices_once_per_c
             node("ironpoll-g12", "1,2"),
         ];
         until(began + 2.0 * f64::from(FREQ) + 10.0).await;
+        // No poll starts after SIGTERM: the last cycle is judged up to
+        // here, not up to the end of the drain.
+        let ended = unix_now();
         for n in &nodes {
             n.terminate();
         }
         for n in &mut nodes {
             n.stop();
         }
-        let ended = unix_now();
         let mut polls = Vec::new();
         for n in &nodes {
             polls.extend(n.polls());
@@ -998,6 +1005,7 @@ async fn three_ironpoll_nodes_in_two_groups_poll_two_thousand_devices_once_per_c
         assert_no_overlap(&polls);
         let per_device = by_device(&polls);
         assert_eq!(per_device.len(), DEVICES, "some device was never polled");
+        let story = |device: u32| -> String { nodes.iter().map(|n| n.story_of(device)).collect() };
         for (device, ps) in per_device {
             let group = groups[&device];
             for p in &ps {
@@ -1013,14 +1021,16 @@ async fn three_ironpoll_nodes_in_two_groups_poll_two_thousand_devices_once_per_c
                 let gap = pair[1].start - pair[0].start;
                 assert!(
                     gap >= f64::from(FREQ) - 3.0 && gap <= 2.0 * f64::from(FREQ),
-                    "device {device} polled {gap:.1} s apart"
+                    "device {device} polled {gap:.1} s apart (began {began:.1}, ended {ended:.1})\n{}",
+                    story(device)
                 );
             }
             let last = ps.last().unwrap().start;
             assert!(
                 ended - last <= 2.0 * f64::from(FREQ),
-                "device {device} last polled {:.1} s before the end",
-                ended - last
+                "device {device} last polled {:.1} s before the end (began {began:.1}, ended {ended:.1})\n{}",
+                ended - last,
+                story(device)
             );
         }
         drop(sim);

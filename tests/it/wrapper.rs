@@ -303,8 +303,9 @@ impl IronpollNode {
                 cmd.args(["--set", &format!("{k}={v}")]);
             }
         }
-        cmd.envs(env.iter().map(|(k, v)| (k, v)));
-        cmd.env("RUST_LOG", "info,ironpoll::scheduler=debug")
+        // The test's own variables last: it may ask for more of the log.
+        cmd.env("RUST_LOG", "info,ironpoll::scheduler=debug");
+        cmd.envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         IronpollNode {
@@ -358,6 +359,22 @@ impl IronpollNode {
 
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The lines of this node's log about one device, and its warnings
+    /// and errors: what a failed assertion about the device shows.
+    pub(crate) fn story_of(&self, device: u32) -> String {
+        let tag = format!("device={device}");
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.split_whitespace().any(|w| w == tag)
+                    || l.contains(" WARN ")
+                    || l.contains(" ERROR ")
+                    || l.contains("master dispatcher")
+            })
+            .map(|l| format!("{}: {l}\n", self.name))
+            .collect()
     }
 
     /// The polls this node logged.
