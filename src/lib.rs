@@ -15,6 +15,7 @@ pub mod coord;
 pub mod daemon;
 pub mod db;
 pub mod device;
+pub mod heartbeat;
 pub mod icmp;
 pub mod librenms;
 pub mod memory;

@@ -19,7 +19,7 @@
 //! few poll durations and stays there.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -46,7 +46,8 @@ struct State {
 
 #[derive(Debug)]
 pub struct PollWindow {
-    max: usize,
+    /// `poller.concurrency`, which a reload may change.
+    max: AtomicUsize,
     floor: usize,
     sinks: Vec<Arc<Backlog>>,
     state: Mutex<State>,
@@ -75,7 +76,7 @@ impl PollWindow {
         let floor = (max / 8).max(8).min(max);
         let episodes = episodes(&sinks);
         Arc::new(PollWindow {
-            max,
+            max: AtomicUsize::new(max),
             floor,
             sinks,
             state: Mutex::new(State {
@@ -90,7 +91,19 @@ impl PollWindow {
 
     /// `poller.concurrency`: the most the window opens to.
     pub fn max(&self) -> usize {
-        self.max
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// A new `poller.concurrency` (a reload): a smaller one closes the
+    /// window at once (polls in flight finish), a larger one lets it grow
+    /// on as polls end.
+    pub fn set_max(&self, max: usize) {
+        let max = max.max(1);
+        self.max.store(max, Ordering::Relaxed);
+        let mut s = self.state.lock();
+        s.size = s.size.min(max);
+        drop(s);
+        self.freed.notify_waiters();
     }
 
     /// How many polls may be in flight now.
@@ -146,7 +159,7 @@ impl PollWindow {
             let mut s = self.state.lock();
             s.in_flight = s.in_flight.saturating_sub(1);
             self.follow_sinks(&mut s);
-            if !self.sinks.iter().any(|b| b.is_behind()) && s.size < self.max {
+            if !self.sinks.iter().any(|b| b.is_behind()) && s.size < self.max() {
                 s.size += 1;
             }
         }
@@ -161,7 +174,7 @@ impl PollWindow {
             return;
         }
         s.episodes = now;
-        let size = (s.in_flight.min(s.size) / 2).max(self.floor);
+        let size = (s.in_flight.min(s.size) / 2).max(self.floor.min(self.max()));
         if size < s.size {
             tracing::debug!(
                 from = s.size,
@@ -273,5 +286,27 @@ mod tests {
         assert_eq!(w.in_flight(), 1);
         drop(second);
         assert_eq!(w.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_new_concurrency_closes_the_window_at_once_or_lets_it_grow_further() {
+        let s = sink(100);
+        let w = window(16, &s);
+        for _ in 0..4 {
+            let slots: Vec<Slot> = (0..w.room()).map(|_| w.try_acquire().unwrap()).collect();
+            drop(slots);
+        }
+        assert_eq!(w.size(), 16);
+        let held: Vec<Slot> = (0..10).map(|_| w.try_acquire().unwrap()).collect();
+        w.set_max(4);
+        assert_eq!((w.max(), w.size(), w.room()), (4, 4, 0));
+        drop(held);
+        assert_eq!(w.size(), 4, "grew past the new concurrency");
+        w.set_max(32);
+        for _ in 0..8 {
+            let slots: Vec<Slot> = (0..w.room()).map(|_| w.try_acquire().unwrap()).collect();
+            drop(slots);
+        }
+        assert_eq!(w.size(), 32);
     }
 }

@@ -7,12 +7,14 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod device_cmd;
+mod generate;
 pub mod ping_cmd;
 mod poll_cmd;
 pub mod setup;
 mod sim_cmd;
 mod snmp_args;
 mod snmp_cmd;
+mod status_cmd;
 
 pub use snmp_args::SnmpArgs;
 
@@ -23,7 +25,11 @@ pub use snmp_args::SnmpArgs;
     about = "A native poller engine for LibreNMS",
     propagate_version = true
 )]
-struct Cli {
+pub(crate) struct Cli {
+    /// How log lines are written: text for people, json (one object per
+    /// line) for log collectors
+    #[arg(long, global = true, value_enum, default_value_t = crate::telemetry::LogFormat::Text)]
+    log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +53,10 @@ enum Command {
     Device(device_cmd::DeviceArgs),
     /// Print the resolved configuration and where each value came from.
     CheckConfig(setup::ConfigArgs),
+    /// What this node and its cluster are doing: nodes, running polls, overdue devices.
+    Status(status_cmd::StatusArgs),
+    /// Write the man pages or the shell completions (for packagers).
+    Generate(generate::GenerateArgs),
     /// Ping hosts with fping's options, output and exit codes; or fast ping the store's devices.
     Ping(ping_cmd::PingArgs),
 }
@@ -65,7 +75,7 @@ pub fn main() -> ExitCode {
         Command::Sim(_) | Command::Run(_) => "info",
         _ => "warn",
     };
-    crate::telemetry::init(default_level);
+    crate::telemetry::init(default_level, cli.log_format);
     // The simulator serves each socket from one task: with one thread it
     // runs best on a current-thread runtime, free of cross-thread wake-ups.
     let mut builder = match &cli.command {
@@ -101,12 +111,28 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Run(args) => {
                 let loaded = args.load().await?;
-                crate::daemon::run(loaded.settings, loaded.db, Default::default()).await?;
+                let reload: crate::daemon::reload::Reload = std::sync::Arc::new(move || {
+                    let args = args.clone();
+                    Box::pin(async move {
+                        let again = args.load().await?;
+                        again.db.close().await;
+                        Ok(again.settings)
+                    })
+                });
+                crate::daemon::run_with_reload(
+                    loaded.settings,
+                    loaded.db,
+                    Default::default(),
+                    Some(reload),
+                )
+                .await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Poll(args) => poll_cmd::run(args).await,
             Command::Device(args) => device_cmd::run(args).await,
             Command::CheckConfig(args) => setup::check_config(args).await,
+            Command::Status(args) => status_cmd::run(args).await,
+            Command::Generate(args) => generate::run(args),
             Command::Ping(args) => Ok(ping_cmd::run(args).await),
         }
     });

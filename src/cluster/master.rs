@@ -36,7 +36,8 @@ impl Node {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            let master = self
+            self.engine.heartbeat.turn();
+            let election = self
                 .redis
                 .lock(
                     "dispatch.master",
@@ -44,25 +45,35 @@ impl Node {
                     u64::from(self.settings.dispatcher.master_timeout),
                     true,
                 )
-                .await
-                .unwrap_or(false);
+                .await;
+            let master = *election.as_ref().unwrap_or(&false);
             if !master {
                 if let Some(t) = timers.take() {
                     t.cancel();
                     self.is_master.store(false, Ordering::Relaxed);
+                    metrics::gauge!("ironpoll_cluster_master").set(0.0);
                     tracing::info!(name = %self.name, "no longer the master dispatcher");
+                }
+                // A node that is not master has no due query of its own:
+                // the first round Redis answers is its start.
+                if election.is_ok() {
+                    self.engine.heartbeat.ready();
                 }
                 continue;
             }
             if timers.is_none() {
                 tracing::info!(name = %self.name, "now the master dispatcher");
                 self.is_master.store(true, Ordering::Relaxed);
+                metrics::gauge!("ironpoll_cluster_master").set(1.0);
                 let t = stop.child_token();
                 self.clone().start_timers(t.clone());
                 timers = Some(t);
             }
             match self.dispatch_due().await {
-                Ok(()) => db_failures = 0,
+                Ok(()) => {
+                    db_failures = 0;
+                    self.engine.heartbeat.ready();
+                }
                 Err(e) => {
                     db_failures += 1;
                     if db_failures == 1 {
@@ -129,6 +140,8 @@ impl Node {
                 }
             }
             for (group, ids) in queues {
+                metrics::counter!("ironpoll_cluster_queued_total", "queue" => kind)
+                    .increment(ids.len() as u64);
                 let _ = self
                     .redis
                     .enqueue(&Redis::queue_key(kind, group), &ids)

@@ -129,6 +129,7 @@ impl Node {
             let Some(payload) = payload else {
                 continue;
             };
+            metrics::counter!("ironpoll_cluster_popped_total", "queue" => "poller").increment(1);
             let Ok(id) = payload.trim().parse::<u32>() else {
                 tracing::warn!(queue = %queue.key, %payload, "not a device id: dropped");
                 continue;
@@ -169,13 +170,9 @@ impl Node {
             let started = tokio::time::Instant::now();
             let outcome = round.await;
             self.count_work(super::Work::Ping, started.elapsed());
-            match outcome {
-                Ok(outcomes) => {
-                    for o in outcomes.iter().filter(|o| o.changed) {
-                        tracing::info!(device = o.device_id, hostname = %o.hostname, up = o.status, reason = %o.status_reason, "status changed");
-                    }
-                }
-                Err(e) => tracing::warn!(group, "fast ping round failed: {e}"),
+            // Each change was logged as it was found (`status::apply`).
+            if let Err(e) = outcome {
+                tracing::warn!(group, "fast ping round failed: {e}");
             }
             let _ = self.redis.unlock(&lock, &owner).await;
         }
@@ -197,13 +194,19 @@ impl Node {
             .lock(&lock, &owner, u64::from(frequency), false)
             .await
         {
-            Ok(true) => {}
+            Ok(true) => {
+                metrics::counter!("ironpoll_leases_total", "result" => "taken").increment(1);
+            }
             Ok(false) => {
+                metrics::counter!("ironpoll_leases_total", "result" => "held").increment(1);
                 tracing::debug!(device = id, "tried to poll, but it is locked");
                 return None;
             }
             // No poll without its lock.
-            Err(_) => return None,
+            Err(_) => {
+                metrics::counter!("ironpoll_leases_total", "result" => "failed").increment(1);
+                return None;
+            }
         }
         match dispatch::still_due(&self.db, id, frequency).await {
             Ok(true) => {

@@ -81,6 +81,16 @@ pub enum Coordination {
     Wrapper,
 }
 
+impl std::fmt::Display for Coordination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Coordination::Alone => "alone",
+            Coordination::Dispatcher => "dispatcher",
+            Coordination::Wrapper => "wrapper",
+        })
+    }
+}
+
 /// One kind of work of LibreNMS's dispatcher service
 /// (`service_<task>_enabled`, `_frequency`, `_workers`).
 #[derive(Debug, Clone)]
@@ -453,6 +463,12 @@ pub struct Settings {
     pub ping: PingSettings,
     pub fast_ping: FastPingSettings,
     pub icmp_check: bool,
+    /// Where the Prometheus endpoint listens (`metrics.listen`,
+    /// `host:port`); empty: no endpoint.
+    pub metrics_listen: String,
+    /// Where `ironpoll run` writes what it is doing now, for `ironpoll
+    /// status` (`status_file`); empty: nowhere.
+    pub status_file: String,
     pub poller: PollerSettings,
     pub modules: ModuleSettings,
     pub os: OsSettings,
@@ -602,6 +618,10 @@ impl Settings {
                 rrd_step: 0,
             },
             icmp_check: true,
+            metrics_listen: String::new(),
+            // systemd's RuntimeDirectory=ironpoll (misc/ironpoll.service);
+            // not written where that directory does not exist.
+            status_file: "/run/ironpoll/status.json".into(),
             poller: PollerSettings {
                 frequency: 300,
                 workers: 24,
@@ -833,6 +853,16 @@ impl Settings {
             "fping_options.tos" => self.ping.tos = ranged(v, 0, 255).map_err(inv)? as u8,
             "fping_options.retries" => self.ping.retries = ranged(v, 0, 100).map_err(inv)? as u32,
             "icmp_check" => self.icmp_check = boolean(v).map_err(inv)?,
+            "metrics.listen" => {
+                let listen = string(v).map_err(inv)?;
+                if !listen.is_empty() {
+                    listen.parse::<std::net::SocketAddr>().map_err(|e| {
+                        inv(format!("expected host:port, like 127.0.0.1:9923 ({e})"))
+                    })?;
+                }
+                self.metrics_listen = listen;
+            }
+            "status_file" => self.status_file = string(v).map_err(inv)?,
             "fast_ping.enable" => self.fast_ping.enable = boolean(v).map_err(inv)?,
             "fast_ping.interval" => {
                 self.fast_ping.interval = ranged(v, 1, 3_600).map_err(inv)? as u32
@@ -1158,6 +1188,8 @@ impl Settings {
         add("fast_ping.count", self.fast_ping.count.to_string());
         add("fast_ping.rrd_step", self.fast_ping.rrd_step.to_string());
         add("icmp_check", self.icmp_check.to_string());
+        add("metrics.listen", q(&self.metrics_listen));
+        add("status_file", q(&self.status_file));
         add(
             "service_poller_frequency",
             self.poller.frequency.to_string(),

@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod packed;
 pub mod schema;
 pub mod state;
+pub mod status;
 pub mod value;
 pub mod writer;
 

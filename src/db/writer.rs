@@ -589,7 +589,10 @@ async fn run(
                 batch.push(c);
             }
             held_rows -= batch_rows;
-            match write(&db, &stats, batch, options.commit_deadline).await {
+            let began = Instant::now();
+            let written = write(&db, &stats, batch, options.commit_deadline).await;
+            metrics::histogram!("ironpoll_db_commit_seconds").record(began.elapsed().as_secs_f64());
+            match written {
                 Ok(()) => {
                     if let Some(since) = down_since.take() {
                         tracing::warn!(down_for = ?since.elapsed(), "the database answers again; held changes written");

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use tracing::Instrument;
 
 use tokio::task::JoinSet;
 
@@ -67,6 +68,13 @@ pub struct Engine {
     /// How far the poll windows this engine ran with were cut while a
     /// sink was behind.
     pub window_stats: Arc<WindowStats>,
+    /// The windows handed out, so that a reload can change their
+    /// `poller.concurrency`.
+    windows: Mutex<Vec<std::sync::Weak<PollWindow>>>,
+    /// The scheduling loop's proof of life, for systemd.
+    pub heartbeat: crate::heartbeat::Heartbeat,
+    /// The device polls running now, for `ironpoll status`.
+    running: Mutex<HashMap<u32, RunningPoll>>,
     writer_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -140,6 +148,9 @@ impl Engine {
             unknown_os: Mutex::default(),
             memory: MemoryGate::new(settings_memory_high),
             window_stats: Arc::default(),
+            windows: Mutex::default(),
+            heartbeat: Default::default(),
+            running: Mutex::default(),
             writer_tasks: vec![rrd_task, db_task],
         }))
     }
@@ -217,11 +228,44 @@ impl Engine {
     /// A window of at most `concurrency` polls in flight, cut while a
     /// sink is behind ([`PollWindow`]).
     pub fn poll_window(&self, concurrency: usize) -> Arc<PollWindow> {
-        PollWindow::new(
+        let window = PollWindow::new(
             concurrency,
             self.backlogs().into_iter().cloned().collect(),
             self.window_stats.clone(),
-        )
+        );
+        let mut windows = self.windows.lock();
+        windows.retain(|w| w.strong_count() > 0);
+        windows.push(Arc::downgrade(&window));
+        window
+    }
+
+    /// The device polls running now, oldest first.
+    pub fn running_polls(&self) -> Vec<RunningPoll> {
+        let mut polls: Vec<RunningPoll> = self.running.lock().values().cloned().collect();
+        polls.sort_by(|a, b| a.started.total_cmp(&b.started));
+        polls
+    }
+
+    /// A new `poller.concurrency` for every window in use (a reload).
+    pub fn set_concurrency(&self, concurrency: usize) {
+        for w in self
+            .windows
+            .lock()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+        {
+            w.set_max(concurrency);
+        }
+    }
+
+    /// Polls in flight now, over every window in use.
+    pub fn polls_in_flight(&self) -> usize {
+        self.windows
+            .lock()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|w| w.in_flight())
+            .sum()
     }
 
     /// Room for one more poll: none starts while a sink is behind or
@@ -265,52 +309,61 @@ impl Engine {
         fence: Option<&dyn Fence>,
     ) -> Option<DeviceReport> {
         self.note_unknown_os(&device);
-        let mut report = poll_with_deadline(&self.env, device, state, selection, deadline).await?;
-        if let Some(fence) = fence
-            && !fence.holds().await
-        {
-            tracing::warn!(
-                device = report.device_id,
-                hostname = %report.hostname,
-                "this poll lost its device's lock before its results were written: they are discarded"
-            );
-            report.changes = Default::default();
-            report.rrd.clear();
-            report.php_modules.clear();
-            report
-                .problems
-                .push("results discarded: the poll's lock expired before they were written".into());
-            return Some(report);
-        }
-        let committed = self.write(&mut report).await;
-        let alerting = self.alerting.as_ref().ok();
-        if report.php_modules.is_empty() && alerting.is_none() {
-            if fence.is_some() {
-                // The caller releases the device's lock as soon as this
-                // returns, and the master's next pass queues any device
-                // that is unlocked and due: the due rule must see this
-                // poll's last_polled by then. Bounded, as a database that
-                // is down holds rows until it is back.
-                let _ = tokio::time::timeout(deadline, committed.wait()).await;
-            }
-            return Some(report);
-        }
-        let written = committed.wait().await;
-        if !report.php_modules.is_empty() {
-            self.hand_to_php(&mut report, &written).await;
-        }
-        if let Some(alerting) = alerting {
-            let php_ran = report.php.as_ref().is_some_and(|r| r.error.is_none());
-            if written != Written::Committed {
-                tracing::debug!(
+        let _running = Running::new(self, &device);
+        let span =
+            tracing::info_span!("poll", device = device.device_id, hostname = %device.hostname);
+        // Every line the poll logs carries its device.
+        async move {
+            let mut report = poll_with_deadline(&self.env, device, state, selection, deadline).await?;
+            metrics::histogram!("ironpoll_device_poll_seconds").record(report.seconds);
+            if let Some(fence) = fence
+                && !fence.holds().await
+            {
+                tracing::warn!(
                     device = report.device_id,
-                    "alert rules not run: this poll's rows were not written ({written:?})"
+                    hostname = %report.hostname,
+                    "this poll lost its device's lock before its results were written: they are discarded"
                 );
-            } else if alerting.wanted(php_ran) {
-                report.after_poll = Some(alerting.after_poll(report.device_id).await);
+                report.changes = Default::default();
+                report.rrd.clear();
+                report.php_modules.clear();
+                report
+                    .problems
+                    .push("results discarded: the poll's lock expired before they were written".into());
+                return Some(report);
             }
+            let committed = self.write(&mut report).await;
+            let alerting = self.alerting.as_ref().ok();
+            if report.php_modules.is_empty() && alerting.is_none() {
+                if fence.is_some() {
+                    // The caller releases the device's lock as soon as this
+                    // returns, and the master's next pass queues any device
+                    // that is unlocked and due: the due rule must see this
+                    // poll's last_polled by then. Bounded, as a database that
+                    // is down holds rows until it is back.
+                    let _ = tokio::time::timeout(deadline, committed.wait()).await;
+                }
+                return Some(report);
+            }
+            let written = committed.wait().await;
+            if !report.php_modules.is_empty() {
+                self.hand_to_php(&mut report, &written).await;
+            }
+            if let Some(alerting) = alerting {
+                let php_ran = report.php.as_ref().is_some_and(|r| r.error.is_none());
+                if written != Written::Committed {
+                    tracing::debug!(
+                        device = report.device_id,
+                        "alert rules not run: this poll's rows were not written ({written:?})"
+                    );
+                } else if alerting.wanted(php_ran) {
+                    report.after_poll = Some(alerting.after_poll(report.device_id).await);
+                }
+            }
+            Some(report)
         }
-        Some(report)
+        .instrument(span)
+        .await
     }
 
     /// A device whose OS LibreNMS's definitions do not know is polled with
@@ -530,4 +583,43 @@ async fn poll_with_deadline(
 /// Whether the mode's store needs its schema created.
 pub fn creates_schema(mode: Mode) -> bool {
     mode == Mode::Standalone
+}
+
+/// A device poll running now.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunningPoll {
+    pub device_id: u32,
+    pub hostname: String,
+    /// Unix seconds.
+    pub started: f64,
+}
+
+/// A poll's entry in [`Engine::running_polls`], taken out when the poll
+/// ends or is dropped (abandoned at its deadline).
+struct Running<'a> {
+    engine: &'a Engine,
+    device_id: u32,
+}
+
+impl<'a> Running<'a> {
+    fn new(engine: &'a Engine, device: &Device) -> Running<'a> {
+        engine.running.lock().insert(
+            device.device_id,
+            RunningPoll {
+                device_id: device.device_id,
+                hostname: device.hostname.clone(),
+                started: crate::scheduler::unix_seconds(),
+            },
+        );
+        Running {
+            engine,
+            device_id: device.device_id,
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.engine.running.lock().remove(&self.device_id);
+    }
 }

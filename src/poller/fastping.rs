@@ -131,6 +131,7 @@ impl FastPing {
             }
         }
 
+        let began = std::time::Instant::now();
         let mut results = self
             .pinger
             .sweep_with_retries(
@@ -139,6 +140,15 @@ impl FastPing {
                 self.settings().ping.retries,
             )
             .await;
+        metrics::histogram!("ironpoll_fastping_round_seconds")
+            .record(began.elapsed().as_secs_f64());
+        let (sent, answered) = results.iter().fold((0u64, 0u64), |(s, a), r| {
+            (s + u64::from(r.transmitted), a + u64::from(r.received))
+        });
+        metrics::counter!("ironpoll_fastping_echoes_total", "outcome" => "answered")
+            .increment(answered);
+        metrics::counter!("ironpoll_fastping_echoes_total", "outcome" => "lost")
+            .increment(sent.saturating_sub(answered));
 
         let now = unix_now();
         let mut outcomes = Vec::with_capacity(ordered.len());
@@ -267,12 +277,8 @@ impl FastPing {
                 }
             };
             match self.round(list).await {
-                Ok(outcomes) => {
-                    for o in outcomes.iter().filter(|o| o.changed) {
-                        tracing::info!(device = o.device_id, hostname = %o.hostname, up = o.status, reason = %o.status_reason, "status changed");
-                    }
-                    on_round(&outcomes);
-                }
+                // Each change was logged as it was found (`status::apply`).
+                Ok(outcomes) => on_round(&outcomes),
                 Err(e) => tracing::warn!("fast ping round failed: {e}"),
             }
         }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::db::Val;
@@ -259,11 +260,15 @@ pub async fn poll_device(
             continue;
         };
         let t = Instant::now();
-        let result = poll_fn(&mut poll).await;
+        let result = poll_fn(&mut poll)
+            .instrument(tracing::debug_span!("module", module = m.name))
+            .await;
         let seconds = t.elapsed().as_secs_f64();
+        metrics::histogram!("ironpoll_module_poll_seconds", "module" => m.name).record(seconds);
         let error = match result {
             Ok(()) => None,
             Err(e) => {
+                metrics::counter!("ironpoll_module_errors_total", "module" => m.name).increment(1);
                 tracing::warn!(
                     device = poll.device.device_id,
                     hostname = %poll.device.hostname,

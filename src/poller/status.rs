@@ -80,6 +80,16 @@ pub fn apply(
         } else {
             ("down", reason.as_str())
         };
+        // One line per change, from every path that checks a device (a
+        // poll, a fast-ping round).
+        tracing::info!(
+            device = original.device_id,
+            hostname = %original.hostname,
+            up = status,
+            reason = %reason,
+            was = %original.status_reason,
+            "device status changed"
+        );
         let by = if poll.settings.distributed_poller && !poll.settings.node_id.is_empty() {
             format!(" by {}", poll.settings.node_id)
         } else {

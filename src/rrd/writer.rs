@@ -307,6 +307,7 @@ impl Task {
                     let batch: Vec<RrdUpdate> = self.buf.drain(..n).collect();
                     let files = files.clone();
                     self.done_with(&batch);
+                    metrics::histogram!("ironpoll_rrd_batch_size").record(batch.len() as f64);
                     let outcome = tokio::task::spawn_blocking(move || files.apply(batch)).await;
                     self.stats.batches.fetch_add(1, Ordering::Relaxed);
                     match outcome {
@@ -357,6 +358,7 @@ impl Task {
             };
             self.reachable();
             self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            metrics::histogram!("ironpoll_rrd_batch_size").record(batch.len() as f64);
             self.stats
                 .written
                 .fetch_add((batch.len() - failures.len()) as u64, Ordering::Relaxed);

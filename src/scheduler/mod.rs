@@ -142,6 +142,7 @@ impl Scheduler {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
+            self.engine.heartbeat.turn();
             let due = match devices::due(
                 &self.engine.db,
                 opts.frequency.as_secs() as u32,
@@ -155,6 +156,7 @@ impl Scheduler {
                         tracing::warn!("the device query works again");
                     }
                     db_errors = 0;
+                    self.engine.heartbeat.ready();
                     d
                 }
                 Err(e) => {
@@ -199,8 +201,10 @@ impl Scheduler {
                     continue;
                 }
                 if !self.leases.acquire(d.device_id, opts.frequency).await {
+                    metrics::counter!("ironpoll_leases_total", "result" => "held").increment(1);
                     continue;
                 }
+                metrics::counter!("ironpoll_leases_total", "result" => "taken").increment(1);
                 not_before.remove(&d.device_id);
                 waiting_since.remove(&d.device_id);
                 deferred.remove(&d.device_id);

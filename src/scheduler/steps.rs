@@ -59,6 +59,7 @@ impl Scheduler {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
+            self.engine.heartbeat.turn();
             let start = cluster.step_start(unix_seconds() as i64);
             if current.as_ref().is_none_or(|run| run.step.start != start) {
                 if let Some(run) = current.take() {
@@ -71,6 +72,7 @@ impl Scheduler {
                                 tracing::warn!("the device list can be read again");
                             }
                             list_failing = false;
+                            self.engine.heartbeat.ready();
                             list
                         }
                         Err(e) => {

@@ -19,6 +19,7 @@ mod fixtures;
 mod harness;
 mod modules_live;
 mod ping;
+mod production;
 mod scheduler;
 mod services;
 mod sim;

@@ -318,11 +318,21 @@ impl IronpollNode {
 
     /// SIGTERM, without waiting.
     pub(crate) fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends a signal (`HUP`, `TERM`) to the node, without waiting.
+    pub(crate) fn signal(&self, name: &str) {
         if let Some(c) = &self.child {
             let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
+                .args([&format!("-{name}"), &c.id().to_string()])
                 .status();
         }
+    }
+
+    /// The node's process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGTERM, and the wait for its clean exit (polls drain for up to

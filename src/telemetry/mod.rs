@@ -1,17 +1,37 @@
-//! Logging set-up: human-readable lines on stderr, filtered by `RUST_LOG`
-//! (default `info`, or `warn` for the one-shot tools whose stdout is data).
+//! Logging set-up: lines on stderr (which systemd sends to the journal),
+//! filtered by `RUST_LOG` (default `info`, or `warn` for the one-shot tools
+//! whose stdout is data); human-readable, or one JSON object per line with
+//! `--log-format json`. A device poll is a span (`poll`, with the device's
+//! id and hostname), and each line logged within it carries them.
+
+pub mod prometheus;
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init(default_level: &str) {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn init(default_level: &str, format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// User and system CPU seconds another process has used so far, from
@@ -46,4 +66,12 @@ pub fn process_cpu_seconds() -> f64 {
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// CLOCK_MONOTONIC in microseconds (systemd's `MONOTONIC_USEC`).
+pub fn monotonic_usec() -> u64 {
+    // SAFETY: clock_gettime fills the struct it is given.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
 }

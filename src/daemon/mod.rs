@@ -1,7 +1,13 @@
 //! `ironpoll run`: the wiring of the poller daemon and its shutdown order.
 //! SIGTERM or SIGINT stops the scheduler and the fast-ping loop; polls in
 //! flight finish (within a bound), as does a fast-ping round; both writers
-//! flush; the process exits.
+//! flush; the process exits. Under systemd the daemon speaks the notify
+//! protocol ([`systemd`]); SIGHUP reads the configuration again
+//! ([`reload`]).
+
+pub mod reload;
+pub mod status_file;
+pub mod systemd;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -35,7 +41,21 @@ pub fn scheduler_options(settings: &Settings) -> SchedulerOptions {
 
 /// Runs the daemon until a signal, or until `stop` is cancelled.
 pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow::Result<()> {
+    run_with_reload(settings, db, stop, None).await
+}
+
+/// [`run`], reading the configuration again with `reload` on SIGHUP.
+pub async fn run_with_reload(
+    settings: Settings,
+    db: Db,
+    stop: CancellationToken,
+    reload: Option<reload::Reload>,
+) -> anyhow::Result<()> {
+    let boot_settings = settings.clone();
     let settings = Arc::new(settings);
+    if !settings.metrics_listen.is_empty() {
+        crate::telemetry::prometheus::install(&settings.metrics_listen)?;
+    }
     let engine = Engine::start(settings.clone(), db.clone()).await?;
     let mut scheduler = Scheduler::new(
         engine.clone(),
@@ -114,6 +134,52 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
         tracing::info!("signal received: shutting down");
         signals.cancel();
     });
+    let notifier = systemd::Notifier::from_env().map(Arc::new);
+    let node_stats = match &cluster_node {
+        Some(n) => n.stats(),
+        None => scheduler.stats(),
+    };
+    if !settings.status_file.is_empty() {
+        let master: Arc<dyn Fn() -> bool + Send + Sync> = match &cluster_node {
+            Some(n) => {
+                let n = n.clone();
+                Arc::new(move || n.is_master())
+            }
+            None => Arc::new(|| false),
+        };
+        tokio::spawn(status_file::run(
+            settings.status_file.clone().into(),
+            engine.clone(),
+            node_stats.clone(),
+            settings.coordination().to_string(),
+            master,
+            stop.clone(),
+        ));
+    }
+    if !settings.metrics_listen.is_empty() {
+        tokio::spawn(crate::telemetry::prometheus::collect(
+            engine.clone(),
+            node_stats.clone(),
+            stop.clone(),
+        ));
+    }
+    let notify_task = notifier.clone().map(|n| {
+        tokio::spawn(systemd::run(
+            n,
+            engine.clone(),
+            node_stats.clone(),
+            stop.clone(),
+        ))
+    });
+    if let Some(reload) = reload {
+        tokio::spawn(reload::on_sighup(
+            reload,
+            boot_settings,
+            engine.clone(),
+            notifier,
+            stop.clone(),
+        ));
+    }
     match cluster_node {
         Some(node) => {
             node.run(stop, scheduler_options(&settings).drain).await;
@@ -132,6 +198,9 @@ pub async fn run(settings: Settings, db: Db, stop: CancellationToken) -> anyhow:
     }
     for p in engine.finish().await {
         tracing::error!("at shutdown: {p}");
+    }
+    if let Some(task) = notify_task {
+        let _ = task.await;
     }
     db.close().await;
     tracing::info!("ironpoll poller stopped");

@@ -1,0 +1,535 @@
+//! Running ironpoll as a production daemon: systemd's notify protocol on a
+//! socket the test owns (READY, STATUS, WATCHDOG, RELOADING on SIGHUP,
+//! STOPPING), the Prometheus endpoint scraped during polls, `ironpoll
+//! status` against a running node, JSON logs with a span per device poll,
+//! the unit file under systemd's own checker, and the .deb.
+
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use ironpoll::db::Val;
+
+use crate::services::TestDb;
+use crate::support::*;
+use crate::within;
+use crate::wrapper::{IronpollNode, fleet_in, unix_now};
+
+/// Datagrams on `socket` until one contains `want`, or `secs` pass; all
+/// of them, in order.
+fn notifications_until(socket: &UnixDatagram, want: &str, secs: f64) -> Vec<String> {
+    let until = unix_now() + secs;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while unix_now() < until {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).to_string();
+            let done = m.lines().any(|l| l == want);
+            got.push(m);
+            if done {
+                return got;
+            }
+        }
+    }
+    panic!("no {want} within {secs} s; got {got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_systemd_it_says_ready_pings_the_watchdog_reloads_on_sighup_and_says_stopping() {
+    within(180, async {
+        let t = TestDb::new().await;
+        let (sim, _ids) = fleet_in(&t, 3, "127.101.0.1").await;
+        let dir = tempfile::tempdir().unwrap();
+        let socket_path = dir.path().join("notify.sock");
+        let socket = UnixDatagram::bind(&socket_path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let config = dir.path().join("ironpoll.toml");
+        std::fs::write(&config, "[poller]\nconcurrency = 50\n").unwrap();
+        let mut node = IronpollNode::start_with_env(
+            "prod-notify",
+            &t.url,
+            &[
+                ("distributed_poller", "false".into()),
+                ("service_poller_frequency", "10".into()),
+                ("icmp_check", "false".into()),
+                ("--config", config.display().to_string()),
+            ],
+            &[
+                ("NOTIFY_SOCKET", socket_path.display().to_string()),
+                ("WATCHDOG_USEC", "2000000".into()),
+            ],
+        );
+        let first = notifications_until(&socket, "READY=1", 60.0);
+        let ready = first.last().unwrap();
+        assert!(
+            ready.lines().any(|l| l.starts_with("STATUS=")
+                && l.contains("devices/s")
+                && l.contains("polls in flight")),
+            "READY came without a STATUS line: {ready:?}"
+        );
+        // The watchdog (2 s) is pinged every second while the loop turns,
+        // with the pace in STATUS.
+        let pinged = notifications_until(&socket, "WATCHDOG=1", 10.0);
+        assert!(pinged.last().unwrap().contains("STATUS="));
+        notifications_until(&socket, "WATCHDOG=1", 10.0);
+
+        // A reload: one key applied live, one that needs a restart.
+        std::fs::write(&config, "[poller]\nconcurrency = 80\n[rrd]\nstep = 60\n").unwrap();
+        node.signal("HUP");
+        let reloading = notifications_until(&socket, "RELOADING=1", 10.0);
+        assert!(
+            reloading.last().unwrap().contains("MONOTONIC_USEC="),
+            "RELOADING=1 without MONOTONIC_USEC: {reloading:?}"
+        );
+        notifications_until(&socket, "READY=1", 30.0);
+        let log = node.log();
+        assert!(
+            log.contains("reload: poller.concurrency applied") && log.contains("concurrency=80"),
+            "the new concurrency was not applied:\n{log}"
+        );
+        let restart_line = log
+            .lines()
+            .find(|l| l.contains("applied only after a restart"))
+            .unwrap_or_else(|| panic!("no restart-needed line:\n{log}"));
+        assert!(restart_line.contains("rrd.step"), "{restart_line}");
+        assert!(
+            !restart_line.contains("poller.concurrency"),
+            "a live key was said to need a restart: {restart_line}"
+        );
+        // Polling, through the reload.
+        let start = unix_now();
+        while node.polls().len() < 3 {
+            assert!(unix_now() - start < 60.0, "no polls:\n{}", node.log());
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+
+        node.terminate();
+        notifications_until(&socket, "STOPPING=1", 60.0);
+        node.stop();
+        drop(sim);
+        t.drop_database().await;
+    })
+    .await;
+}
+
+/// GET /metrics: the exposition text.
+fn scrape(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of the sample `name{labels}` (exactly as written), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+fn type_of<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("# TYPE {name} ")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_status_and_json_logs_show_a_running_node() {
+    within(240, async {
+        let t = TestDb::new().await;
+        let (sim, ids) = fleet_in(&t, 3, "127.102.0.1").await;
+        // One device nothing answers for, one never discovered (so never
+        // polled).
+        let dead_port = free_udp_port();
+        let dead = t
+            .add_device("dead-1", dead_port, &[("overwrite_ip", Val::text("127.103.0.1"))])
+            .await;
+        let undiscovered = t
+            .add_device(
+                "new-1",
+                dead_port,
+                &[
+                    ("last_discovered", Val::Null),
+                    ("overwrite_ip", Val::text("127.103.0.2")),
+                ],
+            )
+            .await;
+        // One that answers slowly: its poll is running whenever we look.
+        let slow_sim = address_fleet(
+            ironpoll::sim::profile::Profile::Switch48,
+            1,
+            "127.103.0.3",
+            &["latency=700ms"],
+        )
+        .await;
+        let slow_at = slow_sim.fleet[0].addr;
+        let slow = t
+            .add_device(
+                "slow-1",
+                slow_at.port(),
+                &[("overwrite_ip", Val::text(slow_at.ip().to_string()))],
+            )
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let status_file = dir.path().join("status.json");
+        let metrics_port = free_tcp_port();
+        let settings = [
+            ("distributed_poller", "false".to_string()),
+            ("node_id", "prod-metrics-node".into()),
+            ("service_poller_frequency", "20".into()),
+            ("snmp.retries", "0".into()),
+            ("fast_ping.enable", "true".into()),
+            ("fast_ping.interval", "2".into()),
+            ("metrics.listen", format!("127.0.0.1:{metrics_port}")),
+            ("status_file", status_file.display().to_string()),
+            ("--log-format", "json".into()),
+        ];
+        let mut node = IronpollNode::start_with_env(
+            "prod-metrics",
+            &t.url,
+            &settings,
+            &[("RUST_LOG", "info,ironpoll::poller=debug".into())],
+        );
+        // Every answering device polled, and the dead one tried.
+        let start = unix_now();
+        loop {
+            let up = t
+                .scalar("SELECT COUNT(*) FROM `devices` WHERE `last_polled` IS NOT NULL")
+                .await
+                .as_i64()
+                .unwrap_or(0);
+            let down = t
+                .scalar(&format!("SELECT COUNT(*) FROM `devices` WHERE `device_id` = {dead} AND `status` = 0 AND `status_reason` <> ''"))
+                .await
+                .as_i64()
+                .unwrap_or(0);
+            if up == ids.len() as i64 && down == 1 {
+                break;
+            }
+            assert!(unix_now() - start < 90.0, "devices not polled within 90 s:\n{}", node.log());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // The collector copies counters every second.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let m = scrape(metrics_port);
+        for (name, kind) in [
+            ("ironpoll_module_poll_seconds", "histogram"),
+            ("ironpoll_device_poll_seconds", "histogram"),
+            ("ironpoll_db_commit_seconds", "histogram"),
+            ("ironpoll_rrd_batch_size", "histogram"),
+            ("ironpoll_device_polls_total", "counter"),
+            ("ironpoll_snmp_requests_total", "counter"),
+            ("ironpoll_snmp_timeouts_total", "counter"),
+            ("ironpoll_snmp_drops_total", "counter"),
+            ("ironpoll_rrd_updates_total", "counter"),
+            ("ironpoll_db_statements_total", "counter"),
+            ("ironpoll_db_commits_total", "counter"),
+            ("ironpoll_db_refused_polls_total", "counter"),
+            ("ironpoll_leases_total", "counter"),
+            ("ironpoll_polls_in_flight", "gauge"),
+            ("ironpoll_snmp_requests_in_flight", "gauge"),
+            ("ironpoll_rrd_buffered_updates", "gauge"),
+            ("ironpoll_sink_backlog", "gauge"),
+            ("ironpoll_fastping_echoes_total", "counter"),
+            ("ironpoll_fastping_round_seconds", "histogram"),
+        ] {
+            assert_eq!(type_of(&m, name), Some(kind), "{name} in:\n{m}");
+        }
+        let at_least = |series: &str, n: f64| {
+            let v = sample(&m, series).unwrap_or_else(|| panic!("no {series} in:\n{m}"));
+            assert!(v >= n, "{series} is {v}, want at least {n}");
+        };
+        at_least("ironpoll_device_polls_total{result=\"up\"}", ids.len() as f64);
+        at_least("ironpoll_device_polls_total{result=\"down\"}", 1.0);
+        at_least("ironpoll_module_poll_seconds_count{module=\"ports\"}", ids.len() as f64);
+        at_least("ironpoll_device_poll_seconds_count", (ids.len() + 1) as f64);
+        // The dead device's get timed out; the others' answered.
+        at_least("ironpoll_snmp_timeouts_total", 1.0);
+        at_least("ironpoll_snmp_replies_total", 10.0);
+        let sent = sample(&m, "ironpoll_snmp_requests_total").unwrap();
+        let replies = sample(&m, "ironpoll_snmp_replies_total").unwrap();
+        assert!(sent >= replies, "more replies ({replies}) than requests ({sent})");
+        at_least("ironpoll_rrd_updates_total{outcome=\"received\"}", 1.0);
+        at_least("ironpoll_db_commits_total", 1.0);
+        at_least("ironpoll_db_commit_seconds_count", 1.0);
+        at_least("ironpoll_leases_total{result=\"taken\"}", (ids.len() + 1) as f64);
+        assert_eq!(sample(&m, "ironpoll_db_dropped_polls_total"), Some(0.0));
+        at_least("ironpoll_fastping_echoes_total{outcome=\"answered\"}", 4.0);
+        at_least("ironpoll_fastping_round_seconds_count", 1.0);
+
+        // ironpoll status, as an operator runs it on the node, until the
+        // slow device's poll has started (first polls are spread over the
+        // period).
+        let status_now = || {
+            let out = Command::new(env!("CARGO_BIN_EXE_ironpoll"))
+                .args(["status", "--json", "--db", &t.url])
+                .args(
+                    settings[..4]
+                        .iter()
+                        .flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]),
+                )
+                .args(["--set", &format!("status_file={}", status_file.display())])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        };
+        let slow_running = |status: &serde_json::Value| {
+            status["this_node"]["running"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["device_id"].as_u64() == Some(u64::from(slow)) && p["hostname"] == "slow-1")
+        };
+        let start = unix_now();
+        let status = loop {
+            let status = status_now();
+            if slow_running(&status) {
+                break status;
+            }
+            assert!(
+                unix_now() - start < 60.0,
+                "the slow device's poll is not shown running: {status:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let this = &status["this_node"];
+        assert_eq!(this["pid"].as_u64(), node.pid().map(u64::from), "{status:#}");
+        assert_eq!(this["distribution"], "alone");
+        assert!(this["polls_done"].as_u64().unwrap() >= (ids.len() + 1) as u64, "{status:#}");
+        let me = status["cluster"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_id"] == "prod-metrics-node")
+            .unwrap_or_else(|| panic!("this node is not in poller_cluster: {status:#}"));
+        assert!(me["last_report_age"].as_i64().unwrap() < 60);
+        assert!(me["queues"].as_array().unwrap().iter().any(|q| q["poller_type"] == "poller"));
+        let overdue = status["overdue"].as_array().unwrap();
+        let why = |id: u32| {
+            overdue
+                .iter()
+                .find(|d| d["device_id"].as_u64() == Some(u64::from(id)))
+                .map(|d| d["why"].as_str().unwrap().to_string())
+        };
+        assert_eq!(
+            why(undiscovered).as_deref(),
+            Some("never polled: not discovered yet"),
+            "{status:#}"
+        );
+        assert!(
+            why(dead).is_some_and(|w| w.starts_with("down: ")),
+            "{status:#}"
+        );
+        for id in &ids {
+            assert_eq!(why(*id), None, "device {id} is up and polled, not overdue");
+        }
+        // The text form says the same.
+        let text = Command::new(env!("CARGO_BIN_EXE_ironpoll"))
+            .args(["status", "--db", &t.url])
+            .args(["--set", &format!("status_file={}", status_file.display())])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("prod-metrics (pid")
+                && text.contains("[prod-metrics-node]")
+                && text.contains("never polled: not discovered yet"),
+            "{text}"
+        );
+
+        // JSON logs: every line an object; lines within a device's poll
+        // carry its id and hostname.
+        let log = node.log();
+        let mut in_poll = 0;
+        for line in log.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+            assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
+            let poll = &v["span"];
+            if poll["name"] == "poll" {
+                assert!(poll["device"].is_u64() && poll["hostname"].is_string(), "{line}");
+                in_poll += 1;
+            }
+        }
+        assert!(in_poll > 0, "no log line within a poll span:\n{log}");
+        // The dead device going down is one line (fast ping may have seen
+        // it up first: it answers pings, not SNMP), and no later round
+        // repeats it.
+        let downs: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                l.contains("\"device status changed\"")
+                    && l.contains("\"hostname\":\"dead-1\"")
+                    && l.contains("\"up\":false")
+            })
+            .collect();
+        assert_eq!(downs.len(), 1, "{downs:?}");
+        assert!(downs[0].contains("\"reason\":\"snmp\""), "{}", downs[0]);
+        assert!(!log.contains("\"public\""), "the community reached the log");
+
+        node.stop();
+        assert!(!status_file.exists(), "the status file outlived the daemon");
+        drop(sim);
+        t.drop_database().await;
+    })
+    .await;
+}
+
+#[test]
+fn the_unit_passes_systemds_checks_and_runs_the_daemon_as_intended() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(root.join("misc/ironpoll.service")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ironpoll.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/bin/ironpoll", env!("CARGO_BIN_EXE_ironpoll")),
+    )
+    .unwrap();
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("systemd-analyze ({e}): apt-get install systemd"));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&security.stdout).to_string()
+        + &String::from_utf8_lossy(&security.stderr);
+    let level: f64 = text
+        .split("Overall exposure level for ironpoll.service:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    // systemd's scale: 0-10, "OK" below 4 (a network daemon that keeps
+    // CAP_NET_RAW cannot reach 0).
+    assert!(level < 4.0, "exposure {level}:\n{text}");
+    // The ExecStart line runs the daemon.
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    assert!(exec.starts_with("/usr/bin/ironpoll run "), "{exec}");
+}
+
+#[test]
+fn the_package_installs_the_binary_unit_config_man_pages_and_completions() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let built = Command::new(root.join("misc/package.sh"))
+        .args(["--bin", env!("CARGO_BIN_EXE_ironpoll"), "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let deb = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    assert!(deb.ends_with(".deb"), "{deb}");
+    let field = |f: &str| {
+        let o = Command::new("dpkg-deb")
+            .args(["-f", &deb, f])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(field("Package"), "ironpoll");
+    assert_eq!(field("Version"), env!("CARGO_PKG_VERSION"));
+    let tree = tempfile::tempdir().unwrap();
+    assert!(
+        Command::new("dpkg-deb")
+            .args(["-x", &deb])
+            .arg(tree.path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = tree.path();
+    for f in [
+        "usr/bin/ironpoll",
+        "lib/systemd/system/ironpoll.service",
+        "etc/ironpoll/ironpoll.toml",
+        "usr/share/man/man1/ironpoll.1.gz",
+        "usr/share/man/man1/ironpoll-run.1.gz",
+        "usr/share/man/man1/ironpoll-status.1.gz",
+        "usr/share/bash-completion/completions/ironpoll",
+        "usr/share/zsh/vendor-completions/_ironpoll",
+        "usr/share/fish/vendor_completions.d/ironpoll.fish",
+        "usr/share/doc/ironpoll/copyright",
+    ] {
+        assert!(t.join(f).is_file(), "{f} is not in the package");
+    }
+    // The packaged binary runs, and reads the packaged config.
+    let v = Command::new(t.join("usr/bin/ironpoll"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("ironpoll "));
+    let check = Command::new(t.join("usr/bin/ironpoll"))
+        .args(["check-config", "--db"])
+        .arg(format!("sqlite:{}", t.join("store.db").display()))
+        .arg("--config")
+        .arg(t.join("etc/ironpoll/ironpoll.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // The man page is troff from the CLI definitions; the completions know
+    // the commands.
+    let man = Command::new("zcat")
+        .arg(t.join("usr/share/man/man1/ironpoll.1.gz"))
+        .output()
+        .unwrap();
+    let man = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH ironpoll"),
+        "{man}"
+    );
+    assert!(
+        man.contains("check\\-config") || man.contains("check-config"),
+        "{man}"
+    );
+    let bash =
+        std::fs::read_to_string(t.join("usr/share/bash-completion/completions/ironpoll")).unwrap();
+    assert!(bash.contains("status") && bash.contains("walk"));
+    // The conffile is marked as one.
+    let conffiles = Command::new("dpkg-deb")
+        .args(["-e", &deb])
+        .arg(t.join("DEBIAN"))
+        .status()
+        .unwrap();
+    assert!(conffiles.success());
+    assert_eq!(
+        std::fs::read_to_string(t.join("DEBIAN/conffiles"))
+            .unwrap()
+            .trim(),
+        "/etc/ironpoll/ironpoll.toml"
+    );
+}
