@@ -210,8 +210,13 @@ impl Db {
         let mut opts = if url.is_empty() {
             let mut o = MySqlConnectOptions::new()
                 .username(&s.username)
-                .password(&s.password.expose_str())
                 .database(&s.database);
+            // An empty DB_PASSWORD is no password, as PHP's PDO reads it:
+            // sqlx would answer the server's challenge with a scramble of
+            // "" and be refused.
+            if !s.password.is_empty() {
+                o = o.password(&s.password.expose_str());
+            }
             o = if s.socket.is_empty() {
                 o.host(&s.host).port(s.port)
             } else {

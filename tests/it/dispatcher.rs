@@ -201,6 +201,24 @@ impl ServiceNode {
         }
     }
 
+    /// SIGTERM, as `systemctl stop librenms` sends, and the wait for the
+    /// service to exit (killed after 30 s).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            for _ in 0..300 {
+                if c.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("service.log")).unwrap_or_default()
     }
@@ -233,6 +251,32 @@ fn by_device(polls: &[Poll]) -> BTreeMap<u32, Vec<&Poll>> {
     m
 }
 
+/// The `lnms config:get --dump` the Python nodes read: a distributed
+/// poller of group 0, every dispatcher task on the service, and the
+/// stand-in's own keys (how long a poll takes, where it is recorded).
+fn service_config(
+    freq: u32,
+    master_timeout: u32,
+    workers: u32,
+    poll_seconds: f64,
+    record: &std::path::Path,
+) -> serde_json::Value {
+    serde_json::json!({
+        "distributed_poller": true,
+        "distributed_poller_group": "0",
+        // LibreNMS's dump always has it, and the service needs it.
+        "schedule_type": {"poller": "legacy", "discovery": "legacy", "services": "legacy",
+                          "alerting": "legacy", "billing": "legacy", "ping": "legacy"},
+        "service_poller_frequency": freq,
+        "service_poller_workers": workers,
+        "service_poller_down_retry": 5,
+        "service_master_timeout": master_timeout,
+        "service_update_enabled": false,
+        "test_poll_seconds": poll_seconds,
+        "test_record": record.display().to_string(),
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ironpoll_and_librenms_service_nodes_share_one_cluster_through_failures() {
     within(300, async {
@@ -243,20 +287,7 @@ async fn ironpoll_and_librenms_service_nodes_share_one_cluster_through_failures(
         let (sim, ids) = fleet_in(&t, 12, "127.93.0.1").await;
         let record_dir = tempfile::tempdir().unwrap();
         let record = record_dir.path().join("polls.txt");
-        let config = serde_json::json!({
-            "distributed_poller": true,
-            "distributed_poller_group": "0",
-            // LibreNMS's dump always has it, and the service needs it.
-            "schedule_type": {"poller": "legacy", "discovery": "legacy", "services": "legacy",
-                              "alerting": "legacy", "billing": "legacy", "ping": "legacy"},
-            "service_poller_frequency": FREQ,
-            "service_poller_workers": 4,
-            "service_poller_down_retry": 5,
-            "service_master_timeout": MASTER_TIMEOUT,
-            "service_update_enabled": false,
-            "test_poll_seconds": 1.0,
-            "test_record": record.display().to_string(),
-        });
+        let config = service_config(FREQ, MASTER_TIMEOUT, 4, 1.0, &record);
         let mut node_settings = redis.settings();
         node_settings.push(("service_poller_down_retry", "5".into()));
         node_settings.push(("poller.concurrency", "4".into()));
@@ -1108,6 +1139,159 @@ async fn a_poll_that_outlives_its_lock_does_not_write_over_the_newer_poll() {
         assert_eq!(row[0].string("sysName").as_deref(), Some("from-the-newer-poll"), "{log}");
         // The lock the other node holds is left alone.
         assert!(redis.get(&lock).is_some_and(|h| h.starts_with("python-9")));
+        drop(sim);
+        t.drop_database().await;
+    })
+    .await;
+}
+
+/// README, "Switching a node": a node of a Python cluster stops
+/// librenms-service, runs ironpoll with the same `.env`, shows in
+/// `ironpoll status` and `poller_cluster` as the same node, and goes back;
+/// the other Python node polls on throughout, and no device is polled by
+/// two nodes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_switches_from_librenms_service_to_ironpoll_and_back() {
+    within(300, async {
+        const FREQ: u32 = 15;
+        const MASTER_TIMEOUT: u32 = 5;
+        let t = TestDb::new().await;
+        let redis = RedisServer::start();
+        let (sim, ids) = fleet_in(&t, 6, "127.104.0.1").await;
+        let record_dir = tempfile::tempdir().unwrap();
+        let record = record_dir.path().join("polls.txt");
+        let config = service_config(FREQ, MASTER_TIMEOUT, 2, 0.5, &record);
+        // What the operator set in LibreNMS (its config table), which
+        // ironpoll reads there and the Python nodes through `lnms`.
+        t.db.execute(&ironpoll::db::Statement::new(format!(
+            "INSERT INTO `config` (`config_name`, `config_value`) VALUES \
+             ('distributed_poller', 'true'), ('service_poller_frequency', '{FREQ}'), \
+             ('service_master_timeout', '{MASTER_TIMEOUT}'), ('service_poller_down_retry', '5')"
+        )))
+        .await
+        .unwrap();
+        let began = unix_now();
+        let mut node_a = ServiceNode::start("node-a", &t.url, redis.port, config.clone());
+        let _node_b = ServiceNode::start("node-b", &t.url, redis.port, config.clone());
+        let polled_by = |node: &str, after: f64| {
+            wrapper_polls(&record)
+                .into_iter()
+                .filter(|p| p.node == node && p.start >= after)
+                .count()
+        };
+        while polled_by("node-a", began) == 0 {
+            assert!(
+                unix_now() - began < 90.0,
+                "node-a never polled:\n{}",
+                node_a.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        // 1. Stop librenms-service on the node.
+        node_a.stop();
+        let env = std::fs::read_to_string(node_a.dir.path().join(".env")).unwrap();
+        // 2. ironpoll with the same .env (in LibreNMS's directory, without
+        //    LibreNMS's PHP here: the modules it does not poll are skipped).
+        let librenms = tempfile::tempdir().unwrap();
+        std::fs::write(librenms.path().join(".env"), &env).unwrap();
+        let check = Command::new(env!("CARGO_BIN_EXE_ironpoll"))
+            .args(["check-config", "--librenms-dir"])
+            .arg(librenms.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            said.contains("# distribution: a LibreNMS dispatcher cluster through Redis"),
+            "{said}{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        // 3. Start it.
+        let switched = unix_now();
+        let mut iron = IronpollNode::start_on_librenms(
+            "node-a",
+            librenms.path(),
+            &[("icmp_check", "false".into())],
+        );
+        // Every device is polled again, some by ironpoll, within a period
+        // and the master timeout.
+        let settle = f64::from(FREQ + MASTER_TIMEOUT) + 10.0;
+        loop {
+            let mut all = wrapper_polls(&record);
+            all.extend(iron.polls());
+            let fresh: std::collections::BTreeSet<u32> = all
+                .iter()
+                .filter(|p| p.start >= switched)
+                .map(|p| p.device)
+                .collect();
+            if fresh.len() == ids.len() && !iron.polls().is_empty() {
+                break;
+            }
+            assert!(
+                unix_now() - switched < 2.0 * settle,
+                "after the switch, polled: {fresh:?}\n{}",
+                iron.log()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        // ironpoll status, as on the node: the same node in poller_cluster,
+        // now ironpoll's.
+        let status = loop {
+            let out = Command::new(env!("CARGO_BIN_EXE_ironpoll"))
+                .args(["status", "--json", "--librenms-dir"])
+                .arg(librenms.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let ours = v["cluster"].as_array().unwrap().iter().any(|n| {
+                n["node_id"] == "node-a"
+                    && n["poller_version"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("ironpoll ")
+            });
+            if ours {
+                break v;
+            }
+            assert!(
+                unix_now() - switched < 2.0 * settle,
+                "node-a is not ironpoll's in poller_cluster: {v:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let nodes = status["cluster"].as_array().unwrap();
+        assert_eq!(
+            nodes.iter().filter(|n| n["node_id"] == "node-a").count(),
+            1,
+            "the switched node has two rows: {status:#}"
+        );
+        assert!(nodes.iter().any(|n| n["node_id"] == "node-b"), "{status:#}");
+        assert_eq!(
+            nodes.iter().filter(|n| n["master"] == true).count(),
+            1,
+            "{status:#}"
+        );
+
+        // 4. Back to librenms-service.
+        iron.stop();
+        let back = unix_now();
+        let node_a_again = ServiceNode::start("node-a", &t.url, redis.port, config.clone());
+        while polled_by("node-a", back) == 0 {
+            assert!(
+                unix_now() - back < 2.0 * settle,
+                "node-a did not poll again on librenms-service:\n{}",
+                node_a_again.log()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let mut all = wrapper_polls(&record);
+        all.extend(iron.polls());
+        assert_no_overlap(&all);
         drop(sim);
         t.drop_database().await;
     })

@@ -284,10 +284,30 @@ impl IronpollNode {
         extra: &[(&str, String)],
         env: &[(&str, String)],
     ) -> IronpollNode {
+        IronpollNode::spawn(name, &["--db", db_url], extra, env)
+    }
+
+    /// `ironpoll run --librenms-dir DIR`, which finds the database, Redis
+    /// and the node's id in that directory's `.env`, as on a LibreNMS node.
+    pub(crate) fn start_on_librenms(
+        name: &str,
+        librenms_dir: &Path,
+        extra: &[(&str, String)],
+    ) -> IronpollNode {
+        let dir = librenms_dir.display().to_string();
+        IronpollNode::spawn(name, &["--librenms-dir", &dir], extra, &[])
+    }
+
+    fn spawn(
+        name: &str,
+        source: &[&str],
+        extra: &[(&str, String)],
+        env: &[(&str, String)],
+    ) -> IronpollNode {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("ironpoll.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironpoll"));
-        cmd.args(["run", "--db", db_url]);
+        cmd.arg("run").args(source);
         let base = [
             ("distributed_poller", "true".to_string()),
             ("distributed_poller_name", name.to_string()),
