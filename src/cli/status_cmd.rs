@@ -118,7 +118,7 @@ fn render(r: &Report) -> String {
                 st.poller_name,
                 st.pid,
                 st.distribution,
-                if st.master { ", master" } else { "" },
+                if st.cluster.master { ", master" } else { "" },
                 age(now - st.started),
                 st.polls_done,
                 st.polls_up,
@@ -127,6 +127,19 @@ fn render(r: &Report) -> String {
                 st.running.len(),
                 st.overdue
             );
+            if let (Some(c), Some(answers)) =
+                (&st.cluster.coordinator, st.cluster.coordinator_answers)
+            {
+                let _ = writeln!(
+                    out,
+                    "  {c}: {}",
+                    if answers {
+                        "answers"
+                    } else {
+                        "not answering; no device is polled until it does"
+                    }
+                );
+            }
             for p in &st.running {
                 let _ = writeln!(
                     out,

@@ -31,6 +31,7 @@ impl Node {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut timers: Option<CancellationToken> = None;
         let mut db_failures = 0u32;
+        metrics::gauge!("ironpoll_cluster_master").set(0.0);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,

@@ -143,6 +143,15 @@ impl Node {
         self.is_master.load(Ordering::Relaxed)
     }
 
+    /// Master or not, and whether Redis answers, for the status file.
+    pub fn view(&self) -> crate::daemon::status_file::ClusterView {
+        crate::daemon::status_file::ClusterView {
+            master: self.is_master(),
+            coordinator: Some(self.redis.server().to_string()),
+            coordinator_answers: Some(self.redis.reachable()),
+        }
+    }
+
     pub fn settings(&self) -> &Arc<Settings> {
         &self.settings
     }

@@ -140,19 +140,19 @@ pub async fn run_with_reload(
         None => scheduler.stats(),
     };
     if !settings.status_file.is_empty() {
-        let master: Arc<dyn Fn() -> bool + Send + Sync> = match &cluster_node {
+        let view: Arc<dyn Fn() -> status_file::ClusterView + Send + Sync> = match &cluster_node {
             Some(n) => {
                 let n = n.clone();
-                Arc::new(move || n.is_master())
+                Arc::new(move || n.view())
             }
-            None => Arc::new(|| false),
+            None => Arc::new(status_file::ClusterView::default),
         };
         tokio::spawn(status_file::run(
             settings.status_file.clone().into(),
             engine.clone(),
             node_stats.clone(),
             settings.coordination().to_string(),
-            master,
+            view,
             stop.clone(),
         ));
     }

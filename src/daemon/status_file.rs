@@ -24,13 +24,29 @@ pub struct NodeStatus {
     pub started: f64,
     /// How this node shares devices: alone, dispatcher, wrapper.
     pub distribution: String,
-    pub master: bool,
+    #[serde(flatten)]
+    pub cluster: ClusterView,
     pub polls_done: u64,
     pub polls_up: u64,
     pub polls_down: u64,
     pub polls_abandoned: u64,
     pub overdue: u64,
     pub running: Vec<RunningPoll>,
+}
+
+/// This node's place in its cluster, now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// The dispatcher cluster's master.
+    pub master: bool,
+    /// What the cluster is coordinated through (`redis at host:port db
+    /// n`), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<String>,
+    /// Whether it answered the last command: no device is polled without
+    /// its lock while it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator_answers: Option<bool>,
 }
 
 impl NodeStatus {
@@ -50,7 +66,7 @@ pub async fn run(
     engine: Arc<Engine>,
     stats: Arc<SchedulerStats>,
     distribution: String,
-    master: Arc<dyn Fn() -> bool + Send + Sync>,
+    cluster: Arc<dyn Fn() -> ClusterView + Send + Sync>,
     stop: CancellationToken,
 ) {
     if let Some(dir) = path.parent()
@@ -76,7 +92,7 @@ pub async fn run(
             written: crate::scheduler::unix_seconds(),
             started,
             distribution: distribution.clone(),
-            master: master(),
+            cluster: cluster(),
             polls_done: up + down + abandoned,
             polls_up: up,
             polls_down: down,

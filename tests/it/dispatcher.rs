@@ -694,15 +694,31 @@ async fn while_redis_is_down_nothing_is_polled_and_polling_resumes_after() {
         let t = TestDb::new().await;
         let (sim, ids) = fleet_in(&t, 6, "127.95.0.1").await;
         let mut redis = RedisServer::start();
-        let settings = redis.settings();
+        let mut settings = redis.settings();
+        let run_dir = tempfile::tempdir().unwrap();
+        let status_file = run_dir.path().join("status.json");
+        settings.push(("status_file", status_file.display().to_string()));
+        // What `ironpoll status` shows of Redis, from the status file.
+        let redis_answers = || {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&status_file).unwrap()).unwrap();
+            assert!(
+                v["coordinator"].as_str().unwrap().starts_with("redis at 127.0.0.1:"),
+                "{v}"
+            );
+            v["coordinator_answers"].as_bool().unwrap()
+        };
         let mut node = lone_node("ironpoll-restart", &t.url, &settings, &[]);
         assert!(wait_all_polled(&t, ids.len(), 30.0).await, "{}", node.log());
+        assert!(redis_answers());
         redis.stop();
         let down = unix_now();
         tokio::time::sleep(Duration::from_secs(2 * u64::from(FREQ_ALONE))).await;
+        assert!(!redis_answers(), "the status file says redis answers while it is down");
         redis.spawn();
         let up = unix_now();
         tokio::time::sleep(Duration::from_secs(2 * u64::from(FREQ_ALONE) + 5)).await;
+        assert!(redis_answers(), "the status file says redis is still down");
         node.stop();
         let log = node.log();
         let polls = node.polls();
@@ -1208,10 +1224,14 @@ async fn a_node_switches_from_librenms_service_to_ironpoll_and_back() {
         );
         // 3. Start it.
         let switched = unix_now();
+        let metrics_port = free_tcp_port();
         let mut iron = IronpollNode::start_on_librenms(
             "node-a",
             librenms.path(),
-            &[("icmp_check", "false".into())],
+            &[
+                ("icmp_check", "false".into()),
+                ("metrics.listen", format!("127.0.0.1:{metrics_port}")),
+            ],
         );
         // Every device is polled again, some by ironpoll, within a period
         // and the master timeout.
@@ -1275,6 +1295,20 @@ async fn a_node_switches_from_librenms_service_to_ironpoll_and_back() {
             nodes.iter().filter(|n| n["master"] == true).count(),
             1,
             "{status:#}"
+        );
+        // Its queue and lock events, as Prometheus sees them.
+        let m = crate::production::scrape(metrics_port);
+        let at_least_one = |series: &str| {
+            assert!(
+                crate::production::sample(&m, series).is_some_and(|v| v >= 1.0),
+                "{series} in:\n{m}"
+            );
+        };
+        at_least_one("ironpoll_cluster_popped_total{queue=\"poller\"}");
+        at_least_one("ironpoll_leases_total{result=\"taken\"}");
+        assert_eq!(
+            crate::production::type_of(&m, "ironpoll_cluster_master"),
+            Some("gauge")
         );
 
         // 4. Back to librenms-service.

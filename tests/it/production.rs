@@ -117,7 +117,7 @@ async fn under_systemd_it_says_ready_pings_the_watchdog_reloads_on_sighup_and_sa
 }
 
 /// GET /metrics: the exposition text.
-fn scrape(port: u16) -> String {
+pub(crate) fn scrape(port: u16) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
@@ -131,7 +131,7 @@ fn scrape(port: u16) -> String {
 }
 
 /// The value of the sample `name{labels}` (exactly as written), if present.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         l.strip_prefix(series)?
             .strip_prefix(' ')?
@@ -141,7 +141,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
     })
 }
 
-fn type_of<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn type_of<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("# TYPE {name} ")))
 }
