@@ -28,9 +28,11 @@ fi
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 arch=$(dpkg --print-architecture)
 stage=$(mktemp -d)
+chmod 0755 "$stage"
 trap 'rm -rf "$stage"' EXIT
 
-install -D -m 0755 "$bin" "$stage/usr/bin/ironpoll"
+# Stripped: the symbols are for profiling a build, not for a package.
+install -D -s -m 0755 "$bin" "$stage/usr/bin/ironpoll"
 install -D -m 0644 misc/ironpoll.service "$stage/lib/systemd/system/ironpoll.service"
 install -D -m 0640 misc/ironpoll.toml "$stage/etc/ironpoll/ironpoll.toml"
 install -D -m 0644 LICENSE "$stage/usr/share/doc/ironpoll/copyright"

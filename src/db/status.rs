@@ -50,8 +50,8 @@ pub struct OverdueDevice {
     /// Seconds since its last poll; None when never polled.
     pub since_polled: Option<i64>,
     /// `down: <status_reason>`, `never polled` (`: not discovered yet`),
-    /// or `late: the last poll ended <n> s ago` (polls that fail, or that
-    /// do not start for want of room).
+    /// or `failed or not started: the last complete poll ended <n> s ago`
+    /// (polls abandoned or discarded, or not started for want of room).
     pub why: String,
 }
 
@@ -165,7 +165,10 @@ pub async fn overdue(
                 }
                 (None, _) => "never polled".to_string(),
                 (Some(_), true) => "down".to_string(),
-                (Some(s), false) => format!("late: the last poll ended {s} s ago"),
+                // Its polls fail (abandoned, discarded) or do not start.
+                (Some(s), false) => {
+                    format!("failed or not started: the last complete poll ended {s} s ago")
+                }
             };
             Some(OverdueDevice {
                 device_id: u32::try_from(r.u64("device_id")?).ok()?,
@@ -176,4 +179,72 @@ pub async fn overdue(
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device in the embedded store: its name, status, reason, seconds
+    /// since its last poll (None: never), discovered, disabled, group.
+    async fn add(
+        db: &Db,
+        name: &str,
+        up: bool,
+        reason: &str,
+        polled_ago: Option<i64>,
+        discovered: bool,
+        disabled: bool,
+    ) {
+        let d = db.dialect();
+        let ago = |s: i64| format!("datetime('now', '-{s} seconds')");
+        let sql = format!(
+            "INSERT INTO `devices` (`hostname`, `community`, `status`, `status_reason`, `disabled`, `last_polled`, `last_polled_timetaken`, `last_discovered`) VALUES ('{name}', 'public', {}, '{reason}', {}, {}, 10, {})",
+            i32::from(up),
+            i32::from(disabled),
+            polled_ago.map_or("NULL".to_string(), ago),
+            if discovered { d.now() } else { "NULL" },
+        );
+        db.execute(&Statement::new(sql)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn overdue_devices_come_with_why_and_the_rest_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(dir.path().join("t.db").to_str().unwrap(), 1)
+            .await
+            .unwrap();
+        db.create_schema().await.unwrap();
+        add(&db, "fresh", true, "", Some(100), true, false).await;
+        // One period plus what the last poll took (10 s) is not overdue.
+        add(&db, "just-due", true, "", Some(305), true, false).await;
+        add(&db, "failing", true, "", Some(900), true, false).await;
+        add(&db, "dead", false, "icmp,snmp", Some(2000), true, false).await;
+        add(&db, "new", false, "", None, false, false).await;
+        add(&db, "unpolled", true, "", None, true, false).await;
+        add(&db, "off", true, "", None, true, true).await;
+        let got = overdue(&db, 300, None).await.unwrap();
+        // The clock may tick between the insert and the query.
+        let failing = got.iter().find(|d| d.hostname == "failing").unwrap();
+        let ago = failing.since_polled.unwrap();
+        assert!((900..=902).contains(&ago), "{ago}");
+        let why: Vec<(&str, &str)> = got
+            .iter()
+            .map(|d| (d.hostname.as_str(), d.why.as_str()))
+            .collect();
+        let failing_why =
+            format!("failed or not started: the last complete poll ended {ago} s ago");
+        assert_eq!(
+            why,
+            [
+                ("new", "never polled: not discovered yet"),
+                ("unpolled", "never polled"),
+                ("dead", "down: icmp,snmp"),
+                ("failing", failing_why.as_str()),
+            ]
+        );
+        // A group filter keeps only that group's (all are in group 0).
+        assert!(overdue(&db, 300, Some(&[7])).await.unwrap().is_empty());
+        assert_eq!(overdue(&db, 300, Some(&[0])).await.unwrap().len(), 4);
+    }
 }

@@ -459,6 +459,19 @@ fn the_package_installs_the_binary_unit_config_man_pages_and_completions() {
     };
     assert_eq!(field("Package"), "ironpoll");
     assert_eq!(field("Version"), env!("CARGO_PKG_VERSION"));
+    // The tree is root's, and its top is not private (dpkg would make
+    // the target's directories so).
+    let listing = Command::new("dpkg-deb")
+        .args(["-c", &deb])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let top = listing.lines().next().unwrap_or_default();
+    assert!(top.starts_with("drwxr-xr-x root/root"), "{top}");
+    assert!(
+        listing.lines().all(|l| l.contains(" root/root ")),
+        "{listing}"
+    );
     let tree = tempfile::tempdir().unwrap();
     assert!(
         Command::new("dpkg-deb")
