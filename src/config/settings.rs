@@ -469,6 +469,10 @@ pub struct Settings {
     /// Where `ironpoll run` writes what it is doing now, for `ironpoll
     /// status` (`status_file`); empty: nowhere.
     pub status_file: String,
+    /// `log.filter`: the daemon's log filter (`RUST_LOG` directives,
+    /// e.g. `info,ironpoll::poller=debug`), applied at start and by a
+    /// reload; empty: `RUST_LOG`, or `info`.
+    pub log_filter: String,
     pub poller: PollerSettings,
     pub modules: ModuleSettings,
     pub os: OsSettings,
@@ -622,6 +626,7 @@ impl Settings {
             // systemd's RuntimeDirectory=ironpoll (misc/ironpoll.service);
             // not written where that directory does not exist.
             status_file: "/run/ironpoll/status.json".into(),
+            log_filter: String::new(),
             poller: PollerSettings {
                 frequency: 300,
                 workers: 24,
@@ -863,6 +868,12 @@ impl Settings {
                 self.metrics_listen = listen;
             }
             "status_file" => self.status_file = string(v).map_err(inv)?,
+            "log.filter" => {
+                let directives = string(v).map_err(inv)?;
+                tracing_subscriber::EnvFilter::try_new(&directives)
+                    .map_err(|e| inv(format!("not a log filter ({e})")))?;
+                self.log_filter = directives;
+            }
             "fast_ping.enable" => self.fast_ping.enable = boolean(v).map_err(inv)?,
             "fast_ping.interval" => {
                 self.fast_ping.interval = ranged(v, 1, 3_600).map_err(inv)? as u32
@@ -1190,6 +1201,7 @@ impl Settings {
         add("icmp_check", self.icmp_check.to_string());
         add("metrics.listen", q(&self.metrics_listen));
         add("status_file", q(&self.status_file));
+        add("log.filter", q(&self.log_filter));
         add(
             "service_poller_frequency",
             self.poller.frequency.to_string(),

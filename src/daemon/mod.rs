@@ -53,6 +53,11 @@ pub async fn run_with_reload(
 ) -> anyhow::Result<()> {
     let boot_settings = settings.clone();
     let settings = Arc::new(settings);
+    if !settings.log_filter.is_empty()
+        && let Err(e) = crate::telemetry::set_filter(&settings.log_filter)
+    {
+        tracing::warn!("log.filter not applied: {e}");
+    }
     if !settings.metrics_listen.is_empty() {
         crate::telemetry::prometheus::install(&settings.metrics_listen)?;
     }

@@ -15,9 +15,6 @@ use crate::poller::engine::Engine;
 /// daemon did.
 pub type Reload = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<Settings>> + Send + Sync>;
 
-/// The keys a reload applies without a restart.
-pub const LIVE: &[&str] = &["poller.concurrency"];
-
 /// The keys whose value differs between `old` and `new`, in
 /// `check-config`'s order. Secrets compare as `check-config` shows them
 /// (set or not).
@@ -31,8 +28,10 @@ pub fn changed(old: &Settings, new: &Settings) -> Vec<String> {
         .collect()
 }
 
-/// What a reload does with the new settings: applies the live keys to
-/// `running` and the engine, and returns the keys that need a restart.
+/// What a reload does with the new settings: applies the keys that can
+/// change while polls run (`poller.concurrency`, `log.filter`) to
+/// `running`, the engine and the logger, and returns the keys that need a
+/// restart.
 pub fn apply(running: &mut Settings, new: &Settings, engine: &Engine) -> Vec<String> {
     let mut restart = Vec::new();
     for key in changed(running, new) {
@@ -45,6 +44,13 @@ pub fn apply(running: &mut Settings, new: &Settings, engine: &Engine) -> Vec<Str
                     "reload: poller.concurrency applied"
                 );
             }
+            "log.filter" => match crate::telemetry::set_filter(&new.log_filter) {
+                Ok(()) => {
+                    running.log_filter = new.log_filter.clone();
+                    tracing::info!(filter = %new.log_filter, "reload: log.filter applied");
+                }
+                Err(e) => tracing::warn!("reload: log.filter not applied: {e}"),
+            },
             _ => restart.push(key),
         }
     }

@@ -2,11 +2,27 @@
 //! filtered by `RUST_LOG` (default `info`, or `warn` for the one-shot tools
 //! whose stdout is data); human-readable, or one JSON object per line with
 //! `--log-format json`. A device poll is a span (`poll`, with the device's
-//! id and hostname), and each line logged within it carries them.
+//! id and hostname), and each line logged within it carries them. The
+//! daemon's `log.filter` setting replaces the filter at start and on a
+//! reload, so that an operator can turn on a module's debug lines without
+//! a restart.
 
 pub mod prometheus;
 
-use tracing_subscriber::EnvFilter;
+use std::sync::OnceLock;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
+
+/// The filter in use, and the one the process started with (`RUST_LOG`
+/// or the command's default), for [`set_filter`].
+struct Filter {
+    handle: reload::Handle<EnvFilter, Registry>,
+    at_start: String,
+}
+
+static FILTER: OnceLock<Filter> = OnceLock::new();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -15,23 +31,48 @@ pub enum LogFormat {
 }
 
 pub fn init(default_level: &str, format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let at_start = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| EnvFilter::try_new(v).is_ok())
+        .unwrap_or_else(|| default_level.to_string());
+    let (filter, handle) = reload::Layer::new(EnvFilter::new(&at_start));
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
-    let _ = match format {
-        LogFormat::Text => builder
+    let lines = match format {
+        LogFormat::Text => lines
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
-        LogFormat::Json => builder
+            .boxed(),
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .boxed(),
     };
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .try_init()
+        .is_ok()
+    {
+        let _ = FILTER.set(Filter { handle, at_start });
+    }
+}
+
+/// Replaces the log filter (`EnvFilter` directives, as `RUST_LOG`); empty
+/// goes back to the one the process started with.
+pub fn set_filter(directives: &str) -> Result<(), String> {
+    let Some(f) = FILTER.get() else {
+        return Err("logging was not set up by ironpoll".into());
+    };
+    let directives = if directives.trim().is_empty() {
+        f.at_start.as_str()
+    } else {
+        directives
+    };
+    let filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+    f.handle.reload(filter).map_err(|e| e.to_string())
 }
 
 /// User and system CPU seconds another process has used so far, from

@@ -77,8 +77,15 @@ async fn under_systemd_it_says_ready_pings_the_watchdog_reloads_on_sighup_and_sa
         assert!(pinged.last().unwrap().contains("STATUS="));
         notifications_until(&socket, "WATCHDOG=1", 10.0);
 
-        // A reload: one key applied live, one that needs a restart.
-        std::fs::write(&config, "[poller]\nconcurrency = 80\n[rrd]\nstep = 60\n").unwrap();
+        // A reload: two keys applied live (the log filter turns on the
+        // modules' debug lines), one that needs a restart.
+        let module_lines = |log: &str| log.matches("module polled").count();
+        assert_eq!(module_lines(&node.log()), 0);
+        std::fs::write(
+            &config,
+            "[poller]\nconcurrency = 80\n[rrd]\nstep = 60\n[log]\nfilter = \"info,ironpoll::scheduler=debug,ironpoll::poller=debug\"\n",
+        )
+        .unwrap();
         node.signal("HUP");
         let reloading = notifications_until(&socket, "RELOADING=1", 10.0);
         assert!(
@@ -97,12 +104,13 @@ async fn under_systemd_it_says_ready_pings_the_watchdog_reloads_on_sighup_and_sa
             .unwrap_or_else(|| panic!("no restart-needed line:\n{log}"));
         assert!(restart_line.contains("rrd.step"), "{restart_line}");
         assert!(
-            !restart_line.contains("poller.concurrency"),
+            !restart_line.contains("poller.concurrency") && !restart_line.contains("log.filter"),
             "a live key was said to need a restart: {restart_line}"
         );
-        // Polling, through the reload.
+        assert!(log.contains("reload: log.filter applied"), "{log}");
+        // Polling, through the reload, now with the modules' debug lines.
         let start = unix_now();
-        while node.polls().len() < 3 {
+        while node.polls().len() < 3 || module_lines(&node.log()) == 0 {
             assert!(unix_now() - start < 60.0, "no polls:\n{}", node.log());
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
