@@ -133,11 +133,7 @@ fn render(r: &Report) -> String {
                 let _ = writeln!(
                     out,
                     "  {c}: {}",
-                    if answers {
-                        "answers"
-                    } else {
-                        "not answering; no device is polled until it does"
-                    }
+                    if answers { "answers" } else { "not answering" }
                 );
             }
             for p in &st.running {

@@ -114,6 +114,16 @@ impl WrapperCluster {
         self.step_secs
     }
 
+    /// memcached, and whether it answered the last command, for the
+    /// status file.
+    pub fn view(&self) -> crate::daemon::status_file::ClusterView {
+        crate::daemon::status_file::ClusterView {
+            master: false,
+            coordinator: Some(format!("memcached at {}", self.mc.addr())),
+            coordinator_answers: Some(self.reachable.load(Ordering::Relaxed)),
+        }
+    }
+
     /// The start of the step `unix` falls in.
     pub fn step_start(&self, unix: i64) -> i64 {
         unix - unix.rem_euclid(i64::from(self.step_secs))

@@ -68,6 +68,7 @@ pub async fn run_with_reload(
         scheduler_options(&settings),
     );
     let wrapper_cluster = settings.coordination() == Coordination::Wrapper;
+    let mut wrapper: Option<Arc<WrapperCluster>> = None;
     if wrapper_cluster {
         // No Redis: the cluster, if any, is poller-wrapper.py's, shared
         // through memcached.
@@ -81,8 +82,13 @@ pub async fn run_with_reload(
             step = settings.rrd.step,
             "distributed polling without Redis: polling as a poller-wrapper.py node"
         );
-        let cluster = WrapperCluster::new(mc, &settings.distributed_poller_name, settings.rrd.step);
-        scheduler = scheduler.in_wrapper_cluster(Arc::new(cluster));
+        let cluster = Arc::new(WrapperCluster::new(
+            mc,
+            &settings.distributed_poller_name,
+            settings.rrd.step,
+        ));
+        wrapper = Some(cluster.clone());
+        scheduler = scheduler.in_wrapper_cluster(cluster);
     }
     tracing::info!(
         mode = %settings.mode,
@@ -145,13 +151,18 @@ pub async fn run_with_reload(
         None => scheduler.stats(),
     };
     if !settings.status_file.is_empty() {
-        let view: Arc<dyn Fn() -> status_file::ClusterView + Send + Sync> = match &cluster_node {
-            Some(n) => {
-                let n = n.clone();
-                Arc::new(move || n.view())
-            }
-            None => Arc::new(status_file::ClusterView::default),
-        };
+        let view: Arc<dyn Fn() -> status_file::ClusterView + Send + Sync> =
+            match (&cluster_node, &wrapper) {
+                (Some(n), _) => {
+                    let n = n.clone();
+                    Arc::new(move || n.view())
+                }
+                (None, Some(w)) => {
+                    let w = w.clone();
+                    Arc::new(move || w.view())
+                }
+                (None, None) => Arc::new(status_file::ClusterView::default),
+            };
         tokio::spawn(status_file::run(
             settings.status_file.clone().into(),
             engine.clone(),

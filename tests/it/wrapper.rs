@@ -258,17 +258,28 @@ impl IronpollNode {
         step: u32,
         concurrency: u32,
     ) -> IronpollNode {
-        IronpollNode::start_with(
-            name,
-            db_url,
-            &[
-                ("distributed_poller_memcached_host", "127.0.0.1".into()),
-                ("distributed_poller_memcached_port", memcached.to_string()),
-                ("rrd.step", step.to_string()),
-                ("service_poller_frequency", step.to_string()),
-                ("poller.concurrency", concurrency.to_string()),
-            ],
-        )
+        IronpollNode::start_in_steps(name, db_url, memcached, step, concurrency, &[])
+    }
+
+    /// A wrapper-cluster node on `memcached`, in steps of `step` seconds,
+    /// with `extra` settings.
+    fn start_in_steps(
+        name: &str,
+        db_url: &str,
+        memcached: u16,
+        step: u32,
+        concurrency: u32,
+        extra: &[(&str, String)],
+    ) -> IronpollNode {
+        let mut settings = vec![
+            ("distributed_poller_memcached_host", "127.0.0.1".to_string()),
+            ("distributed_poller_memcached_port", memcached.to_string()),
+            ("rrd.step", step.to_string()),
+            ("service_poller_frequency", step.to_string()),
+            ("poller.concurrency", concurrency.to_string()),
+        ];
+        settings.extend(extra.iter().cloned());
+        IronpollNode::start_with(name, db_url, &settings)
     }
 
     /// `ironpoll run` as a distributed node named `name`, with `extra`
@@ -668,8 +679,32 @@ async fn when_memcached_is_lost_the_master_takes_over_and_nodes_stop() {
         // ironpoll first in the step: the master. The wrapper joins as a
         // node, and memcached goes away mid-step.
         let step = next_step(STEP, 0.1).await;
-        let mut master = IronpollNode::start("ironpoll-master", &t.url, mc.port, STEP, 4);
+        // `ironpoll status` reads whether memcached answers from here.
+        let run_dir = tempfile::tempdir().unwrap();
+        let status_file = run_dir.path().join("status.json");
+        let memcached_answers = || {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&status_file).unwrap()).unwrap();
+            assert_eq!(v["distribution"], "wrapper", "{v}");
+            assert!(
+                v["coordinator"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("memcached at 127.0.0.1:"),
+                "{v}"
+            );
+            v["coordinator_answers"].as_bool().unwrap()
+        };
+        let mut master = IronpollNode::start_in_steps(
+            "ironpoll-master",
+            &t.url,
+            mc.port,
+            STEP,
+            4,
+            &[("status_file", status_file.display().to_string())],
+        );
         until(step as f64 + 2.5).await;
+        assert!(memcached_answers());
         let run = wrapper.run(2);
         until(step as f64 + 7.0).await;
         mc.stop();
@@ -680,6 +715,10 @@ async fn when_memcached_is_lost_the_master_takes_over_and_nodes_stop() {
             "poller-wrapper.py crashed: {status}"
         );
         until((step + i64::from(STEP)) as f64 - 3.0).await;
+        assert!(
+            !memcached_answers(),
+            "the status file says memcached answers after it was stopped"
+        );
         master.stop();
 
         let log = master.log();
