@@ -145,57 +145,31 @@ pub async fn run_with_reload(
         tracing::info!("signal received: shutting down");
         signals.cancel();
     });
-    let notifier = systemd::Notifier::from_env().map(Arc::new);
     let node_stats = match &cluster_node {
         Some(n) => n.stats(),
         None => scheduler.stats(),
     };
-    if !settings.status_file.is_empty() {
-        let view: Arc<dyn Fn() -> status_file::ClusterView + Send + Sync> =
-            match (&cluster_node, &wrapper) {
-                (Some(n), _) => {
-                    let n = n.clone();
-                    Arc::new(move || n.view())
-                }
-                (None, Some(w)) => {
-                    let w = w.clone();
-                    Arc::new(move || w.view())
-                }
-                (None, None) => Arc::new(status_file::ClusterView::default),
-            };
-        tokio::spawn(status_file::run(
-            settings.status_file.clone().into(),
-            engine.clone(),
-            node_stats.clone(),
-            settings.coordination().to_string(),
-            view,
-            stop.clone(),
-        ));
-    }
-    if !settings.metrics_listen.is_empty() {
-        tokio::spawn(crate::telemetry::prometheus::collect(
-            engine.clone(),
-            node_stats.clone(),
-            stop.clone(),
-        ));
-    }
-    let notify_task = notifier.clone().map(|n| {
-        tokio::spawn(systemd::run(
-            n,
-            engine.clone(),
-            node_stats.clone(),
-            stop.clone(),
-        ))
-    });
-    if let Some(reload) = reload {
-        tokio::spawn(reload::on_sighup(
-            reload,
-            boot_settings,
-            engine.clone(),
-            notifier,
-            stop.clone(),
-        ));
-    }
+    let view: Arc<dyn Fn() -> status_file::ClusterView + Send + Sync> =
+        match (&cluster_node, &wrapper) {
+            (Some(n), _) => {
+                let n = n.clone();
+                Arc::new(move || n.view())
+            }
+            (None, Some(w)) => {
+                let w = w.clone();
+                Arc::new(move || w.view())
+            }
+            (None, None) => Arc::new(status_file::ClusterView::default),
+        };
+    let observers = start_observers(
+        &settings,
+        boot_settings,
+        &engine,
+        node_stats,
+        view,
+        reload,
+        &stop,
+    );
     match cluster_node {
         Some(node) => {
             node.run(stop, scheduler_options(&settings).drain).await;
@@ -215,12 +189,64 @@ pub async fn run_with_reload(
     for p in engine.finish().await {
         tracing::error!("at shutdown: {p}");
     }
-    if let Some(task) = notify_task {
+    // The status file removed, STOPPING sent.
+    for task in observers {
         let _ = task.await;
     }
     db.close().await;
     tracing::info!("ironpoll poller stopped");
     Ok(())
+}
+
+/// What watches the daemon from beside the poll path: the status file,
+/// the Prometheus collector, systemd's notifications and SIGHUP. Each ends
+/// when `stop` is cancelled; their tasks are waited for at the end.
+fn start_observers(
+    settings: &Arc<Settings>,
+    boot_settings: Settings,
+    engine: &Arc<Engine>,
+    stats: Arc<SchedulerStats>,
+    view: Arc<dyn Fn() -> status_file::ClusterView + Send + Sync>,
+    reload: Option<reload::Reload>,
+    stop: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if !settings.status_file.is_empty() {
+        tasks.push(tokio::spawn(status_file::run(
+            settings.status_file.clone().into(),
+            engine.clone(),
+            stats.clone(),
+            settings.coordination().to_string(),
+            view,
+            stop.clone(),
+        )));
+    }
+    if !settings.metrics_listen.is_empty() {
+        tasks.push(tokio::spawn(crate::telemetry::prometheus::collect(
+            engine.clone(),
+            stats.clone(),
+            stop.clone(),
+        )));
+    }
+    let notifier = systemd::Notifier::from_env().map(Arc::new);
+    if let Some(n) = &notifier {
+        tasks.push(tokio::spawn(systemd::run(
+            n.clone(),
+            engine.clone(),
+            stats,
+            stop.clone(),
+        )));
+    }
+    if let Some(reload) = reload {
+        tasks.push(tokio::spawn(reload::on_sighup(
+            reload,
+            boot_settings,
+            engine.clone(),
+            notifier,
+            stop.clone(),
+        )));
+    }
+    tasks
 }
 
 /// Reports this node in `poller_cluster` and `poller_cluster_stats` at
