@@ -83,7 +83,7 @@ impl Alerting {
             Some(Ok(m)) => m,
             Some(Err(e)) => {
                 tracing::warn!(
-                    "LibreNMS's alert macros in {} are unreadable ({e}): using the built-in ones",
+                    error = %e, "LibreNMS's alert macros in {} are unreadable: using the built-in ones",
                     settings.librenms_dir.join(macros::FILE).display()
                 );
                 Macros::builtin()
@@ -162,7 +162,7 @@ async fn run_batches(core: Arc<Core>, mut waiting: tokio::sync::mpsc::UnboundedR
             Err(e) => {
                 tracing::warn!(
                     devices = ids.len(),
-                    "alert rules and device groups not run: {e}"
+                    error = %e, "alert rules and device groups not run"
                 );
                 for (_, tx) in batch {
                     let _ = tx.send(Err(e.to_string()));

@@ -78,7 +78,7 @@ impl Node {
                 Err(e) => {
                     db_failures += 1;
                     if db_failures == 1 {
-                        tracing::error!("the master's due query failed: {e}");
+                        tracing::error!(error = %e, "the master's due query failed");
                     }
                     if db_failures > MAX_DB_FAILURES {
                         tracing::warn!(
@@ -174,7 +174,7 @@ impl Node {
                         _ = tokio::time::sleep(until_next_multiple(every)) => {}
                     }
                     if let Err(e) = node.timed_dispatch(what).await {
-                        tracing::error!("the {what} dispatch failed: {e}");
+                        tracing::error!(error = %e, "the {what} dispatch failed");
                     }
                 }
             });

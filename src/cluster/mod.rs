@@ -102,7 +102,9 @@ impl Node {
             match crate::db::cluster::node_overrides(&db, &settings.node_id).await {
                 Ok(Some(o)) => o.apply(&mut settings),
                 Ok(None) => {}
-                Err(e) => tracing::warn!("cannot read this node's poller_cluster settings: {e}"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read this node's poller_cluster settings")
+                }
             }
         }
         let name = settings.distributed_poller_name.clone();

@@ -111,7 +111,7 @@ impl Node {
             match php.call_script(script, &args, SCRIPT_DEADLINE).await {
                 Ok((code, out)) => (code, out),
                 Err(e) => {
-                    tracing::error!("{script}: {e}");
+                    tracing::error!(error = %e, "{script} could not be run");
                     (None, e)
                 }
             }

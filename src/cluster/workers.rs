@@ -172,7 +172,7 @@ impl Node {
             self.count_work(super::Work::Ping, started.elapsed());
             // Each change was logged as it was found (`status::apply`).
             if let Err(e) = outcome {
-                tracing::warn!(group, "fast ping round failed: {e}");
+                tracing::warn!(group, error = %e, "fast ping round failed");
             }
             let _ = self.redis.unlock(&lock, &owner).await;
         }
@@ -219,7 +219,7 @@ impl Node {
                 None
             }
             Err(e) => {
-                tracing::warn!(device = id, "cannot check the device is still due: {e}");
+                tracing::warn!(device = id, error = %e, "cannot check the device is still due");
                 let _ = self.redis.unlock(&lock, &owner).await;
                 None
             }
@@ -247,7 +247,7 @@ impl Node {
                 return;
             }
             Err(e) => {
-                tracing::error!(device = id, "cannot load the device: {e}");
+                tracing::error!(device = id, error = %e, "cannot load the device");
                 let _ = self.redis.unlock(&lock, owner).await;
                 return;
             }

@@ -195,7 +195,7 @@ impl Redis {
             }
             Err(e) => {
                 if self.reachable.swap(false, Ordering::Relaxed) {
-                    tracing::error!("{e}: no device is polled without its lock until it answers");
+                    tracing::error!(error = %e, "no device is polled without its lock until it answers");
                 }
             }
         }

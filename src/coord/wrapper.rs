@@ -140,7 +140,7 @@ impl WrapperCluster {
             }
             Err(e) => {
                 if self.reachable.swap(false, Ordering::Relaxed) {
-                    tracing::error!("{e}: device claims stop until it answers");
+                    tracing::error!(error = %e, "device claims stop until it answers");
                 }
             }
         }

@@ -56,7 +56,7 @@ pub async fn run_with_reload(
     if !settings.log_filter.is_empty()
         && let Err(e) = crate::telemetry::set_filter(&settings.log_filter)
     {
-        tracing::warn!("log.filter not applied: {e}");
+        tracing::warn!(error = %e, "log.filter not applied");
     }
     if !settings.metrics_listen.is_empty() {
         crate::telemetry::prometheus::install(&settings.metrics_listen)?;
@@ -309,7 +309,7 @@ async fn report_node_every_period(
             }
             Err(e) => {
                 if !failing {
-                    tracing::error!("cannot report this node in poller_cluster: {e}");
+                    tracing::error!(error = %e, "cannot report this node in poller_cluster");
                 }
                 failing = true;
             }

@@ -49,7 +49,7 @@ pub fn apply(running: &mut Settings, new: &Settings, engine: &Engine) -> Vec<Str
                     running.log_filter = new.log_filter.clone();
                     tracing::info!(filter = %new.log_filter, "reload: log.filter applied");
                 }
-                Err(e) => tracing::warn!("reload: log.filter not applied: {e}"),
+                Err(e) => tracing::warn!(error = %e, "reload: log.filter not applied"),
             },
             _ => restart.push(key),
         }
@@ -92,7 +92,9 @@ pub async fn on_sighup(
                     );
                 }
             }
-            Err(e) => tracing::error!("reload: the configuration is not changed: {e:#}"),
+            Err(e) => {
+                tracing::error!(error = %format_args!("{e:#}"), "reload: the configuration is not changed")
+            }
         }
         if let Some(n) = &notifier {
             n.send("READY=1");

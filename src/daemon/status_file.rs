@@ -109,7 +109,7 @@ pub async fn run(
             }
             Err(e) => {
                 if !failing {
-                    tracing::warn!(file = %path.display(), "cannot write the status file ({e}): ironpoll status will not show this node's polls");
+                    tracing::warn!(file = %path.display(), error = %e, "cannot write the status file: ironpoll status will not show this node's polls");
                 }
                 failing = true;
             }

@@ -41,7 +41,7 @@ impl Notifier {
             Ok(to) => to,
             Err(e) => {
                 tracing::warn!(
-                    "NOTIFY_SOCKET is not a socket address ({e}): systemd is not told when ironpoll is ready"
+                    error = %e, "NOTIFY_SOCKET is not a socket address: systemd is not told when ironpoll is ready"
                 );
                 return None;
             }
@@ -53,7 +53,7 @@ impl Notifier {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(
-                    "cannot open a socket to systemd ({e}): systemd is not told when ironpoll is ready"
+                    error = %e, "cannot open a socket to systemd: systemd is not told when ironpoll is ready"
                 );
                 return None;
             }
@@ -65,7 +65,7 @@ impl Notifier {
     /// systemd cannot take now is dropped: the next one says the same.
     pub fn send(&self, state: &str) {
         if let Err(e) = self.socket.send_to_addr(state.as_bytes(), &self.to) {
-            tracing::debug!("systemd notify not sent: {e}");
+            tracing::debug!(error = %e, "systemd notify not sent");
         }
     }
 }

@@ -605,7 +605,7 @@ async fn run(
                 Err((e, back)) => {
                     if down_since.is_none() {
                         down_since = Some(now);
-                        tracing::warn!("{e}; holding poll results until the database answers");
+                        tracing::warn!(error = %e, "holding poll results until the database answers");
                     }
                     for c in back.into_iter().rev() {
                         held_rows += c.rows();
@@ -657,7 +657,7 @@ async fn write(
     let hung = |e: &DbError| {
         if e.is_hung() {
             stats.hung_commits.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("{e}; retrying the same rows on a fresh connection");
+            tracing::warn!(error = %e, "retrying the same rows on a fresh connection");
         }
     };
     match db
@@ -679,7 +679,7 @@ async fn write(
         Err(e) if e.is_unavailable() => Err((e, batch)),
         Err(e) => {
             drop(all);
-            tracing::debug!("batched write failed ({e}); writing poll by poll");
+            tracing::debug!(error = %e, "batched write failed; writing poll by poll");
             let mut polls = batch.into_iter();
             while let Some(h) = polls.next() {
                 match db
@@ -703,7 +703,7 @@ async fn write(
                             .changes
                             .device
                             .map_or_else(|| "?".to_string(), |d| d.to_string());
-                        tracing::warn!(device, "the database refused a poll's results: {e}");
+                        tracing::warn!(device, error = %e, "the database refused a poll's results");
                         h.finish(Written::Refused(e.to_string()));
                     }
                 }

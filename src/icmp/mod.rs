@@ -246,7 +246,7 @@ async fn receive(socket: AsyncSocket, v6: bool, datagram: bool, ident: u16, rout
         let (n, from) = match socket.recv_from(&mut buf).await {
             Ok(x) => x,
             Err(e) => {
-                tracing::debug!("ICMP receive: {e}");
+                tracing::debug!(error = %e, "ICMP receive");
                 continue;
             }
         };

@@ -149,7 +149,7 @@ impl Pinger {
                         waiting += 1;
                     }
                     Err(e) => {
-                        tracing::debug!(%host, "echo not sent: {e}");
+                        tracing::debug!(%host, error = %e, "echo not sent");
                         sent_at.push(Instant::now());
                         state.push(State::Lost);
                         on_echo(&Echo {

@@ -87,7 +87,7 @@ impl Engine {
             match Pinger::new(settings.ping.tos) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    tracing::error!("ICMP checks disabled: {e}");
+                    tracing::error!(error = %e, "ICMP checks disabled");
                     None
                 }
             }
@@ -434,7 +434,7 @@ impl Engine {
                 device = report.device_id,
                 hostname = %report.hostname,
                 modules = report.php_modules.join(","),
-                "LibreNMS's PHP poll failed: {e}"
+                error = %e, "LibreNMS's PHP poll failed"
             ),
         }
         for m in &report.php_modules {
@@ -548,7 +548,7 @@ fn take_report(
     match joined {
         Ok(Some(report)) => on_done(report),
         Ok(None) => {}
-        Err(e) => tracing::error!("a device poll panicked: {e}"),
+        Err(e) => tracing::error!(error = %e, "a device poll panicked"),
     }
 }
 

@@ -124,7 +124,7 @@ impl FastPing {
                 }
                 Err(e) => {
                     if self.unresolved.insert(device.device_id) {
-                        tracing::warn!(device = device.device_id, "fast ping: {e}");
+                        tracing::warn!(device = device.device_id, error = %e, "fast ping: not pinged");
                     }
                     slot.push(None);
                 }
@@ -239,7 +239,7 @@ impl FastPing {
                     }
                 }
             }
-            Err(e) => tracing::warn!(devices = ids.len(), "alert rules not run: {e}"),
+            Err(e) => tracing::warn!(devices = ids.len(), error = %e, "alert rules not run"),
         }
     }
 
@@ -272,14 +272,14 @@ impl FastPing {
             let list = match self.devices().await {
                 Ok(l) => l,
                 Err(e) => {
-                    tracing::warn!("fast ping: cannot load devices: {e}");
+                    tracing::warn!(error = %e, "fast ping: cannot load devices");
                     continue;
                 }
             };
             match self.round(list).await {
                 // Each change was logged as it was found (`status::apply`).
                 Ok(outcomes) => on_round(&outcomes),
-                Err(e) => tracing::warn!("fast ping round failed: {e}"),
+                Err(e) => tracing::warn!(error = %e, "fast ping round failed"),
             }
         }
         tracing::info!("fast ping stopped");

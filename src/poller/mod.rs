@@ -273,7 +273,7 @@ pub async fn poll_device(
                     device = poll.device.device_id,
                     hostname = %poll.device.hostname,
                     module = m.name,
-                    "module failed: {e}"
+                    error = %e, "module failed"
                 );
                 poll.event(
                     format!(

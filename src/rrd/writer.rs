@@ -316,10 +316,10 @@ impl Task {
                             self.stats.created.fetch_add(o.created, Ordering::Relaxed);
                             self.stats.rejected.fetch_add(o.rejected, Ordering::Relaxed);
                             for e in o.errors {
-                                tracing::warn!("RRD update refused: {e}");
+                                tracing::warn!(error = %e, "RRD update refused");
                             }
                         }
-                        Err(e) => tracing::error!("local RRD writer failed: {e}"),
+                        Err(e) => tracing::error!(error = %e, "local RRD writer failed"),
                     }
                 }
             }
@@ -441,11 +441,11 @@ impl Task {
         if self.outage_since.is_none() {
             self.outage_since = Some(now);
             tracing::warn!(
-                "{e}; holding RRD updates (up to {}) until it answers",
+                error = %e, "holding RRD updates (up to {}) until it answers",
                 self.options.buffer_limit
             );
         } else {
-            tracing::debug!("{e}");
+            tracing::debug!(error = %e, "rrdcached still does not answer");
         }
         self.retry_at = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).min(Duration::from_secs(10));

@@ -161,7 +161,7 @@ impl Scheduler {
                 }
                 Err(e) => {
                     if db_errors == 0 {
-                        tracing::error!("cannot read due devices: {e}; retrying every tick");
+                        tracing::error!(error = %e, "cannot read due devices; retrying every tick");
                     }
                     db_errors += 1;
                     continue;
@@ -318,7 +318,7 @@ impl Scheduler {
         let (list, mut states) = match loaded {
             Ok(x) => x,
             Err(e) => {
-                tracing::error!("cannot load {} due devices: {e}", ids.len());
+                tracing::error!(error = %e, "cannot load {} due devices", ids.len());
                 for id in ids {
                     self.leases.release(id).await;
                 }

@@ -65,26 +65,27 @@ impl Scheduler {
                 if let Some(run) = current.take() {
                     self.end_step(run, &cluster, &finishing, shutdown);
                 }
-                let list =
-                    match devices::wrapper_list(&self.engine.db, opts.groups.as_deref()).await {
-                        Ok(list) => {
-                            if list_failing {
-                                tracing::warn!("the device list can be read again");
-                            }
-                            list_failing = false;
-                            self.engine.heartbeat.ready();
-                            list
+                let list = match devices::wrapper_list(&self.engine.db, opts.groups.as_deref())
+                    .await
+                {
+                    Ok(list) => {
+                        if list_failing {
+                            tracing::warn!("the device list can be read again");
                         }
-                        Err(e) => {
-                            if !list_failing {
-                                tracing::error!(
-                                    "cannot read this step's devices: {e}; retrying every tick"
-                                );
-                            }
-                            list_failing = true;
-                            continue;
+                        list_failing = false;
+                        self.engine.heartbeat.ready();
+                        list
+                    }
+                    Err(e) => {
+                        if !list_failing {
+                            tracing::error!(
+                                error = %e, "cannot read this step's devices; retrying every tick"
+                            );
                         }
-                    };
+                        list_failing = true;
+                        continue;
+                    }
+                };
                 let step = Arc::new(cluster.join(start).await);
                 let keeper = CancellationToken::new();
                 tokio::spawn(keep_step(cluster.clone(), step.clone(), keeper.clone()));
@@ -216,7 +217,7 @@ impl Scheduler {
                 "step finished"
             );
             if let Err(e) = cluster::report_wrapper_run(&db, &name, polled, seconds).await {
-                tracing::warn!("cannot write this node's pollers row: {e}");
+                tracing::warn!(error = %e, "cannot write this node's pollers row");
             }
         });
     }
