@@ -258,14 +258,10 @@ impl Engine {
         }
     }
 
-    /// Polls in flight now, over every window in use.
+    /// Device polls running now (a window's slot can be held by a worker
+    /// still waiting for a device, so the windows are not asked).
     pub fn polls_in_flight(&self) -> usize {
-        self.windows
-            .lock()
-            .iter()
-            .filter_map(std::sync::Weak::upgrade)
-            .map(|w| w.in_flight())
-            .sum()
+        self.running.lock().len()
     }
 
     /// Room for one more poll: none starts while a sink is behind or

@@ -1262,17 +1262,10 @@ async fn a_node_switches_from_librenms_service_to_ironpoll_and_back() {
         // ironpoll status, as on the node: the same node in poller_cluster,
         // now ironpoll's.
         let status = loop {
-            let out = Command::new(env!("CARGO_BIN_EXE_ironpoll"))
-                .args(["status", "--json", "--librenms-dir"])
-                .arg(librenms.path())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let v = crate::production::status_json(&[
+                "--librenms-dir".into(),
+                librenms.path().display().to_string(),
+            ]);
             let ours = v["cluster"].as_array().unwrap().iter().any(|n| {
                 n["node_id"] == "node-a"
                     && n["poller_version"]

@@ -124,6 +124,22 @@ async fn under_systemd_it_says_ready_pings_the_watchdog_reloads_on_sighup_and_sa
     .await;
 }
 
+/// `ironpoll status --json` with `args` (where the configuration is), as
+/// an operator runs it on the node.
+pub(crate) fn status_json(args: &[String]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ironpoll"))
+        .args(["status", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// GET /metrics: the exposition text.
 pub(crate) fn scrape(port: u16) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -282,18 +298,12 @@ async fn metrics_status_and_json_logs_show_a_running_node() {
         // slow device's poll has started (first polls are spread over the
         // period).
         let status_now = || {
-            let out = Command::new(env!("CARGO_BIN_EXE_ironpoll"))
-                .args(["status", "--json", "--db", &t.url])
-                .args(
-                    settings[..4]
-                        .iter()
-                        .flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]),
-                )
-                .args(["--set", &format!("status_file={}", status_file.display())])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+            let mut args = vec!["--db".to_string(), t.url.clone()];
+            for (k, v) in &settings[..4] {
+                args.extend(["--set".to_string(), format!("{k}={v}")]);
+            }
+            args.extend(["--set".into(), format!("status_file={}", status_file.display())]);
+            status_json(&args)
         };
         let slow_running = |status: &serde_json::Value| {
             status["this_node"]["running"]

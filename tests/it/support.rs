@@ -109,9 +109,6 @@ pub fn free_udp_port() -> u16 {
     }
 }
 
-/// Starts a child that is killed when the test process exits, from a thread
-/// that lives as long as the process (PR_SET_PDEATHSIG follows the thread
-/// that forked).
 /// A TCP port of 127.0.0.1 free a moment ago.
 pub fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -121,6 +118,9 @@ pub fn free_tcp_port() -> u16 {
         .port()
 }
 
+/// Starts a child that is killed when the test process exits, from a thread
+/// that lives as long as the process (PR_SET_PDEATHSIG follows the thread
+/// that forked).
 pub fn spawn_for_process_lifetime(mut cmd: Command) -> u32 {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
