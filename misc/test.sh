@@ -8,6 +8,8 @@
 #   MariaDB, a private instance in .work/mariadb (see misc/lib.sh)
 #   memcached, and a venv for LibreNMS's poller-wrapper.py (the tests
 #   start their own memcached on a free port)
+#   openssl, systemd's systemd-analyze and binutils, for the TLS, unit and
+#   package tests
 # The tests start their own private snmpd and snmpsim instances on free
 # loopback ports and stop them when they finish.
 # Extra arguments go to `cargo test`, e.g. ./misc/test.sh faults::
@@ -18,6 +20,9 @@ set -euo pipefail
 
 ensure_build_deps
 ensure_packages snmpd snmp rrdtool rrdcached fping iproute2 nftables memcached redis-server
+# openssl for the Redis TLS test's certificates; systemd for systemd-analyze
+# (the unit's checks, without running systemd); binutils' strip for the .deb.
+ensure_packages openssl systemd binutils
 ensure_snmpsim
 ensure_dispatcher_venv
 ensure_mariadb
