@@ -1,9 +1,11 @@
 //! Graphs through librrd: `rrd_graph_v` with rrdtool's own arguments.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::path::Path;
 
 use parking_lot::Mutex;
+
+use super::librrd::librrd;
 
 /// librrd's graph parses its arguments with getopt, which is not
 /// thread-safe: one graph at a time per process.
@@ -20,20 +22,16 @@ pub fn render(out: &Path, args: &[String]) -> Result<(), String> {
         .map(|a| CString::new(a.as_str()).map_err(|_| format!("NUL in argument {a:?}")))
         .collect::<Result<_, _>>()?;
     let mut argv: Vec<*mut libc::c_char> = c_args.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    let rrd = librrd()?;
     // SAFETY: argv points at NUL-terminated strings alive for the call;
     // librrd only reads them. The info list it returns is freed here.
     unsafe {
-        rrd_sys::rrd_clear_error();
-        let info = rrd_sys::rrd_graph_v(argv.len() as libc::c_int, argv.as_mut_ptr());
+        (rrd.clear_error)();
+        let info = (rrd.graph_v)(argv.len() as libc::c_int, argv.as_mut_ptr());
         if info.is_null() {
-            let e = rrd_sys::rrd_get_error();
-            return Err(if e.is_null() {
-                "rrd_graph failed".to_string()
-            } else {
-                CStr::from_ptr(e).to_string_lossy().into_owned()
-            });
+            return Err(rrd.last_error("rrd_graph failed"));
         }
-        rrd_sys::rrd_info_free(info);
+        (rrd.info_free)(info);
     }
     Ok(())
 }

@@ -3,9 +3,10 @@
 //! here keep their state per thread.
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+use super::librrd::{LibRrd, librrd};
 use super::{CreateSpec, RrdFile, RrdUpdate};
 
 /// What one round of local writes did.
@@ -85,11 +86,12 @@ impl LocalFiles {
         let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
         let mut sources: [*const libc::c_char; 1] = [std::ptr::null()];
         let filename = c_path(path)?;
+        let rrd = librrd()?;
         // SAFETY: every pointer refers to a NUL-terminated string that lives
         // until the call returns; `sources` is a NULL-terminated array.
         let rc = unsafe {
-            rrd_sys::rrd_clear_error();
-            rrd_sys::rrd_create_r2(
+            (rrd.clear_error)();
+            (rrd.create_r2)(
                 filename.as_ptr(),
                 libc::c_ulong::from(spec.step),
                 start as libc::time_t,
@@ -100,7 +102,7 @@ impl LocalFiles {
                 argv.as_mut_ptr(),
             )
         };
-        check(rc)
+        check(rrd, rc)
     }
 }
 
@@ -115,11 +117,12 @@ fn update(path: &Path, ups: &[RrdUpdate]) -> Result<(), String> {
     let c_args = to_c(&args)?;
     let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
     let filename = c_path(path)?;
+    let rrd = librrd()?;
     // SAFETY: as in create: valid NUL-terminated strings for the call's
     // duration.
     let rc = unsafe {
-        rrd_sys::rrd_clear_error();
-        rrd_sys::rrd_updatex_r(
+        (rrd.clear_error)();
+        (rrd.updatex_r)(
             filename.as_ptr(),
             std::ptr::null(),
             0,
@@ -127,23 +130,14 @@ fn update(path: &Path, ups: &[RrdUpdate]) -> Result<(), String> {
             argv.as_mut_ptr(),
         )
     };
-    check(rc)
+    check(rrd, rc)
 }
 
-fn check(rc: libc::c_int) -> Result<(), String> {
+fn check(rrd: &LibRrd, rc: libc::c_int) -> Result<(), String> {
     if rc == 0 {
         return Ok(());
     }
-    // SAFETY: librrd returns a pointer to its thread's error buffer.
-    let msg = unsafe {
-        let p = rrd_sys::rrd_get_error();
-        if p.is_null() {
-            String::from("librrd failed")
-        } else {
-            CStr::from_ptr(p).to_string_lossy().into_owned()
-        }
-    };
-    Err(msg)
+    Err(rrd.last_error("librrd failed"))
 }
 
 fn to_c(args: &[String]) -> Result<Vec<CString>, String> {

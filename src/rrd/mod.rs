@@ -4,6 +4,7 @@
 
 pub mod def;
 pub mod graph;
+mod librrd;
 pub mod local;
 pub mod rrdcached;
 pub mod writer;
