@@ -238,7 +238,8 @@ pub fn push_line(out: &mut Vec<u8>, vb: &VarBind) -> bool {
         out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     };
     let start = out.len();
-    let _ = write!(out, "{}|", vb.oid);
+    vb.oid.write_dotted(|s| out.extend_from_slice(s.as_bytes()));
+    out.push(b'|');
     match &vb.value {
         Value::Integer(v) => {
             out.extend_from_slice(b"2|");

@@ -25,7 +25,8 @@ pub fn netsnmp_line(vb: &VarBind) -> String {
 /// across a walk.
 pub fn push_netsnmp_line(out: &mut String, vb: &VarBind) {
     out.push('.');
-    let _ = write!(out, "{} = ", vb.oid);
+    vb.oid.write_dotted(|s| out.push_str(s));
+    out.push_str(" = ");
     write_value(out, &vb.value);
 }
 
@@ -59,7 +60,8 @@ fn write_value(out: &mut String, value: &Value) {
         }
         Value::Null => out.push_str("NULL"),
         Value::ObjectId(o) => {
-            let _ = write!(out, "OID: .{o}");
+            out.push_str("OID: .");
+            o.write_dotted(|s| out.push_str(s));
         }
         Value::IpAddress(a) => {
             let _ = write!(out, "IpAddress: {}.{}.{}.{}", a[0], a[1], a[2], a[3]);
