@@ -44,13 +44,18 @@ for _ in $(seq 100); do
 done
 agent=127.0.0.1:$port
 
-# CPU seconds of one command run to its end, its output discarded.
+# CPU seconds of one command run to its end, its output discarded. The
+# children's usage is read before and after: it survives exec, so the
+# shell that launched python3 (pyenv's shim is one) is already in it.
 cpu() {
     python3 - "$@" <<'EOF'
 import resource, subprocess, sys
+def used():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+before = used()
 subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(f"{r.ru_utime + r.ru_stime:.4f}")
+print(f"{used() - before:.4f}")
 EOF
 }
 
