@@ -38,10 +38,10 @@ pub fn rrd_sink(settings: &Settings) -> Result<RrdSink, String> {
     }
     let spec = CreateSpec::from_settings(&settings.rrd)?;
     if settings.rrd.rrdcached.is_empty() {
-        Ok(RrdSink::Local(LocalFiles::new(
+        Ok(RrdSink::Local(LocalFiles::open(
             settings.rrd.dir.clone(),
             spec,
-        )))
+        )?))
     } else {
         Ok(RrdSink::Cached(Address::parse(&settings.rrd.rrdcached)?))
     }

@@ -69,12 +69,16 @@ static LIBRRD: OnceLock<Result<LibRrd, String>> = OnceLock::new();
 
 /// librrd, loaded on first use; the error says what to install.
 pub(super) fn librrd() -> Result<&'static LibRrd, String> {
-    LIBRRD.get_or_init(open).as_ref().map_err(Clone::clone)
+    LIBRRD
+        .get_or_init(|| open(&NAMES))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
-fn open() -> Result<LibRrd, String> {
+/// Opens the first of `names` that loads.
+fn open(names: &[&str]) -> Result<LibRrd, String> {
     let mut tried = Vec::new();
-    for name in NAMES {
+    for &name in names {
         let c_name = CString::new(name).expect("no NUL in a constant");
         // SAFETY: a NUL-terminated name; librrd's initialisers only set up
         // its own state. The handle is never closed, so the symbols below
@@ -143,6 +147,16 @@ mod tests {
         // SAFETY: a call with no arguments into the loaded library.
         unsafe { (first.clear_error)() };
         assert_eq!(first.last_error("none"), "none");
+    }
+
+    #[test]
+    fn a_missing_library_says_what_to_install() {
+        let Err(e) = open(&["librrd-not-installed.so.8"]) else {
+            panic!("a library that does not exist loaded");
+        };
+        assert!(e.contains("librrd-not-installed.so.8"), "{e}");
+        assert!(e.contains("apt-get install rrdtool"), "{e}");
+        assert!(e.contains("rrdcached"), "{e}");
     }
 
     #[test]

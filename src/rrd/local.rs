@@ -32,6 +32,14 @@ impl LocalFiles {
         LocalFiles { dir, spec }
     }
 
+    /// Local files, once librrd, which writes them, has been loaded: a host
+    /// without it fails at start with what to install, rather than
+    /// refusing every update later.
+    pub fn open(dir: PathBuf, spec: CreateSpec) -> Result<LocalFiles, String> {
+        librrd()?;
+        Ok(LocalFiles::new(dir, spec))
+    }
+
     pub fn path(&self, file: &RrdFile) -> PathBuf {
         self.dir.join(&file.host_dir).join(&file.name)
     }
