@@ -208,14 +208,7 @@ impl ServiceNode {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
                 .status();
-            for _ in 0..300 {
-                if c.try_wait().unwrap().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            wait_or_kill(&mut c, Duration::from_secs(30));
         }
     }
 
@@ -548,16 +541,9 @@ async fn wait_all_polled(t: &TestDb, n: usize, secs: f64) -> bool {
 /// A CA and a server certificate for 127.0.0.1, made with openssl.
 fn test_certificates(dir: &std::path::Path) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run openssl ({e}): {SETUP_HINT}"));
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut cmd = Command::new(tool("openssl"));
+        cmd.args(args).current_dir(dir);
+        run_ok(cmd, Duration::from_secs(60));
     };
     run(&[
         "req",
@@ -1216,16 +1202,16 @@ async fn a_node_switches_from_librenms_service_to_ironpoll_and_back() {
         //    LibreNMS's PHP here: the modules it does not poll are skipped).
         let librenms = tempfile::tempdir().unwrap();
         std::fs::write(librenms.path().join(".env"), &env).unwrap();
-        let check = Command::new(env!("CARGO_BIN_EXE_ironpoll"))
+        let mut check = ironpoll();
+        check
             .args(["check-config", "--librenms-dir"])
-            .arg(librenms.path())
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&check.stdout);
+            .arg(librenms.path());
+        let check = run(check, Duration::from_secs(30));
+        let said = stdout(&check);
         assert!(
             said.contains("# distribution: a LibreNMS dispatcher cluster through Redis"),
             "{said}{}",
-            String::from_utf8_lossy(&check.stderr)
+            stderr(&check)
         );
         // 3. Start it.
         let switched = unix_now();

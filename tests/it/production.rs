@@ -127,16 +127,9 @@ async fn under_systemd_it_says_ready_pings_the_watchdog_reloads_on_sighup_and_sa
 /// `ironpoll status --json` with `args` (where the configuration is), as
 /// an operator runs it on the node.
 pub(crate) fn status_json(args: &[String]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_ironpoll"))
-        .args(["status", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = ironpoll();
+    cmd.args(["status", "--json"]).args(args);
+    let out = run_ok(cmd, Duration::from_secs(30));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -356,12 +349,10 @@ async fn metrics_status_and_json_logs_show_a_running_node() {
             assert_eq!(why(*id), None, "device {id} is up and polled, not overdue");
         }
         // The text form says the same.
-        let text = Command::new(env!("CARGO_BIN_EXE_ironpoll"))
-            .args(["status", "--db", &t.url])
-            .args(["--set", &format!("status_file={}", status_file.display())])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&text.stdout);
+        let mut cmd = ironpoll();
+        cmd.args(["status", "--db", &t.url])
+            .args(["--set", &format!("status_file={}", status_file.display())]);
+        let text = stdout(&run(cmd, Duration::from_secs(30)));
         assert!(
             text.contains("prod-metrics (pid")
                 && text.contains("[prod-metrics-node]")
@@ -418,23 +409,17 @@ fn the_unit_passes_systemds_checks_and_runs_the_daemon_as_intended() {
         unit.replace("/usr/bin/ironpoll", env!("CARGO_BIN_EXE_ironpoll")),
     )
     .unwrap();
-    let verify = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&path)
-        .output()
-        .unwrap_or_else(|e| panic!("systemd-analyze ({e}): apt-get install systemd"));
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
+    let analyze = |args: &[&str]| {
+        let mut cmd = Command::new(tool("systemd-analyze"));
+        cmd.args(args).arg(&path);
+        cmd
+    };
+    run_ok(analyze(&["verify", "--man=no"]), Duration::from_secs(60));
+    let security = run(
+        analyze(&["security", "--offline=true", "--no-pager"]),
+        Duration::from_secs(60),
     );
-    let security = Command::new("systemd-analyze")
-        .args(["security", "--offline=true", "--no-pager"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&security.stdout).to_string()
-        + &String::from_utf8_lossy(&security.stderr);
+    let text = stdout(&security) + &stderr(&security);
     let level: f64 = text
         .split("Overall exposure level for ironpoll.service:")
         .nth(1)
@@ -456,34 +441,31 @@ fn the_unit_passes_systemds_checks_and_runs_the_daemon_as_intended() {
 fn the_package_installs_the_binary_unit_config_man_pages_and_completions() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = tempfile::tempdir().unwrap();
-    let built = Command::new(root.join("misc/package.sh"))
+    let mut package = Command::new(root.join("misc/package.sh"));
+    package
         .args(["--bin", env!("CARGO_BIN_EXE_ironpoll"), "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let deb = String::from_utf8_lossy(&built.stdout).trim().to_string();
+        .arg(out.path());
+    let deb = stdout(&run_ok(package, Duration::from_secs(300)))
+        .trim()
+        .to_string();
     assert!(deb.ends_with(".deb"), "{deb}");
+    let dpkg_deb = |args: &[&str]| {
+        let mut cmd = Command::new(tool("dpkg-deb"));
+        cmd.args(args).arg(&deb);
+        cmd
+    };
     let field = |f: &str| {
-        let o = Command::new("dpkg-deb")
-            .args(["-f", &deb, f])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
+        let mut cmd = dpkg_deb(&["-f"]);
+        cmd.arg(f);
+        stdout(&run(cmd, Duration::from_secs(30)))
+            .trim()
+            .to_string()
     };
     assert_eq!(field("Package"), "ironpoll");
     assert_eq!(field("Version"), env!("CARGO_PKG_VERSION"));
     // The tree is root's, and its top is not private (dpkg would make
     // the target's directories so).
-    let listing = Command::new("dpkg-deb")
-        .args(["-c", &deb])
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = stdout(&run(dpkg_deb(&["-c"]), Duration::from_secs(30)));
     let top = listing.lines().next().unwrap_or_default();
     assert!(top.starts_with("drwxr-xr-x root/root"), "{top}");
     assert!(
@@ -491,14 +473,9 @@ fn the_package_installs_the_binary_unit_config_man_pages_and_completions() {
         "{listing}"
     );
     let tree = tempfile::tempdir().unwrap();
-    assert!(
-        Command::new("dpkg-deb")
-            .args(["-x", &deb])
-            .arg(tree.path())
-            .status()
-            .unwrap()
-            .success()
-    );
+    let mut extract = dpkg_deb(&["-x"]);
+    extract.arg(tree.path());
+    run_ok(extract, Duration::from_secs(60));
     let t = tree.path();
     for f in [
         "usr/bin/ironpoll",
@@ -515,30 +492,22 @@ fn the_package_installs_the_binary_unit_config_man_pages_and_completions() {
         assert!(t.join(f).is_file(), "{f} is not in the package");
     }
     // The packaged binary runs, and reads the packaged config.
-    let v = Command::new(t.join("usr/bin/ironpoll"))
-        .arg("--version")
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&v.stdout).starts_with("ironpoll "));
-    let check = Command::new(t.join("usr/bin/ironpoll"))
+    let packaged = || Command::new(t.join("usr/bin/ironpoll"));
+    let mut version = packaged();
+    version.arg("--version");
+    assert!(stdout(&run(version, Duration::from_secs(30))).starts_with("ironpoll "));
+    let mut check = packaged();
+    check
         .args(["check-config", "--db"])
         .arg(format!("sqlite:{}", t.join("store.db").display()))
         .arg("--config")
-        .arg(t.join("etc/ironpoll/ironpoll.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+        .arg(t.join("etc/ironpoll/ironpoll.toml"));
+    run_ok(check, Duration::from_secs(30));
     // The man page is troff from the CLI definitions; the completions know
     // the commands.
-    let man = Command::new("zcat")
-        .arg(t.join("usr/share/man/man1/ironpoll.1.gz"))
-        .output()
-        .unwrap();
-    let man = String::from_utf8_lossy(&man.stdout);
+    let mut zcat = Command::new(tool("zcat"));
+    zcat.arg(t.join("usr/share/man/man1/ironpoll.1.gz"));
+    let man = stdout(&run(zcat, Duration::from_secs(30)));
     assert!(
         man.starts_with(".ie") || man.contains(".TH ironpoll"),
         "{man}"
@@ -551,12 +520,9 @@ fn the_package_installs_the_binary_unit_config_man_pages_and_completions() {
         std::fs::read_to_string(t.join("usr/share/bash-completion/completions/ironpoll")).unwrap();
     assert!(bash.contains("status") && bash.contains("walk"));
     // The conffile is marked as one.
-    let conffiles = Command::new("dpkg-deb")
-        .args(["-e", &deb])
-        .arg(t.join("DEBIAN"))
-        .status()
-        .unwrap();
-    assert!(conffiles.success());
+    let mut control = dpkg_deb(&["-e"]);
+    control.arg(t.join("DEBIAN"));
+    run_ok(control, Duration::from_secs(30));
     assert_eq!(
         std::fs::read_to_string(t.join("DEBIAN/conffiles"))
             .unwrap()

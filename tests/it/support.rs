@@ -68,6 +68,29 @@ pub fn run(mut cmd: Command, deadline: Duration) -> Output {
     }
 }
 
+/// Waits up to `deadline` for `child` to exit; true when it did. A child
+/// still running then is killed and reaped, and false returned.
+pub fn wait_or_kill(child: &mut Child, deadline: Duration) -> bool {
+    let until = std::time::Instant::now() + deadline;
+    while std::time::Instant::now() < until {
+        if child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+/// [`run`], for a command that must succeed: a failure shows its stderr.
+pub fn run_ok(cmd: Command, deadline: Duration) -> Output {
+    let shown = format!("{cmd:?}");
+    let out = run(cmd, deadline);
+    assert!(out.status.success(), "{shown}: {}", stderr(&out));
+    out
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -370,15 +370,9 @@ impl IronpollNode {
     /// 30 s, then the writers flush).
     pub(crate) fn stop(&mut self) {
         self.terminate();
-        if let Some(mut c) = self.child.take() {
-            for _ in 0..900 {
-                if c.try_wait().unwrap().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(mut c) = self.child.take()
+            && !wait_or_kill(&mut c, Duration::from_secs(90))
+        {
             let log = self.log();
             let tail: Vec<&str> = log.lines().rev().take(30).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
