@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use libc::{c_char, c_int, c_ulong, c_void, time_t};
 
-/// The shared object's names, newest first: the versioned name a runtime
-/// package installs, then the development symlink.
+/// The shared object's names: the versioned one a runtime package
+/// installs, then the development symlink.
 const NAMES: [&str; 2] = ["librrd.so.8", "librrd.so"];
 
 /// The entry points ironpoll uses, with rrd.h's signatures.

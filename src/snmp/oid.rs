@@ -91,17 +91,13 @@ impl Oid {
 impl fmt::Display for Oid {
     /// Dotted decimal without a leading dot, as snmprec files write OIDs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // itoa rather than `write!`: OIDs are printed for every varbind a
-        // walk records, and the formatting machinery cost more than the
-        // decoding of the message.
-        let mut digits = itoa::Buffer::new();
-        for (i, &arc) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(".")?;
+        let mut result = Ok(());
+        self.write_dotted(|piece| {
+            if result.is_ok() {
+                result = f.write_str(piece);
             }
-            f.write_str(digits.format(arc))?;
-        }
-        Ok(())
+        });
+        result
     }
 }
 
