@@ -6,7 +6,9 @@
 #      snmpbulkwalk at -Cr10 and -Cr25, RUNS times each, interleaved;
 #   2. 44 such agents at once: ironpoll walk --targets against one
 #      snmpbulkwalk per agent, all started together;
-#   3. system calls per request (strace -c) of one walk of each tool.
+#   3. user and system CPU and context switches per request of one walk
+#      at -Cr10, each tool RUNS times;
+#   4. system calls per request (strace -c) of one walk of each tool.
 # CPU is user + system time of the finished child (getrusage), so the
 # agent's CPU is never counted. Prints markdown tables.
 #   ./benches/walk.sh            RUNS=5 by default
@@ -44,20 +46,24 @@ for _ in $(seq 100); do
 done
 agent=127.0.0.1:$port
 
-# CPU seconds of one command run to its end, its output discarded. The
-# children's usage is read before and after: it survives exec, so the
-# shell that launched python3 (pyenv's shim is one) is already in it.
-cpu() {
+# User and system CPU seconds and context switches of one command run to
+# its end, its output discarded. The children's usage is read before and
+# after: it survives exec, so the shell that launched python3 (pyenv's
+# shim is one) is already in it.
+usage() {
     python3 - "$@" <<'EOF'
 import resource, subprocess, sys
 def used():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    return (r.ru_utime, r.ru_stime, r.ru_nvcsw + r.ru_nivcsw)
 before = used()
 subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
-print(f"{used() - before:.4f}")
+print(" ".join(f"{a - b:.4f}" for a, b in zip(used(), before)))
 EOF
 }
+
+# CPU seconds (user + system) of one command.
+cpu() { usage "$@" | awk '{ print $1 + $2 }'; }
 
 sum() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
 
@@ -78,6 +84,25 @@ print(f'| -Cr$r | {n} | {o*1e3:.1f} | {t*1e3:.1f} | {o*1e6/c:.2f} | {t*1e6/c:.2f
 done
 
 echo
+echo "| one walk at -Cr10, per request (mean of $runs, interleaved) | user µs | system µs | context switches |"
+echo "|---|---|---|---|"
+requests=$(( (count + 9) / 10 ))
+ours_use=(0 0 0) theirs_use=(0 0 0)
+for _ in $(seq "$runs"); do
+    read -r u s c < <(usage "$bin" walk -v2c -c public -Cr10 "$agent" 1.3.6.1)
+    ours_use=("$(sum "${ours_use[0]}" "$u")" "$(sum "${ours_use[1]}" "$s")" "$(sum "${ours_use[2]}" "$c")")
+    read -r u s c < <(usage snmpbulkwalk -On -v2c -c public -Cr10 "$agent" 1.3.6.1)
+    theirs_use=("$(sum "${theirs_use[0]}" "$u")" "$(sum "${theirs_use[1]}" "$s")" "$(sum "${theirs_use[2]}" "$c")")
+done
+per_request() {
+    python3 -c "
+n = $runs * $requests
+print(f'| $1 | {$2*1e6/n:.1f} | {$3*1e6/n:.1f} | {$4/n:.2f} |')"
+}
+per_request ironpoll "${ours_use[@]}"
+per_request snmpbulkwalk "${theirs_use[@]}"
+
+echo
 echo "| 44 agents at once | ironpoll CPU s | snmpbulkwalk x44 CPU s | varbinds | ironpoll µs/varbind | snmpbulkwalk µs/varbind | **ratio** |"
 echo "|---|---|---|---|---|---|---|"
 for r in 10 25; do
@@ -92,7 +117,6 @@ done
 echo
 echo "| system calls per request, one walk at -Cr10 | calls |"
 echo "|---|---|"
-requests=$(( (count + 9) / 10 ))
 for tool in ironpoll snmpbulkwalk; do
     if [ $tool = ironpoll ]; then
         cmd=("$bin" walk -v2c -c public -Cr10 "$agent" 1.3.6.1)
