@@ -83,11 +83,12 @@ pub fn main() -> ExitCode {
         // One task drives every echo; a second thread would only add
         // cross-thread wake-ups for each reply.
         Command::Ping(_) => tokio::runtime::Builder::new_current_thread(),
-        // A walk waits on the network nearly all the time: on one thread the
-        // task that reads a reply and the walk it wakes take turns without a
-        // futex, an eventfd write or a parked worker's wake-up per request,
-        // which cost more than the walk itself (benches/RESULTS.md, "One
-        // walk").
+        // One agent's get or walk blocks on a socket of its own
+        // (`snmp::dedicated`). A walk of many (`--targets`) waits on the
+        // shared sockets nearly all the time: on one thread the task that
+        // reads a reply and the walk it wakes take turns without a futex,
+        // an eventfd write or a parked worker's wake-up per request, which
+        // cost more than the walk itself (benches/RESULTS.md, "One walk").
         Command::Get(_) | Command::Walk(_) => tokio::runtime::Builder::new_current_thread(),
         Command::Sim(args) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();

@@ -121,7 +121,9 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
         .map(|o| parse_oid(o))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let client = client()?;
-    let session = client.session(&target, credentials, options).await?;
+    let session = client
+        .dedicated_session(&target, credentials, options)
+        .await?;
     let varbinds = session.get(&oids).await?;
     let mut out = output();
     for vb in &varbinds {
@@ -163,7 +165,9 @@ pub async fn walk(args: WalkArgs) -> anyhow::Result<ExitCode> {
     // even when that is an exception.
     let root_fallback = std::mem::replace(&mut options.walk_root_fallback, false);
     let client = client()?;
-    let session = client.session(&target, credentials, options).await?;
+    let session = client
+        .dedicated_session(&target, credentials, options)
+        .await?;
     let mut out = output();
     let mut write_error = None;
     let summary = session

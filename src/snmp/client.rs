@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::ber::Writer;
+use super::dedicated::DedicatedSocket;
 use super::error::{Error, Rejection};
 use super::oid::Oid;
 use super::pdu::{self, ErrorStatus, Message, Pdu, PduHeader, PduType, ScopedData, Version, flags};
@@ -143,11 +144,37 @@ impl SnmpClient {
         credentials: Credentials,
         options: SessionOptions,
     ) -> Session {
-        let tcp = match target.protocol {
-            Protocol::Udp => None,
-            Protocol::Tcp => Some(Arc::new(TcpChannel::new(addr))),
+        let link = match target.protocol {
+            Protocol::Udp => Link::Shared,
+            Protocol::Tcp => Link::Tcp(Arc::new(TcpChannel::new(addr))),
         };
-        self.new_session(addr, target.to_string(), credentials, options, tcp)
+        self.new_session(addr, target.to_string(), credentials, options, link)
+    }
+
+    /// Resolves `target` and opens a session on it that, over UDP, has a
+    /// socket of its own and waits for each reply in a blocking call,
+    /// without the shared transport's table, receive task and timers
+    /// (`dedicated`). Cheapest when one agent is all a process talks to
+    /// (`ironpoll get` and `walk` of one agent). Each request blocks the
+    /// runtime's thread until its reply or timeout: nothing else may run
+    /// on that runtime, so the engine never opens one.
+    pub async fn dedicated_session(
+        &self,
+        target: &Target,
+        credentials: Credentials,
+        options: SessionOptions,
+    ) -> Result<Session, Error> {
+        let addr = target.resolve().await?;
+        if target.protocol == Protocol::Tcp {
+            // A TCP connection is the session's own already.
+            return Ok(self.session_to(addr, target, credentials, options));
+        }
+        let socket = DedicatedSocket::connect(addr).map_err(|e| Error::Send {
+            agent: target.to_string(),
+            reason: e.to_string(),
+        })?;
+        let link = Link::Dedicated(Arc::new(socket));
+        Ok(self.new_session(addr, target.to_string(), credentials, options, link))
     }
 
     /// A UDP session on an address already resolved; `agent` names it in
@@ -159,7 +186,7 @@ impl SnmpClient {
         credentials: Credentials,
         options: SessionOptions,
     ) -> Session {
-        self.new_session(addr, agent, credentials, options, None)
+        self.new_session(addr, agent, credentials, options, Link::Shared)
     }
 
     fn new_session(
@@ -168,7 +195,7 @@ impl SnmpClient {
         agent: String,
         credentials: Credentials,
         options: SessionOptions,
-        tcp: Option<Arc<TcpChannel>>,
+        link: Link,
     ) -> Session {
         let in_flight = self.inner.limit_for(addr);
         let sizer = BulkSizer::new(options.max_repetitions);
@@ -183,7 +210,7 @@ impl SnmpClient {
                 sizer: Mutex::new(sizer),
                 engine: Mutex::new(None),
                 discovery: tokio::sync::Mutex::new(()),
-                tcp,
+                link,
             }),
         }
     }
@@ -287,21 +314,33 @@ struct SessionInner {
     sizer: Mutex<BulkSizer>,
     engine: Mutex<Option<Engine>>,
     discovery: tokio::sync::Mutex<()>,
-    /// The agent's TCP connection, for a session over TCP.
-    tcp: Option<Arc<TcpChannel>>,
+    link: Link,
 }
 
-/// A request-id reserved for one request, on the session's way to its agent.
+/// The session's way to its agent.
+#[derive(Clone)]
+enum Link {
+    /// The client's shared UDP sockets.
+    Shared,
+    /// The agent's TCP connection.
+    Tcp(Arc<TcpChannel>),
+    /// A UDP socket of the session's own, with blocking calls.
+    Dedicated(Arc<DedicatedSocket>),
+}
+
+/// A request-id reserved for one request: in the shared transport's table,
+/// or from the session's own connection or socket, which no other session
+/// reads.
 enum Ticket {
-    Udp(Registration),
-    Tcp(i32),
+    Shared(Registration),
+    Own(i32),
 }
 
 impl Ticket {
     fn id(&self) -> i32 {
         match self {
-            Ticket::Udp(reg) => reg.id(),
-            Ticket::Tcp(id) => *id,
+            Ticket::Shared(reg) => reg.id(),
+            Ticket::Own(id) => *id,
         }
     }
 }
@@ -394,16 +433,17 @@ impl Session {
                 sizer: Mutex::new(BulkSizer::new(inner.options.max_repetitions)),
                 engine: Mutex::new(inner.engine.lock().clone()),
                 discovery: tokio::sync::Mutex::new(()),
-                tcp: inner.tcp.clone(),
+                link: inner.link.clone(),
             }),
         }
     }
 
     /// Reserves a request-id for one request.
     fn ticket(&self) -> Ticket {
-        match &self.inner.tcp {
-            Some(tcp) => Ticket::Tcp(tcp.next_id()),
-            None => Ticket::Udp(self.inner.client.transport.register(self.inner.addr)),
+        match &self.inner.link {
+            Link::Shared => Ticket::Shared(self.inner.client.transport.register(self.inner.addr)),
+            Link::Tcp(tcp) => Ticket::Own(tcp.next_id()),
+            Link::Dedicated(socket) => Ticket::Own(socket.next_id()),
         }
     }
 
@@ -417,24 +457,23 @@ impl Session {
     ) -> Result<T, ExchangeError<E>> {
         let transport = &self.inner.client.transport;
         let opts = &self.inner.options;
-        match (ticket, &self.inner.tcp) {
-            (Ticket::Tcp(id), Some(tcp)) => {
-                tcp.exchange(
-                    *id,
-                    packet,
-                    opts.timeout,
-                    opts.retries,
-                    transport.counters(),
-                    accept,
-                )
-                .await
-            }
-            (Ticket::Udp(reg), _) => {
+        let counters = transport.counters();
+        match (ticket, &self.inner.link) {
+            (Ticket::Shared(reg), _) => {
                 transport
                     .exchange(reg, packet, opts.timeout, opts.retries, accept)
                     .await
             }
-            (Ticket::Tcp(_), None) => unreachable!("TCP tickets come from TCP sessions"),
+            (Ticket::Own(id), Link::Tcp(tcp)) => {
+                tcp.exchange(*id, packet, opts.timeout, opts.retries, counters, accept)
+                    .await
+            }
+            (Ticket::Own(id), Link::Dedicated(socket)) => {
+                socket.exchange(*id, packet, opts.timeout, opts.retries, counters, accept)
+            }
+            (Ticket::Own(_), Link::Shared) => {
+                unreachable!("a session on the shared sockets takes shared tickets")
+            }
         }
     }
 

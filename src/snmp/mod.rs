@@ -1,10 +1,12 @@
 //! SNMP: a sans-IO codec (`ber`, `oid`, `value`, `pdu`, `usm`) under an async
 //! client (`transport`, `client`) that keeps thousands of requests in flight on
-//! a few shared UDP sockets, and a TCP connection per agent (`tcp`) for
-//! agents reached over TCP.
+//! a few shared UDP sockets, a TCP connection per agent (`tcp`) for
+//! agents reached over TCP, and a blocking socket of its own (`dedicated`)
+//! for a process that talks to one agent.
 
 pub mod ber;
 pub mod client;
+pub mod dedicated;
 pub mod display;
 pub mod error;
 pub mod oid;

@@ -20,8 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::pdu::peek_request_id;
-use super::transport::{Counters, ExchangeError, next_request_id};
+use super::transport::{Counters, ExchangeError, answers, next_request_id};
 
 /// The largest message accepted from an agent. UDP caps a reply at 64 KiB;
 /// over TCP an agent could announce any length, so a bound keeps a hostile
@@ -207,19 +206,9 @@ impl TcpChannel {
                         break;
                     }
                     Ok(Ok(message)) => {
-                        match peek_request_id(&message) {
-                            None => {
-                                counters.dropped_unparsable.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                            // A reply to an earlier request that gave up.
-                            Some(other) if other != id => {
-                                counters.dropped_unknown_id.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                            Some(_) => {}
+                        if !answers(&message, id, counters) {
+                            continue;
                         }
-                        counters.received.fetch_add(1, Ordering::Relaxed);
                         match accept(&message) {
                             Ok(v) => return Ok(v),
                             Err(e) => rejected = Some(e),

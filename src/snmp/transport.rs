@@ -83,7 +83,7 @@ pub(super) struct Counters {
     dropped_wrong_source: AtomicU64,
     pub(super) dropped_unparsable: AtomicU64,
     dropped_queue_full: AtomicU64,
-    receive_errors: AtomicU64,
+    pub(super) receive_errors: AtomicU64,
     /// TCP connections opened to agents.
     pub(super) tcp_connects: AtomicU64,
     /// TCP connections that failed: refused, reset, closed by the agent,
@@ -223,6 +223,23 @@ impl Drop for Registration {
     fn drop(&mut self) {
         self.table.shard(self.id).lock().remove(&self.id);
     }
+}
+
+/// Whether `reply`, read from a link of one session's own (its TCP
+/// connection or dedicated socket, where no other request's reply can
+/// come), answers request `id`; what does not is counted as dropped: a
+/// header that does not parse, or a late reply to an earlier request.
+pub(super) fn answers(reply: &[u8], id: i32, counters: &Counters) -> bool {
+    let dropped = match peek_request_id(reply) {
+        None => &counters.dropped_unparsable,
+        Some(other) if other != id => &counters.dropped_unknown_id,
+        Some(_) => {
+            counters.received.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+    };
+    dropped.fetch_add(1, Ordering::Relaxed);
+    false
 }
 
 /// The next request-id (msgID for v3) from `counter`: a positive 31-bit
