@@ -167,6 +167,11 @@ impl DedicatedSocket {
 impl Receiver {
     /// The next datagram, waiting up to `wait`; `None` for one cut short.
     fn recv(&mut self, socket: &UdpSocket, wait: Duration) -> io::Result<Option<&[u8]>> {
+        // The socket takes no zero timeout (it would mean "wait forever");
+        // a session timeout of 0 gives up at once, as on the shared sockets.
+        if wait.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
         if self.timeout != Some(wait) {
             socket.set_read_timeout(Some(wait))?;
             self.timeout = Some(wait);
@@ -277,6 +282,28 @@ mod tests {
         assert_eq!(counters.sent.load(Ordering::Relaxed), 2);
         assert_eq!(counters.retransmitted.load(Ordering::Relaxed), 1);
         assert_eq!(counters.timed_out.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_zero_timeout_gives_up_at_once_after_each_send() {
+        let (agent, session) = pair();
+        let counters = Counters::default();
+        let result = session.exchange(
+            session.next_id(),
+            b"request",
+            Duration::ZERO,
+            1,
+            &counters,
+            |_| Ok::<_, ()>(()),
+        );
+        assert!(matches!(result, Err(ExchangeError::Timeout)), "{result:?}");
+        assert_eq!(counters.sent.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.receive_errors.load(Ordering::Relaxed), 0);
+        // Both attempts went out.
+        let mut buf = [0u8; 64];
+        for _ in 0..2 {
+            assert_eq!(agent.recv(&mut buf).unwrap(), b"request".len());
+        }
     }
 
     #[test]
