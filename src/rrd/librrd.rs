@@ -49,19 +49,10 @@ impl LibRrd {
     pub fn last_error(&self, otherwise: &str) -> String {
         // SAFETY: librrd returns its thread's error buffer, NUL-terminated,
         // or NULL.
-        let message = unsafe {
-            let p = (self.get_error)();
-            if p.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(p).to_string_lossy().into_owned()
-            }
-        };
-        if message.is_empty() {
-            otherwise.to_string()
-        } else {
-            message
-        }
+        let message = unsafe { c_message((self.get_error)()) };
+        message
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| otherwise.to_string())
     }
 }
 
@@ -125,14 +116,16 @@ fn symbol<F: Copy>(handle: *mut c_void, name: &str) -> Result<F, String> {
 
 fn dl_error() -> String {
     // SAFETY: dlerror returns a NUL-terminated message or NULL.
-    unsafe {
-        let e = libc::dlerror();
-        if e.is_null() {
-            "unknown dlopen error".to_string()
-        } else {
-            CStr::from_ptr(e).to_string_lossy().into_owned()
-        }
-    }
+    unsafe { c_message(libc::dlerror()) }.unwrap_or_else(|| "unknown dlopen error".to_string())
+}
+
+/// A C library's message as a String; `None` for NULL.
+///
+/// # Safety
+/// `p` is NULL or points at a NUL-terminated string.
+unsafe fn c_message(p: *const c_char) -> Option<String> {
+    // SAFETY: the caller's promise.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]

@@ -23,12 +23,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::transport::{Counters, ExchangeError, answers, next_request_id};
+use super::transport::{
+    Counters, ExchangeError, RECEIVE_ERROR_PAUSE, answers, gave_up, next_request_id,
+};
 use crate::udp::MAX_DATAGRAM;
-
-/// How long a receive error that is not a timeout pauses the wait, so that
-/// one that persists does not spin a core.
-const ERROR_PAUSE: Duration = Duration::from_millis(1);
 
 pub struct DedicatedSocket {
     socket: UdpSocket,
@@ -133,7 +131,7 @@ impl DedicatedSocket {
                     Err(e) => {
                         counters.receive_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(error = %e, "SNMP socket receive error.");
-                        std::thread::sleep(ERROR_PAUSE);
+                        std::thread::sleep(RECEIVE_ERROR_PAUSE);
                     }
                 }
                 // Wait out what is left of this attempt.
@@ -143,11 +141,7 @@ impl DedicatedSocket {
                 }
             }
         }
-        counters.timed_out.fetch_add(1, Ordering::Relaxed);
-        Err(match rejected {
-            Some(e) => ExchangeError::Rejected(e),
-            None => ExchangeError::Timeout,
-        })
+        Err(gave_up(counters, rejected, None))
     }
 
     fn send(&self, packet: &[u8]) -> io::Result<()> {

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::transport::{Counters, ExchangeError, answers, next_request_id};
+use super::transport::{Counters, ExchangeError, answers, gave_up, next_request_id};
 
 /// The largest message accepted from an agent. UDP caps a reply at 64 KiB;
 /// over TCP an agent could announce any length, so a bound keeps a hostile
@@ -217,12 +217,7 @@ impl TcpChannel {
                 }
             }
         }
-        counters.timed_out.fetch_add(1, Ordering::Relaxed);
-        Err(match (rejected, failure) {
-            (Some(e), _) => ExchangeError::Rejected(e),
-            (None, Some(e)) => ExchangeError::Connection(e),
-            (None, None) => ExchangeError::Timeout,
-        })
+        Err(gave_up(counters, rejected, failure))
     }
 }
 

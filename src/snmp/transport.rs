@@ -41,6 +41,9 @@ const REPLY_QUEUE: usize = 4;
 const RECEIVE_BATCH: usize = 16;
 /// How long a send waits before trying a full send buffer again.
 const SEND_PAUSE: Duration = Duration::from_millis(1);
+/// How long a receive error pauses the reading of a socket, so that one
+/// that persists does not spin a core.
+pub(super) const RECEIVE_ERROR_PAUSE: Duration = Duration::from_millis(1);
 
 type Socket = AsyncFd<std::net::UdpSocket>;
 
@@ -222,6 +225,22 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.table.shard(self.id).lock().remove(&self.id);
+    }
+}
+
+/// Counts an exchange whose attempts all ran out as timed out, and says
+/// why it failed: the last rejected reply if any came, else the last
+/// connection failure (TCP), else no reply at all.
+pub(super) fn gave_up<E>(
+    counters: &Counters,
+    rejected: Option<E>,
+    failure: Option<io::Error>,
+) -> ExchangeError<E> {
+    counters.timed_out.fetch_add(1, Ordering::Relaxed);
+    match (rejected, failure) {
+        (Some(e), _) => ExchangeError::Rejected(e),
+        (None, Some(e)) => ExchangeError::Connection(e),
+        (None, None) => ExchangeError::Timeout,
     }
 }
 
@@ -407,11 +426,7 @@ impl Transport {
                 }
             }
         }
-        self.counters.timed_out.fetch_add(1, Ordering::Relaxed);
-        Err(match rejected {
-            Some(e) => ExchangeError::Rejected(e),
-            None => ExchangeError::Timeout,
-        })
+        Err(gave_up(&self.counters, rejected, None))
     }
 
     /// Sends one datagram. A full send buffer (the kernel has not yet put
@@ -511,7 +526,7 @@ async fn receive_loop(socket: Arc<Socket>, table: Arc<PendingTable>, counters: A
                 // Errors on an unconnected UDP socket are transient (an ICMP
                 // error queued by the kernel); a short pause keeps a
                 // persistent one from spinning a core.
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                tokio::time::sleep(RECEIVE_ERROR_PAUSE).await;
             }
             // WouldBlock: readiness cleared, wait again.
             Err(_) => {}
