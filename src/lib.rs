@@ -23,7 +23,6 @@ pub mod mib;
 pub mod modules;
 pub mod poller;
 pub mod rrd;
-pub mod sched_slice;
 pub mod scheduler;
 pub mod secret;
 pub mod sim;

@@ -139,7 +139,6 @@ fn unsafe_code_stays_in_its_few_places() {
             "src/rrd/graph.rs",
             "src/rrd/librrd.rs",
             "src/rrd/local.rs",
-            "src/sched_slice.rs",
             "src/sim/server.rs",
             "src/snmp/transport.rs",
             "src/telemetry/mod.rs",
@@ -147,8 +146,8 @@ fn unsafe_code_stays_in_its_few_places() {
         ],
         "raw system calls belong in src/udp.rs (UDP), src/telemetry (getrusage, the monotonic clock), \
          src/icmp/mod.rs (ICMP socket options), src/rrd (librrd), src/poller/php.rs \
-         (the PHP process group's kill, the effective user), the scheduler's slice in \
-         src/sched_slice.rs, the host name in src/config/settings.rs and mimalloc's options in src/alloc.rs; server.rs and \
+         (the PHP process group's kill, the effective user), the host name in \
+         src/config/settings.rs and mimalloc's options in src/alloc.rs; server.rs and \
          transport.rs only register sockets with tokio"
     );
 }

@@ -76,14 +76,6 @@ pub fn main() -> ExitCode {
         _ => "warn",
     };
     crate::telemetry::init(default_level, cli.log_format);
-    // `get` and `walk` run a few microseconds per reply and sleep: a short
-    // slice keeps the agent or reader their own writes wake from
-    // preempting them (`sched_slice`). Asked before the runtime starts,
-    // so that its threads inherit it.
-    if matches!(cli.command, Command::Get(_) | Command::Walk(_)) {
-        let slice = crate::sched_slice::request_short_slice();
-        tracing::debug!(?slice, "Scheduler slice.");
-    }
     // The simulator serves each socket from one task: with one thread it
     // runs best on a current-thread runtime, free of cross-thread wake-ups.
     let mut builder = match &cli.command {

@@ -166,63 +166,6 @@ fn an_unreachable_agent_times_out_with_net_snmps_words() {
     );
 }
 
-/// The slice the scheduler gives each thread of `pid`, from
-/// /proc/PID/task/TID/sched (Linux 6.6 and later print it).
-fn scheduler_slices(pid: u32) -> Vec<u64> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("sched")).ok())
-        .filter_map(|text| {
-            let line = text.lines().find(|l| l.starts_with("se.slice"))?;
-            line.rsplit(':').next()?.trim().parse().ok()
-        })
-        .collect()
-}
-
-#[test]
-fn get_and_walk_run_on_a_short_scheduler_slice() {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut numbers = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let kernel = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
-    // A silent agent keeps the command waiting while its threads are read.
-    let agent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let address = agent.local_addr().unwrap().to_string();
-    for command in ["walk", "get"] {
-        let mut args = vec![command, "-v2c", "-c", "public", "-t", "3", "-r", "0"];
-        args.push(&address);
-        if command == "get" {
-            args.push("1.3.6.1.2.1.1.3.0");
-        }
-        let mut child = ironpoll()
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Wait for the request: by then the runtime and its threads exist.
-        let mut buf = [0u8; 1500];
-        agent
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        agent.recv(&mut buf).expect("the command sent no request");
-        let slices = scheduler_slices(child.id());
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(!slices.is_empty(), "{command}: no thread's slice readable");
-        if kernel >= (6, 12) {
-            // Every thread: the runtime's start after the slice is asked for.
-            assert!(
-                slices.iter().all(|&s| s == 100_000),
-                "{command}: slices {slices:?}, expected 0.1 ms on Linux {kernel:?}"
-            );
-        }
-    }
-}
-
 /// `ironpoll sim` as a separate process; killed when dropped.
 struct SimProcess(Child);
 
